@@ -1,0 +1,437 @@
+"""File -> validated, hashed original + new Meme record (`memes add`, `memes import`).
+
+A file is judged by its content, never its name. The checks run in this order so the cheap
+ones refuse bad input before any pixel is decoded: size on disk, format from the header,
+pixel count (frames x width x height) from the header, then a full decode (JPEG in draft
+mode: libjpeg still reads every byte, so truncation is caught, at a fraction of the cost).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import imagehash
+import yaml
+from PIL import Image, ImageFile
+
+from pipeline.config import Config, LimitsConfig
+from pipeline.errors import IngestError, UsageError
+from pipeline.library import DuplicateError, Library, Meme, NewMeme, parse_iso, utcnow
+
+try:  # HEIC/AVIF photos from phones, where the plugin is installed
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - optional
+    pass
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Pillow format name -> (file extension for the stored original, accepted)
+ACCEPTED_FORMATS = {
+    "JPEG": "jpg",
+    "MPO": "jpg",  # phone JPEGs with a depth map / second frame
+    "PNG": "png",
+    "GIF": "gif",
+    "WEBP": "webp",
+    "HEIF": "heic",
+    "AVIF": "avif",
+}
+NEAR_DUPLICATE_DISTANCE = 6  # of 64 phash bits: resized or recompressed copies land well below
+DRAFT_SIDE = 512  # decode JPEGs at no less than this for the check and the perceptual hash
+
+
+@dataclass(frozen=True)
+class MemeFields:
+    """What staff type for a meme (CLI options or a manifest row)."""
+
+    caption: str
+    title: str = ""
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    alt: str | None = None
+    credit: str = ""
+    publish_at: datetime | None = None
+    top_text: str = ""
+    bottom_text: str = ""
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What the content check learned about a file (picklable, from a worker process)."""
+
+    sha256: str
+    phash: str
+    format: str
+    ext: str
+    width: int
+    height: int
+    frames: int
+
+
+@dataclass
+class AddReport:
+    added: list[Meme] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+
+def inspect_bytes(data: bytes, limits: LimitsConfig) -> Inspection:
+    """Validate an image by content; IngestError with the reason if it is not acceptable."""
+    if not data:
+        raise IngestError("empty file")
+    if len(data) > limits.max_bytes:
+        raise IngestError(f"file is {len(data)} bytes, over limits.max_bytes ({limits.max_bytes})")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            raise IngestError("image is too large to open safely (decompression bomb)") from None
+        except (Image.UnidentifiedImageError, Image.DecompressionBombWarning):
+            raise IngestError("not an image (JPEG, PNG, GIF, WebP or HEIC expected)") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise IngestError(f"corrupt image ({exc})") from None
+    with image:
+        fmt = image.format or ""
+        if fmt not in ACCEPTED_FORMATS:
+            raise IngestError(f"unsupported image format {fmt or 'unknown'}")
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise IngestError("image has no pixels")
+        # Refuse a bomb from the header alone, before decoding a single pixel.
+        if width * height > limits.max_pixels:
+            raise IngestError(
+                f"image is {width}x{height} = {width * height} pixels, over limits.max_pixels "
+                f"({limits.max_pixels})"
+            )
+        frames = _frame_count(image)
+        if frames * width * height > limits.max_pixels:
+            raise IngestError(
+                f"animation is {frames} frames of {width}x{height}, over limits.max_pixels "
+                f"({limits.max_pixels}) in total"
+            )
+        try:
+            small = _decode_all(image, frames)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise IngestError(f"truncated or corrupt image ({exc})") from None
+    return Inspection(
+        sha256=hashlib.sha256(data).hexdigest(),
+        phash=str(imagehash.phash(small)),
+        format=fmt if fmt != "MPO" else "JPEG",
+        ext=ACCEPTED_FORMATS[fmt],
+        width=width,
+        height=height,
+        frames=frames,
+    )
+
+
+def _frame_count(image: Image.Image) -> int:
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except (OSError, ValueError, EOFError) as exc:
+        raise IngestError(f"truncated or corrupt animation ({exc})") from None
+
+
+def _decode_all(image: Image.Image, frames: int) -> Image.Image:
+    """Decode every frame (so corruption anywhere is caught); return a small first frame."""
+    if image.format in ("JPEG", "MPO"):
+        # Draft mode: DCT scaling by up to 1/8 while still reading the whole stream.
+        image.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
+    image.load()
+    first = image.copy()
+    for index in range(1, frames):
+        image.seek(index)
+        image.load()
+    first.thumbnail((DRAFT_SIDE, DRAFT_SIDE))
+    return first
+
+
+def _inspect_path(path: str, limits: LimitsConfig) -> Inspection | str:
+    """Worker entry point: an Inspection, or the rejection reason as a string."""
+    try:
+        return inspect_bytes(_read_limited(Path(path), limits), limits)
+    except IngestError as exc:
+        return str(exc)
+
+
+def _read_limited(path: Path, limits: LimitsConfig) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise IngestError(f"file is {size} bytes, over limits.max_bytes ({limits.max_bytes})")
+        if not path.is_file():
+            raise IngestError("not a regular file")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise IngestError("no such file") from None
+    except IsADirectoryError:
+        raise IngestError("is a directory, not an image file") from None
+    except PermissionError:
+        raise IngestError("permission denied") from None
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def default_alt(fields: MemeFields) -> str:
+    """A meme is an image of text: the default alt carries the overlay words verbatim."""
+    words = " / ".join(t for t in (fields.top_text, fields.bottom_text) if t)
+    if words:
+        return f"{words} — {fields.caption}" if fields.caption else words
+    return fields.caption
+
+
+def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
+    """Normalise and check what staff typed; UsageError names the field."""
+    caption = (fields.caption or "").strip()
+    if not caption:
+        raise UsageError("caption: must not be empty")
+    category = fields.category or config.categories[0]
+    if category not in config.categories:
+        raise IngestError(
+            f"unknown category '{category}' (known: {', '.join(config.categories)})"
+        )
+    tags = tuple(dict.fromkeys(t.strip().lower() for t in fields.tags if t.strip()))
+    return MemeFields(
+        caption=caption,
+        title=(fields.title or "").strip(),
+        category=category,
+        tags=tags,
+        alt=(fields.alt or "").strip() or None,
+        credit=(fields.credit or "").strip(),
+        publish_at=fields.publish_at,
+        top_text=(fields.top_text or "").strip(),
+        bottom_text=(fields.bottom_text or "").strip(),
+    )
+
+
+def _check_overlay(inspection: Inspection, fields: MemeFields, config: Config) -> None:
+    if not (fields.top_text or fields.bottom_text):
+        return
+    from pipeline.imaging import check_overlay  # the renderer decides what fits
+
+    check_overlay(
+        inspection.width, inspection.height, fields.top_text, fields.bottom_text, config.overlay
+    )
+
+
+def add_files(
+    library: Library,
+    config: Config,
+    items: Sequence[tuple[Path, MemeFields]],
+    *,
+    progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> AddReport:
+    """Check every file (in parallel), then add the good ones one transaction each.
+
+    A rejected file leaves nothing in the library; the good ones are still added.
+    """
+    report = AddReport()
+    good: list[tuple[Path, MemeFields]] = []
+    for path, fields in items:
+        try:
+            good.append((path, validate_fields(fields, config)))
+        except (IngestError, UsageError) as exc:
+            report.rejected.append((str(path), str(exc)))
+            if progress:
+                progress(1)
+    inspections = _inspect_all([str(p) for p, _ in good], config.limits, workers)
+    known_hashes = library.phashes()
+    for (path, fields), inspection in zip(good, inspections, strict=True):
+        try:
+            if isinstance(inspection, str):
+                raise IngestError(inspection)
+            _check_overlay(inspection, fields, config)
+            meme, warning = _add_one(library, path, fields, inspection, known_hashes)
+            report.added.append(meme)
+            known_hashes.append((meme.slug, meme.phash))
+            if warning:
+                report.warnings.append(warning)
+        except IngestError as exc:
+            report.rejected.append((str(path), str(exc)))
+        finally:
+            if progress:
+                progress(1)
+    return report
+
+
+def _inspect_all(
+    paths: list[str], limits: LimitsConfig, workers: int | None
+) -> list[Inspection | str]:
+    workers = workers if workers is not None else min(len(paths), os.cpu_count() or 1)
+    if workers <= 1 or len(paths) < 4:
+        return [_inspect_path(p, limits) for p in paths]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_inspect_path, paths, [limits] * len(paths), chunksize=2))
+
+
+def _add_one(
+    library: Library,
+    path: Path,
+    fields: MemeFields,
+    inspection: Inspection,
+    known_hashes: Iterable[tuple[str, str]],
+) -> tuple[Meme, str | None]:
+    existing = library.find_by_sha(inspection.sha256)
+    if existing:
+        raise IngestError(f"duplicate of existing meme '{existing.slug}'")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != inspection.sha256:
+        raise IngestError("file changed while it was being added; try again")
+    library.store_original(data, inspection.sha256, inspection.ext)
+    new = NewMeme(
+        title=fields.title,
+        caption=fields.caption,
+        alt=fields.alt or default_alt(fields),
+        category=fields.category or "",
+        tags=fields.tags,
+        credit=fields.credit,
+        original_name=path.name,
+        sha256=inspection.sha256,
+        phash=inspection.phash,
+        ext=inspection.ext,
+        width=inspection.width,
+        height=inspection.height,
+        format=inspection.format,
+        frames=inspection.frames,
+        publish_at=fields.publish_at or utcnow(),
+        top_text=fields.top_text,
+        bottom_text=fields.bottom_text,
+    )
+    try:
+        meme = library.add(new)
+    except DuplicateError as exc:  # another process added the same bytes a moment ago
+        raise IngestError(str(exc)) from None
+    similar = [
+        (hamming(inspection.phash, other), slug)
+        for slug, other in known_hashes
+        if other and hamming(inspection.phash, other) <= NEAR_DUPLICATE_DISTANCE
+    ]
+    warning = None
+    if similar:
+        distance, slug = min(similar)
+        warning = f"{path}: added as '{meme.slug}', but it looks like existing meme '{slug}'"
+    return meme, warning
+
+
+# --- import manifests ------------------------------------------------------------------------
+
+MANIFEST_KEYS = (
+    "file", "caption", "title", "category", "tags", "alt", "credit", "publish_at", "top", "bottom",
+)  # fmt: skip
+
+
+def read_manifest(path: Path) -> list[tuple[Path, MemeFields] | tuple[str, str]]:
+    """Rows of a CSV or YAML manifest -> (file, fields), or (row label, error) for a bad row."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: manifest not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read manifest ({exc})") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            rows = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{path}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(rows, list):
+            raise UsageError(f"{path}: expected a top-level list of mappings")
+        first_line = 1
+    elif path.suffix.lower() == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or "file" not in reader.fieldnames:
+            raise UsageError(f"{path}: CSV needs a header row with at least 'file' and 'caption'")
+        rows = list(reader)
+        first_line = 2
+    else:
+        raise UsageError(f"{path}: manifest must be .csv, .yaml or .yml")
+    base = path.resolve().parent
+    parsed: list[tuple[Path, MemeFields] | tuple[str, str]] = []
+    for index, row in enumerate(rows):
+        label = f"{path.name} row {index + first_line}"
+        try:
+            parsed.append(_manifest_row(row, base))
+        except (UsageError, ValueError) as exc:
+            parsed.append((label, str(exc)))
+    return parsed
+
+
+def _manifest_row(row: Any, base: Path) -> tuple[Path, MemeFields]:
+    if not isinstance(row, Mapping):
+        raise UsageError("expected a mapping")
+    unknown = [k for k in row if k not in MANIFEST_KEYS and k is not None]
+    if unknown:
+        raise UsageError(f"unknown column(s): {', '.join(map(str, unknown))}")
+    file = str(row.get("file") or "").strip()
+    if not file:
+        raise UsageError("file: missing")
+    tags = row.get("tags") or ()
+    if isinstance(tags, str):
+        tags = [t for t in tags.split(",")]
+    publish_at = row.get("publish_at")
+    if isinstance(publish_at, datetime):
+        publish_at = publish_at.isoformat()
+    return (
+        (base / os.path.expanduser(file)),
+        MemeFields(
+            caption=str(row.get("caption") or ""),
+            title=str(row.get("title") or ""),
+            category=(str(row["category"]) if row.get("category") else None),
+            tags=tuple(str(t) for t in tags),
+            alt=(str(row["alt"]) if row.get("alt") else None),
+            credit=str(row.get("credit") or ""),
+            publish_at=parse_publish_at(str(publish_at)) if publish_at else None,
+            top_text=str(row.get("top") or ""),
+            bottom_text=str(row.get("bottom") or ""),
+        ),
+    )
+
+
+def parse_publish_at(text: str) -> datetime:
+    try:
+        return parse_iso(text)
+    except ValueError:
+        raise UsageError(f"publish_at: expected an ISO 8601 date-time, got {text!r}") from None
+
+
+def check_edit(library: Library, config: Config, slug: str, **changes: Any) -> dict[str, Any]:
+    """Validate `memes edit` changes the way add validates them; returns the changes to apply."""
+    meme = library.get(slug)
+    values = {k: v for k, v in changes.items() if v is not None}
+    if "caption" in values and not values["caption"].strip():
+        raise UsageError("--caption: must not be empty")
+    if "category" in values and values["category"] not in config.categories:
+        raise UsageError(
+            f"unknown category '{values['category']}' (known: {', '.join(config.categories)})"
+        )
+    if "tags" in values:
+        values["tags"] = tuple(
+            dict.fromkeys(t.strip().lower() for t in values["tags"] if t.strip())
+        )
+    for key in ("caption", "title", "alt", "credit", "top_text", "bottom_text"):
+        if key in values:
+            values[key] = values[key].strip()
+    top = values.get("top_text", meme.top_text)
+    bottom = values.get("bottom_text", meme.bottom_text)
+    if ("top_text" in values or "bottom_text" in values) and (top or bottom):
+        from pipeline.imaging import check_overlay
+
+        check_overlay(meme.width, meme.height, top, bottom, config.overlay)
+    return values
