@@ -273,6 +273,233 @@ def edit(app: App, slug: str, caption: str | None, title: str | None, alt: str |
         click.echo(meme.slug)
 
 
+# --- render / publish / remove / verify / gc ------------------------------------------------
+
+
+def _progress_factory(as_json: bool) -> Callable[[str, int], Callable[[int], None]] | None:
+    """Progress bars for the stages of a long run, on a terminal only."""
+    if as_json or not sys.stderr.isatty():
+        return None
+
+    def make(label: str, total: int) -> Callable[[int], None]:
+        bar = click.progressbar(length=total, label=label, file=sys.stderr)
+        bar.__enter__()
+        done = [0]
+
+        def step(n: int) -> None:
+            done[0] += n
+            bar.update(n)
+            if done[0] >= total:
+                bar.__exit__(None, None, None)
+
+        return step
+
+    return make
+
+
+@cli.command()
+@click.argument("slugs", nargs=-1, required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("renders"),
+              show_default=True, help="Folder to write <slug>/<rendition>.<ext> into.")
+@pass_app
+def render(app: App, slugs: tuple[str, ...], out: Path) -> None:
+    """Render memes to a folder to look at them before they are published."""
+    from pipeline.publish import render_to_folder
+
+    with progress_bar(len(slugs), "Rendering", True) as step:
+        written, failures = render_to_folder(app.library, app.config, slugs, out, step)
+    for path in written:
+        click.echo(str(path))
+    for slug, reason in failures:
+        click.echo(f"memes: {slug}: {reason}", err=True)
+    if failures:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(min=1), help="At most N memes (default: "
+              "publish.batch_size).")
+@click.option("--dry-run", is_flag=True, help="List what would be uploaded; change nothing.")
+@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Seconds to wait for another run's lock before giving up (exit 75).")
+@click.option("--json", "as_json", is_flag=True, help="A JSON summary for cron.")
+@pass_app
+def publish(app: App, limit: int | None, dry_run: bool, wait: float, as_json: bool) -> None:
+    """Render, upload and index the due memes, then run the newsletter rule."""
+    from pipeline.publish import publish as run_publish
+
+    report = run_publish(app.library, app.config, limit=limit, dry_run=dry_run, wait=wait,
+                         progress=_progress_factory(as_json))  # fmt: skip
+    for slug, reason in report.failed:
+        click.echo(f"memes: {slug}: not published: {reason}", err=True)
+    for warning in report.warnings:
+        click.echo(f"memes: warning: {warning}", err=True)
+    if as_json:
+        emit_json(report.as_dict())
+    elif dry_run:
+        for key, size in report.would_upload:
+            click.echo(f"{key}\t{size}")
+        click.echo(f"would publish {len(report.published)} memes, upload "
+                   f"{len(report.would_upload)} objects "
+                   f"({sum(s for _, s in report.would_upload)} bytes)", err=True)  # fmt: skip
+    else:
+        for slug in report.published:
+            click.echo(slug)
+        click.echo(f"published {len(report.published)}, uploaded {len(report.uploaded)} objects "
+                   f"({report.uploaded_bytes} bytes), skipped {report.skipped}, "
+                   f"{report.seconds:.1f}s", err=True)  # fmt: skip
+    if report.failed:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--purge", is_flag=True, help="Also delete the original from the library.")
+@pass_app
+def remove(app: App, slug: str, purge: bool) -> None:
+    """Take a meme out of the queue, or down from the gallery (index first, then objects)."""
+    from pipeline.publish import remove as run_remove
+
+    meme = run_remove(app.library, app.config, slug, purge=purge)
+    click.echo(f"{meme.slug}\t{meme.status}")
+
+
+@cli.command()
+@click.option("--repair", is_flag=True, help="Upload again what is missing or wrong.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def verify(app: App, repair: bool, as_json: bool) -> None:
+    """Check that every object the published index names is in storage, as recorded."""
+    from pipeline.publish import verify as run_verify
+
+    report = run_verify(app.library, app.config, repair=repair)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        for key, problem in report.problems:
+            fixed = " (repaired)" if key in report.repaired else ""
+            click.echo(f"{key}: {problem}{fixed}")
+        click.echo(f"checked {report.checked} objects, {len(report.problems)} problems, "
+                   f"{len(report.repaired)} repaired", err=True)  # fmt: skip
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--grace-days", type=click.FloatRange(min=0), default=None,
+              help="Override storage.gc_grace_days.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def gc(app: App, grace_days: float | None, as_json: bool) -> None:
+    """Delete objects no index has referenced for the grace period."""
+    from pipeline.publish import gc as run_gc
+
+    deleted = run_gc(app.library, app.config, grace_days=grace_days)
+    if as_json:
+        emit_json({"deleted": deleted})
+    else:
+        for key in deleted:
+            click.echo(key)
+
+
+# --- newsletter ------------------------------------------------------------------------------
+
+
+@cli.group("newsletter")
+def newsletter_group() -> None:
+    """The memes newsletter: an edition after every `newsletter.every` published memes."""
+
+
+def _read_text_file(path: Path | None, what: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: {exc.strerror}") from None
+
+
+@newsletter_group.command("send")
+@click.option("--resume", is_flag=True, help="Send again the editions in doubt.")
+@click.option("--special", is_flag=True, help="A special edition, sent at once.")
+@click.option("--subject", help="Subject of a special edition.")
+@click.option("--body", type=click.Path(dir_okay=False, path_type=Path),
+              help="Plain-text body file of a special edition.")
+@click.option("--slug", "slugs", multiple=True, help="A meme to feature in a special edition.")
+@click.option("--extra", type=click.Path(dir_okay=False, path_type=Path),
+              help="A plain-text file: an extra block for this edition.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def newsletter_send(app: App, resume: bool, special: bool, subject: str | None,
+                    body: Path | None, slugs: tuple[str, ...], extra: Path | None,
+                    as_json: bool) -> None:  # fmt: skip
+    """Send the due edition (if any), a special edition, or resume one in doubt."""
+    from pipeline import newsletter
+    from pipeline.publish import upload_newsletter_archive
+
+    if special:
+        if not subject:
+            raise UsageError("--special needs --subject")
+        edition = newsletter.send_special(app.library, app.config, subject=subject,
+                                          body=_read_text_file(body, "--body"), slugs=slugs)
+        sent = [edition]
+    elif resume:
+        sent = newsletter.resume(app.library, app.config)
+    else:
+        outcome = newsletter.run_rule(app.library, app.config,
+                                      extra=_read_text_file(extra, "--extra"))
+        if outcome.warning:
+            click.echo(f"memes: warning: {outcome.warning}", err=True)
+        sent = [outcome.sent] if outcome.sent else []
+        if not sent and not as_json and not outcome.warning:
+            click.echo(f"no edition due: {outcome.pending} memes since the last edition, "
+                       f"{outcome.due_in} more to go", err=True)
+        if outcome.warning:
+            if as_json:
+                emit_json({"sent": [], "warning": outcome.warning})
+            sys.exit(EXIT_FAILED)
+    if sent:
+        upload_newsletter_archive(app.library, app.config)
+    if as_json:
+        emit_json({"sent": [{"kind": e.kind, "number": e.number, "subject": e.subject}
+                            for e in sent]})
+    else:
+        for edition in sent:
+            click.echo(f"{edition.kind} #{edition.number}: {edition.subject}")
+
+
+@newsletter_group.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def newsletter_status(app: App, as_json: bool) -> None:
+    """Memes since the last edition, how many more are due, editions in doubt."""
+    from pipeline import newsletter
+
+    status = newsletter.status(app.library, app.config)
+    if as_json:
+        emit_json(status)
+    else:
+        for key, value in status.items():
+            click.echo(f"{key}: {value}")
+
+
+@newsletter_group.command("preview")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the HTML here (default: stdout).")
+@click.option("--extra", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def newsletter_preview(app: App, out: Path | None, extra: Path | None) -> None:
+    """Render the next edition without sending or recording anything."""
+    from pipeline import newsletter
+
+    html = newsletter.preview(app.library, app.config, extra=_read_text_file(extra, "--extra"))
+    if out is None:
+        click.echo(html)
+    else:
+        out.write_text(html, encoding="utf-8")
+        click.echo(str(out))
+
+
 def main() -> None:
     cli(prog_name="memes")
 

@@ -489,6 +489,14 @@ class Library:
         """Every published meme with its renditions, oldest first (publish order)."""
         return self._memes("status='published'", order="published_at, publish_at, id")
 
+    def ever_published(self) -> list[Meme]:
+        """Published memes plus removed ones that had been published (the gallery keeps their
+        places as holes so its pages stay stable), oldest first."""
+        return self._memes(
+            "published_at IS NOT NULL AND status IN ('published', 'removed')",
+            order="published_at, publish_at, id",
+        )
+
     def by_slugs(self, slugs: Iterable[str]) -> list[Meme]:
         wanted = list(slugs)
         if not wanted:

@@ -1,0 +1,483 @@
+"""The orchestration: due memes -> renditions -> storage -> documents -> mark published ->
+newsletter, run as a small state machine that a later run can always finish.
+
+Order matters, and each step is idempotent:
+1. take the publish lock (the library's own; plus a lock object in storage for several hosts);
+2. finish an unfinished run from the journal, else journal the due memes as a new run;
+3. render them (process pool, render cache), upload the content-hashed assets;
+4. write the gallery documents, `index.json` last, so the live index never names an object
+   that is not there;
+5. mark the records published in one transaction, close the journal entry;
+6. run the newsletter rule (delivery trouble is a warning, never a failed publish).
+A kill at any point leaves the journal entry open; the next run redoes the remaining steps,
+and content-hashed names plus the storage manifest make "redo" upload only what is missing.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline import gallery, newsletter
+from pipeline.config import Config
+from pipeline.documents import Document
+from pipeline.errors import LockedError, MemesError, NotFoundError, StorageError
+from pipeline.imaging import RenderJob, RenderResult, render_many
+from pipeline.library import Library, Meme, RenditionAsset, iso, utcnow
+from pipeline.storage import Manifest, Storage, collect_garbage, open_storage
+
+INDEX_KEY = "index.json"
+WRITTEN_GENERATION = "written_generation"
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class PublishReport:
+    published: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (slug, reason)
+    uploaded: list[str] = field(default_factory=list)
+    uploaded_bytes: int = 0
+    skipped: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    resumed_run: int | None = None
+    dry_run: bool = False
+    would_upload: list[tuple[str, int]] = field(default_factory=list)  # dry run: (key, bytes)
+    newsletter: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "published": self.published,
+            "failed": [{"slug": s, "reason": r} for s, r in self.failed],
+            "uploaded": self.uploaded,
+            "uploaded_objects": len(self.uploaded),
+            "uploaded_bytes": self.uploaded_bytes,
+            "skipped_objects": self.skipped,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "resumed_run": self.resumed_run,
+            "dry_run": self.dry_run,
+            "would_upload": [{"key": k, "bytes": b} for k, b in self.would_upload],
+            "newsletter": self.newsletter,
+            "warnings": self.warnings,
+        }
+
+
+# --- locks -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def publish_lock(library: Library, wait: float = 0) -> Iterator[None]:
+    """The library's own lock: one publish (or remove, gc, verify --repair) at a time."""
+    path = library.root / "publish.lock"
+    handle = open(path, "a+")  # noqa: SIM115 - held for the whole run
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise LockedError(
+                        f"another memes run holds {path}; try again later (or use --wait)"
+                    ) from None
+                time.sleep(0.2)
+        yield
+    finally:
+        handle.close()
+
+
+@contextmanager
+def storage_lock(storage: Storage, config: Config) -> Iterator[None]:
+    """A lock object in storage, so two cron hosts sharing a bucket never overlap."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+    if not storage.try_lock(owner, config.storage.lock_ttl):
+        raise LockedError(f"another host holds the publish lock in {storage.description}")
+    try:
+        yield
+    finally:
+        storage.unlock(owner)
+
+
+# --- pieces ----------------------------------------------------------------------------------
+
+
+def asset_key(slug: str, name: str, sha256: str, extension: str) -> str:
+    """Content-hashed, so CDNs cache forever and a republish uploads nothing new."""
+    return f"i/{slug}/{name}.{sha256[:16]}.{extension}"
+
+
+def assets_of(result: RenderResult) -> tuple[list[RenditionAsset], list[Document]]:
+    assets, documents = [], []
+    for image in result.renditions:
+        key = asset_key(result.slug, image.name, image.sha256, image.extension)
+        assets.append(
+            RenditionAsset(
+                name=image.name, key=key, width=image.width, height=image.height,
+                content_type=image.content_type, bytes=len(image.data), animated=image.animated,
+            )
+        )  # fmt: skip
+        documents.append(Document(key, image.data, image.content_type, immutable=True))
+    return assets, documents
+
+
+def render_jobs(library: Library, memes: Sequence[Meme]) -> list[RenderJob]:
+    return [
+        RenderJob(
+            slug=m.slug,
+            original=library.original_path(m),
+            top_text=m.top_text,
+            bottom_text=m.bottom_text,
+        )
+        for m in memes
+    ]
+
+
+def gallery_memes(library: Library, extra: Sequence[Meme] = ()) -> list[Meme]:
+    """Every meme ever published (removed ones are holes that keep pages stable), plus
+    `extra` (this run's memes, shown as published), oldest first."""
+    memes = library.ever_published()
+    seen = {m.slug for m in memes}
+    memes += [m for m in extra if m.slug not in seen]
+    memes.sort(key=lambda m: (m.published_at, m.publish_at, m.id))
+    return memes
+
+
+def site_documents(library: Library, config: Config, extra: Sequence[Meme] = ()) -> list[Document]:
+    """The gallery documents and the newsletter archive, index.json last."""
+    documents = gallery.build_documents(gallery_memes(library, extra), config)
+    documents += newsletter.archive_documents(library, config)
+    documents.sort(key=lambda d: d.key == INDEX_KEY)  # stable: index.json goes last
+    return documents
+
+
+def upload_documents(
+    storage: Storage, manifest: Manifest, documents: Sequence[Document], report: PublishReport,
+    progress: Progress | None = None,
+) -> None:  # fmt: skip
+    """Upload what changed; index.json strictly after everything it could name."""
+    head = [d for d in documents if d.key == INDEX_KEY]
+    rest = [d for d in documents if d.key != INDEX_KEY]
+    for batch in (rest, head):
+        if not batch:
+            continue
+        sync = storage.put_many(batch, manifest, progress=progress)
+        report.uploaded += sync.uploaded
+        report.uploaded_bytes += sync.uploaded_bytes
+        report.skipped += len(sync.skipped)
+        # Record what is there before anything can name it (a fresh host reads this).
+        storage.save_manifest(manifest)
+
+
+def _requests(storage: Storage) -> int:
+    return int(getattr(storage, "requests", 0))
+
+
+# --- publish ---------------------------------------------------------------------------------
+
+
+def publish(
+    library: Library,
+    config: Config,
+    *,
+    limit: int | None = None,
+    dry_run: bool = False,
+    wait: float = 0,
+    progress: Callable[[str, int], Progress] | None = None,
+    storage: Storage | None = None,
+    now: datetime | None = None,
+) -> PublishReport:
+    """Publish the due memes (see the module docstring for the order of steps)."""
+    started = time.monotonic()
+    report = PublishReport(dry_run=dry_run)
+    with publish_lock(library, wait):
+        run = library.open_run()
+        if run is not None:
+            memes = [m for m in library.by_slugs(run.slugs) if m.status == "queued"]
+            report.resumed_run = run.id
+        else:
+            memes = library.due(now, limit if limit is not None else config.publish.batch_size)
+        documents_stale = library.generation != int(library.get_meta(WRITTEN_GENERATION, "-1"))
+        if not memes and not documents_stale and run is None:
+            # Nothing due, nothing changed: no storage request at all, unless an edition
+            # that failed to go out earlier is due now (its archive page must go up).
+            if not dry_run:
+                _newsletter(library, config, lambda: storage or open_storage(config.storage),
+                            None, report)  # fmt: skip
+            report.seconds = time.monotonic() - started
+            return report
+        storage = storage or open_storage(config.storage)
+        if dry_run:
+            _dry_run(library, config, storage, memes, report, progress)
+        else:
+            with storage_lock(storage, config):
+                _publish_run(library, config, storage, memes, run, report, progress)
+        report.requests = _requests(storage)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _render(
+    library: Library, config: Config, memes: Sequence[Meme], report: PublishReport,
+    progress: Callable[[str, int], Progress] | None,
+) -> list[RenderResult]:  # fmt: skip
+    step = progress("Rendering", len(memes)) if progress else None
+    results, failures = render_many(
+        render_jobs(library, memes), config, cache_dir=library.root / "cache",
+        workers=config.publish.workers, progress=step,
+    )  # fmt: skip
+    report.failed += [(f.slug, f.reason) for f in failures]
+    return results
+
+
+def _dry_run(library: Library, config: Config, storage: Storage, memes: Sequence[Meme],
+             report: PublishReport, progress: Any) -> None:  # fmt: skip
+    results = _render(library, config, memes, report, progress)
+    manifest = storage.load_manifest()
+    planned: list[Document] = []
+    shown: list[Meme] = []
+    when = utcnow()
+    by_slug = {m.slug: m for m in memes}
+    for result in results:
+        assets, documents = assets_of(result)
+        planned += documents
+        shown.append(replace(by_slug[result.slug], status="published", published_at=when,
+                             renditions=tuple(assets)))  # fmt: skip
+    planned += site_documents(library, config, shown)
+    for document in planned:
+        entry = manifest.get(document.key)
+        if entry is None or entry.sha256 != document.sha256:
+            report.would_upload.append((document.key, document.size))
+    report.published = [m.slug for m in shown]
+
+
+def _publish_run(
+    library: Library, config: Config, storage: Storage, memes: list[Meme], run: Any,
+    report: PublishReport, progress: Any,
+) -> None:  # fmt: skip
+    if run is None and memes:
+        run = library.begin_run([m.slug for m in memes])
+    # The journal's start time is the publish time: a resumed run rebuilds the very same
+    # documents, so finishing it uploads nothing that is already there.
+    when = run.started_at if run is not None else utcnow()
+    results = _render(library, config, memes, report, progress) if memes else []
+    manifest = storage.load_manifest()
+
+    asset_documents: list[Document] = []
+    rendered: dict[str, tuple[list[RenditionAsset], Any]] = {}
+    for result in results:
+        assets, documents = assets_of(result)
+        asset_documents += documents
+        rendered[result.slug] = (assets, result.placeholder)
+    step = progress("Uploading", len(asset_documents)) if progress and asset_documents else None
+    upload_documents(storage, manifest, asset_documents, report, step)
+    if run is not None:
+        library.run_step(run.id, "assets")
+
+    for slug, (assets, placeholder) in rendered.items():
+        library.set_renditions(slug, assets, placeholder.color, placeholder.blurhash)
+    ready = [
+        replace(m, status="published", published_at=when)
+        for m in library.by_slugs(rendered)
+    ]
+    generation = library.generation
+    upload_documents(storage, manifest, site_documents(library, config, ready), report)
+    if run is not None:
+        library.run_step(run.id, "documents")
+        library.mark_published([m.slug for m in ready], when)
+        library.finish_run(run.id)
+        generation += 1  # mark_published bumped it; the documents above already show it
+    library.set_meta(WRITTEN_GENERATION, str(generation))
+    report.published = [m.slug for m in ready]
+    _newsletter(library, config, lambda: storage, manifest, report)
+
+
+def _newsletter(library: Library, config: Config, storage_factory: Callable[[], Storage],
+                manifest: Manifest | None, report: PublishReport) -> None:  # fmt: skip
+    outcome = newsletter.run_rule(library, config)
+    report.newsletter = {
+        "sent": outcome.sent.number if outcome.sent else None,
+        "pending": outcome.pending,
+        "due_in": outcome.due_in,
+    }
+    if outcome.warning:
+        report.warnings.append(outcome.warning)
+    if outcome.sent:
+        storage = storage_factory()
+        manifest = manifest or storage.load_manifest()
+        upload_documents(storage, manifest, newsletter.archive_documents(library, config), report)
+
+
+def upload_newsletter_archive(library: Library, config: Config) -> None:
+    """After `memes newsletter send`: publish the archive page(s) of what went out."""
+    storage = open_storage(config.storage)
+    manifest = storage.load_manifest()
+    upload_documents(storage, manifest, newsletter.archive_documents(library, config),
+                     PublishReport())
+
+
+# --- remove, verify, gc ----------------------------------------------------------------------
+
+
+def remove(library: Library, config: Config, slug: str, *, purge: bool = False,
+           storage: Storage | None = None) -> Meme:  # fmt: skip
+    """Take a meme down: it leaves every index first, then its objects are deleted."""
+    meme = library.get(slug)
+    if meme.status == "removed" and not purge:
+        raise NotFoundError(f"meme '{slug}': already removed")
+    with publish_lock(library):
+        if meme.status == "published":
+            storage = storage or open_storage(config.storage)
+            with storage_lock(storage, config):
+                manifest = storage.load_manifest()
+                gone = replace(meme, status="removed")
+                others = [m for m in gallery_memes(library) if m.slug != slug]
+                memes = sorted([*others, gone], key=lambda m: (m.published_at, m.publish_at, m.id))
+                documents = gallery.build_documents(memes, config)
+                documents += newsletter.archive_documents(library, config)
+                documents.sort(key=lambda d: d.key == INDEX_KEY)
+                upload_documents(storage, manifest, documents, PublishReport())
+                doomed = [a.key for a in meme.renditions] + [f"m/{slug}.json"]
+                storage.delete_many([k for k in doomed if manifest.get(k)], manifest)
+                storage.save_manifest(manifest)
+            meme = library.mark_removed(slug)
+            library.set_meta(WRITTEN_GENERATION, str(library.generation))
+        elif meme.status == "queued":
+            meme = library.mark_removed(slug)
+        if purge:
+            library.purge_original(meme)
+    return meme
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (key, what is wrong)
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems or len(self.repaired) == len(self.problems)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "ok": self.ok,
+            "problems": [{"key": k, "problem": p} for k, p in self.problems],
+            "repaired": self.repaired,
+        }
+
+
+def _index_entries(storage: Storage, config: Config) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Walk the published index (head, then `next` pages): (document key, meme entry)."""
+    import json
+
+    base = config.site.base_url
+    key: str | None = INDEX_KEY
+    seen: set[str] = set()
+    while key and key not in seen:
+        seen.add(key)
+        raw = storage.get(key)
+        if raw is None:
+            raise MemesError(f"verify: {storage.description}: {key} is missing")
+        document = json.loads(raw)
+        for entry in document.get("memes", []):
+            yield key, entry
+        following = document.get("next")
+        key = following[len(base) :] if following and following.startswith(base) else None
+
+
+def verify(library: Library, config: Config, *, repair: bool = False,
+           storage: Storage | None = None) -> VerifyReport:  # fmt: skip
+    """Every URL in the published index exists in storage with the recorded size and type."""
+    storage = storage or open_storage(config.storage)
+    report = VerifyReport()
+    base = config.site.base_url
+    expected: dict[str, tuple[int | None, str | None]] = {}
+    for _, entry in _index_entries(storage, config):
+        for rendition in entry.get("renditions", {}).values():
+            expected[rendition["url"][len(base) :]] = (rendition["bytes"], rendition["content_type"])
+        if entry.get("url", "").startswith(base):
+            expected[entry["url"][len(base) :]] = (None, None)
+    for key, (size, content_type) in sorted(expected.items()):
+        report.checked += 1
+        info = storage.head(key)
+        if info is None:
+            report.problems.append((key, "missing"))
+        elif size is not None and info.size != size:
+            report.problems.append((key, f"size {info.size}, index says {size}"))
+        elif content_type is not None and info.content_type != content_type:
+            report.problems.append((key, f"type {info.content_type}, index says {content_type}"))
+    if repair and report.problems:
+        _repair(library, config, storage, {k for k, _ in report.problems}, report)
+    return report
+
+
+def _repair(library: Library, config: Config, storage: Storage, broken: set[str],
+            report: VerifyReport) -> None:  # fmt: skip
+    with publish_lock(library):
+        manifest = storage.load_manifest()
+        for key in broken:
+            manifest.forget(key)  # the manifest was wrong about it: upload again
+        memes = [m for m in library.published() if any(a.key in broken for a in m.renditions)]
+        fixes: list[Document] = []
+        results, failures = render_many(render_jobs(library, memes), config,
+                                        cache_dir=library.root / "cache")  # fmt: skip
+        for result in results:
+            fixes += [d for d in assets_of(result)[1] if d.key in broken]
+        fixes += [d for d in site_documents(library, config) if d.key in broken]
+        sync = PublishReport()
+        upload_documents(storage, manifest, fixes, sync)
+        report.repaired = sorted(set(sync.uploaded) & broken)
+
+
+def gc(library: Library, config: Config, *, grace_days: float | None = None,
+       storage: Storage | None = None, now: datetime | None = None) -> list[str]:  # fmt: skip
+    """Delete objects no index references any more, once unreferenced for the grace period."""
+    storage = storage or open_storage(config.storage)
+    grace = config.storage.gc_grace_days if grace_days is None else grace_days
+    with publish_lock(library), storage_lock(storage, config):
+        manifest = storage.load_manifest()
+        referenced = gallery.asset_keys(library.published())
+        referenced |= {d.key for d in site_documents(library, config)}
+        deleted = collect_garbage(storage, manifest, referenced, now or utcnow(), grace)
+        storage.save_manifest(manifest)
+    return deleted
+
+
+def render_to_folder(library: Library, config: Config, slugs: Sequence[str], out: Path,
+                     progress: Progress | None = None) -> tuple[list[Path], list[tuple[str, str]]]:
+    """`memes render`: write what would be published, for staff to look at."""  # fmt: skip
+    memes = [library.get(slug) for slug in slugs]
+    results, failures = render_many(render_jobs(library, memes), config,
+                                    cache_dir=library.root / "cache",
+                                    workers=config.publish.workers, progress=progress)  # fmt: skip
+    written = []
+    for result in results:
+        folder = out / result.slug
+        folder.mkdir(parents=True, exist_ok=True)
+        for image in result.renditions:
+            target = folder / f"{image.name}.{image.extension}"
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_bytes(image.data)
+            os.replace(tmp, target)
+            written.append(target)
+    return written, [(f.slug, f.reason) for f in failures]
+
+
+__all__ = ["PublishReport", "VerifyReport", "publish", "remove", "verify", "gc",
+           "render_to_folder", "StorageError", "iso"]  # fmt: skip

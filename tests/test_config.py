@@ -1,0 +1,119 @@
+"""config.yaml -> typed frozen objects; every error names the file and the key path."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from pipeline import config
+from pipeline.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_empty_file_gives_every_default(tmp_path):
+    cfg = config.load(write(tmp_path, ""))
+    assert cfg.site.base_url.endswith("/")
+    assert cfg.storage.url == f"file://{tmp_path / 'public'}"
+    assert cfg.library == tmp_path / "memes"
+    assert [s.name for s in cfg.renditions][:3] == ["thumb", "large", "social"]
+    assert cfg.rendition("social").height == 1080 and cfg.rendition("social").fit == "pad"
+    assert cfg.newsletter.every == 12 and cfg.newsletter.smtp is None
+    assert cfg.publish.batch_size == 12
+    assert cfg.categories == ("funny", "informative", "tech")
+
+
+def test_the_repository_config_is_valid():
+    cfg = config.load(Path(__file__).parent.parent / "config.yaml")
+    assert {"thumb", "large", "social", "portrait", "landscape", "og"} <= {
+        s.name for s in cfg.renditions
+    }
+
+
+def test_config_is_frozen(tmp_path):
+    cfg = config.load(write(tmp_path, ""))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.site.title = "x"  # type: ignore[misc]
+
+
+def test_relative_paths_are_relative_to_the_config_folder(tmp_path, monkeypatch):
+    sub = tmp_path / "conf"
+    sub.mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = config.load(write(sub, "library: lib\nstorage: {url: 'file://out'}\n"))
+    assert cfg.library == sub / "lib"
+    assert cfg.storage.local_path == sub / "out"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("renditions: {thumb: {width: abc}}",
+         "config.yaml: renditions.thumb.width: expected a positive integer, got 'abc'"),
+        ("renditions: {thumb: {width: 0}}",
+         "renditions.thumb.width: expected a positive integer, got 0"),
+        ("renditions: {thumb: {width: 10, format: bmp}}",
+         "renditions.thumb.format: expected one of webp, jpeg, png, gif, avif, got 'bmp'"),
+        ("renditions: {thumb: {width: 10, fit: stretch}}", "renditions.thumb.fit: expected one of"),
+        ("renditions: {thumb: {height: 10}}", "renditions.thumb.width: missing"),
+        ("site: {base_url: 'ftp://x'}", "site.base_url: expected an http(s) URL"),
+        ("storage: {url: 'gs://bucket'}", "storage.url: expected file://PATH or s3://BUCKET"),
+        ("storage: {colour: red}", "storage.colour: unknown key"),
+        ("nonsense: 1", "nonsense: unknown key"),
+        ("watermark: {opacity: 2}", "watermark.opacity: expected a number from 0.05 to 1, got 2"),
+        ("watermark: {position: middle}", "watermark.position: expected one of"),
+        ("watermark: {image: missing.png}", "watermark.image: file not found"),
+        ("limits: {max_pixels: -5}", "limits.max_pixels: expected a positive integer"),
+        ("newsletter: {every: '12'}", "newsletter.every: expected a positive integer, got '12'"),
+        ("newsletter: {smtp: {port: x}}", "newsletter.smtp.port: expected a positive integer"),
+        ("newsletter: {smtp: {starttls: true, tls: true}}", "newsletter.smtp: starttls and tls"),
+        ("newsletter: {recipients: []}", "newsletter.recipients: expected a non-empty list"),
+        ("newsletter: {subject: 'Memes {nope}'}", "newsletter.subject: expected a template"),
+        ("categories: [Funny Stuff]", "categories[0]: expected lowercase letters"),
+        ("background: white", "background: expected a colour like '#ffffff'"),
+        ("[1, 2", "invalid YAML (line"),
+        ("- a\n- b", "expected a mapping"),
+    ],
+)  # fmt: skip
+def test_bad_values_name_the_file_and_key_path(tmp_path, text, message):
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, text))
+    assert message in str(caught.value)
+    assert str(caught.value).startswith(str(tmp_path / "config.yaml"))
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.load(tmp_path / "nope.yaml")
+
+
+def test_config_is_found_by_flag_then_env_then_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(config.CONFIG_ENV, raising=False)
+    assert config.find_config_path() == Path("config.yaml")
+    monkeypatch.setenv(config.CONFIG_ENV, "/etc/memes.yaml")
+    assert config.find_config_path() == Path("/etc/memes.yaml")
+    assert config.find_config_path("x.yaml") == Path("x.yaml")
+
+
+def test_s3_url_parts(tmp_path):
+    cfg = config.load(write(tmp_path, "storage: {url: 's3://bucket/some/prefix/'}"))
+    assert (cfg.storage.bucket, cfg.storage.prefix, cfg.storage.is_s3) == (
+        "bucket", "some/prefix/", True
+    )  # fmt: skip
+
+
+def test_smtp_password_comes_from_the_environment_only(tmp_path, monkeypatch):
+    monkeypatch.setenv(config.SMTP_PASSWORD_ENV, "hunter2")
+    cfg = config.load(write(tmp_path, "newsletter: {smtp: {host: 127.0.0.1, username: u}}"))
+    assert cfg.newsletter.smtp.password == "hunter2"
+    assert "hunter2" not in repr(cfg)
+    with pytest.raises(ConfigError, match="newsletter.smtp.password: unknown key"):
+        config.load(write(tmp_path, "newsletter: {smtp: {password: x}}"))
