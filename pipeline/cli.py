@@ -299,8 +299,13 @@ def _progress_factory(as_json: bool) -> Callable[[str, int], Callable[[int], Non
 
 @cli.command()
 @click.argument("slugs", nargs=-1, required=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("renders"),
-              show_default=True, help="Folder to write <slug>/<rendition>.<ext> into.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("renders"),
+    show_default=True,
+    help="Folder to write <slug>/<rendition>.<ext> into.",
+)
 @pass_app
 def render(app: App, slugs: tuple[str, ...], out: Path) -> None:
     """Render memes to a folder to look at them before they are published."""
@@ -317,11 +322,17 @@ def render(app: App, slugs: tuple[str, ...], out: Path) -> None:
 
 
 @cli.command()
-@click.option("--limit", type=click.IntRange(min=1), help="At most N memes (default: "
-              "publish.batch_size).")
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="At most N memes (default: publish.batch_size)."
+)
 @click.option("--dry-run", is_flag=True, help="List what would be uploaded; change nothing.")
-@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Seconds to wait for another run's lock before giving up (exit 75).")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seconds to wait for another run's lock before giving up (exit 75).",
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON summary for cron.")
 @pass_app
 def publish(app: App, limit: int | None, dry_run: bool, wait: float, as_json: bool) -> None:
@@ -386,8 +397,12 @@ def verify(app: App, repair: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--grace-days", type=click.FloatRange(min=0), default=None,
-              help="Override storage.gc_grace_days.")
+@click.option(
+    "--grace-days",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Override storage.gc_grace_days.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def gc(app: App, grace_days: float | None, as_json: bool) -> None:
@@ -423,11 +438,17 @@ def _read_text_file(path: Path | None, what: str) -> str | None:
 @click.option("--resume", is_flag=True, help="Send again the editions in doubt.")
 @click.option("--special", is_flag=True, help="A special edition, sent at once.")
 @click.option("--subject", help="Subject of a special edition.")
-@click.option("--body", type=click.Path(dir_okay=False, path_type=Path),
-              help="Plain-text body file of a special edition.")
+@click.option(
+    "--body",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Plain-text body file of a special edition.",
+)
 @click.option("--slug", "slugs", multiple=True, help="A meme to feature in a special edition.")
-@click.option("--extra", type=click.Path(dir_okay=False, path_type=Path),
-              help="A plain-text file: an extra block for this edition.")
+@click.option(
+    "--extra",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A plain-text file: an extra block for this edition.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def newsletter_send(app: App, resume: bool, special: bool, subject: str | None,
@@ -440,20 +461,29 @@ def newsletter_send(app: App, resume: bool, special: bool, subject: str | None,
     if special:
         if not subject:
             raise UsageError("--special needs --subject")
-        edition = newsletter.send_special(app.library, app.config, subject=subject,
-                                          body=_read_text_file(body, "--body"), slugs=slugs)
+        edition = newsletter.send_special(
+            app.library,
+            app.config,
+            subject=subject,
+            body=_read_text_file(body, "--body"),
+            slugs=slugs,
+        )
         sent = [edition]
     elif resume:
         sent = newsletter.resume(app.library, app.config)
     else:
-        outcome = newsletter.run_rule(app.library, app.config,
-                                      extra=_read_text_file(extra, "--extra"))
+        outcome = newsletter.run_rule(
+            app.library, app.config, extra=_read_text_file(extra, "--extra")
+        )
         if outcome.warning:
             click.echo(f"memes: warning: {outcome.warning}", err=True)
         sent = [outcome.sent] if outcome.sent else []
         if not sent and not as_json and not outcome.warning:
-            click.echo(f"no edition due: {outcome.pending} memes since the last edition, "
-                       f"{outcome.due_in} more to go", err=True)
+            click.echo(
+                f"no edition due: {outcome.pending} memes since the last edition, "
+                f"{outcome.due_in} more to go",
+                err=True,
+            )
         if outcome.warning:
             if as_json:
                 emit_json({"sent": [], "warning": outcome.warning})
@@ -461,8 +491,9 @@ def newsletter_send(app: App, resume: bool, special: bool, subject: str | None,
     if sent:
         upload_newsletter_archive(app.library, app.config)
     if as_json:
-        emit_json({"sent": [{"kind": e.kind, "number": e.number, "subject": e.subject}
-                            for e in sent]})
+        emit_json(
+            {"sent": [{"kind": e.kind, "number": e.number, "subject": e.subject} for e in sent]}
+        )
     else:
         for edition in sent:
             click.echo(f"{edition.kind} #{edition.number}: {edition.subject}")
@@ -484,8 +515,11 @@ def newsletter_status(app: App, as_json: bool) -> None:
 
 
 @newsletter_group.command("preview")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the HTML here (default: stdout).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML here (default: stdout).",
+)
 @click.option("--extra", type=click.Path(dir_okay=False, path_type=Path))
 @pass_app
 def newsletter_preview(app: App, out: Path | None, extra: Path | None) -> None:

@@ -284,7 +284,11 @@ class _Reader:
         return None if value is None else self.integer(value, path)
 
     def number(self, value: Any, path: str, low: float, high: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not low <= value <= high
+        ):
             raise self.fail(path, f"a number from {low} to {high}", value)
         return float(value)
 
@@ -406,7 +410,9 @@ def _renditions(r: _Reader, raw: Any) -> tuple[RenditionSpec, ...]:
                 format=fmt,
                 quality=int(r.number(d["quality"], f"{path}.quality", 1, 100)),
                 watermark=r.boolean(d["watermark"], f"{path}.watermark"),
-                pad_color=None if d["pad_color"] is None else r.color(d["pad_color"], f"{path}.pad_color"),
+                pad_color=None
+                if d["pad_color"] is None
+                else r.color(d["pad_color"], f"{path}.pad_color"),
             )
         )
     return tuple(specs)
@@ -453,7 +459,9 @@ def _newsletter(r: _Reader, raw: Any) -> NewsletterConfig:
         subject.format(number=1, first_title="x", more="", count=1)
     except (KeyError, IndexError, ValueError) as exc:
         raise r.fail(
-            "newsletter.subject", "a template using {number}, {first_title}, {more}, {count}", subject
+            "newsletter.subject",
+            "a template using {number}, {first_title}, {more}, {count}",
+            subject,
         ) from exc
     unsubscribe_url = d["unsubscribe_url"]
     if unsubscribe_url is not None:
@@ -466,7 +474,9 @@ def _newsletter(r: _Reader, raw: Any) -> NewsletterConfig:
         outbox=r.path(d["outbox"], "newsletter.outbox"),
         list_id=r.string(d["list_id"], "newsletter.list_id"),
         unsubscribe_url=unsubscribe_url,
-        unsubscribe_mailto=r.optional_string(d["unsubscribe_mailto"], "newsletter.unsubscribe_mailto"),
+        unsubscribe_mailto=r.optional_string(
+            d["unsubscribe_mailto"], "newsletter.unsubscribe_mailto"
+        ),
         subject=subject,
         extra=r.optional_string(d["extra"], "newsletter.extra"),
     )

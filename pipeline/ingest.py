@@ -204,9 +204,7 @@ def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
         raise UsageError("caption: must not be empty")
     category = fields.category or config.categories[0]
     if category not in config.categories:
-        raise IngestError(
-            f"unknown category '{category}' (known: {', '.join(config.categories)})"
-        )
+        raise IngestError(f"unknown category '{category}' (known: {', '.join(config.categories)})")
     tags = tuple(dict.fromkeys(t.strip().lower() for t in fields.tags if t.strip()))
     return MemeFields(
         caption=caption,

@@ -383,7 +383,8 @@ class Library:
                 chunk = ids[start : start + 30000]
                 marks = ",".join("?" * len(chunk))
                 for a in self._db.execute(
-                    f"SELECT * FROM assets WHERE meme_id IN ({marks}) ORDER BY meme_id, rowid", chunk
+                    f"SELECT * FROM assets WHERE meme_id IN ({marks}) ORDER BY meme_id, rowid",
+                    chunk,
                 ):
                     assets.setdefault(a["meme_id"], []).append(
                         RenditionAsset(
@@ -467,7 +468,9 @@ class Library:
     def count(self, status: str | None = None) -> int:
         if status in (None, "all"):
             return self._db.execute("SELECT COUNT(*) FROM memes").fetchone()[0]
-        return self._db.execute("SELECT COUNT(*) FROM memes WHERE status=?", (status,)).fetchone()[0]
+        return self._db.execute("SELECT COUNT(*) FROM memes WHERE status=?", (status,)).fetchone()[
+            0
+        ]
 
     def due(self, now: datetime | None = None, limit: int | None = None) -> list[Meme]:
         """Queued memes whose publish_at has come, oldest first."""
@@ -480,9 +483,7 @@ class Library:
             ids = [row["id"] for row in rows]
             if not ids:
                 return []
-            return self._memes(
-                f"id IN ({','.join('?' * len(ids))})", ids, order="publish_at, id"
-            )
+            return self._memes(f"id IN ({','.join('?' * len(ids))})", ids, order="publish_at, id")
         return self._memes(sql, params, order="publish_at, id")
 
     def published(self) -> list[Meme]:
@@ -642,9 +643,7 @@ class Library:
         if kind is None:
             rows = self._db.execute("SELECT * FROM editions ORDER BY created_at, kind, number")
         else:
-            rows = self._db.execute(
-                "SELECT * FROM editions WHERE kind=? ORDER BY number", (kind,)
-            )
+            rows = self._db.execute("SELECT * FROM editions WHERE kind=? ORDER BY number", (kind,))
         return [self._row_to_edition(row) for row in rows]
 
     def featured_slugs(self) -> set[str]:

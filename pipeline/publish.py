@@ -290,10 +290,7 @@ def _publish_run(
 
     for slug, (assets, placeholder) in rendered.items():
         library.set_renditions(slug, assets, placeholder.color, placeholder.blurhash)
-    ready = [
-        replace(m, status="published", published_at=when)
-        for m in library.by_slugs(rendered)
-    ]
+    ready = [replace(m, status="published", published_at=when) for m in library.by_slugs(rendered)]
     generation = library.generation
     upload_documents(storage, manifest, site_documents(library, config, ready), report)
     if run is not None:
@@ -326,8 +323,9 @@ def upload_newsletter_archive(library: Library, config: Config) -> None:
     """After `memes newsletter send`: publish the archive page(s) of what went out."""
     storage = open_storage(config.storage)
     manifest = storage.load_manifest()
-    upload_documents(storage, manifest, newsletter.archive_documents(library, config),
-                     PublishReport())
+    upload_documents(
+        storage, manifest, newsletter.archive_documents(library, config), PublishReport()
+    )
 
 
 # --- remove, verify, gc ----------------------------------------------------------------------
@@ -410,7 +408,10 @@ def verify(library: Library, config: Config, *, repair: bool = False,
     expected: dict[str, tuple[int | None, str | None]] = {}
     for _, entry in _index_entries(storage, config):
         for rendition in entry.get("renditions", {}).values():
-            expected[rendition["url"][len(base) :]] = (rendition["bytes"], rendition["content_type"])
+            expected[rendition["url"][len(base) :]] = (
+                rendition["bytes"],
+                rendition["content_type"],
+            )
         if entry.get("url", "").startswith(base):
             expected[entry["url"][len(base) :]] = (None, None)
     for key, (size, content_type) in sorted(expected.items()):
@@ -459,8 +460,13 @@ def gc(library: Library, config: Config, *, grace_days: float | None = None,
     return deleted
 
 
-def render_to_folder(library: Library, config: Config, slugs: Sequence[str], out: Path,
-                     progress: Progress | None = None) -> tuple[list[Path], list[tuple[str, str]]]:
+def render_to_folder(
+    library: Library,
+    config: Config,
+    slugs: Sequence[str],
+    out: Path,
+    progress: Progress | None = None,
+) -> tuple[list[Path], list[tuple[str, str]]]:
     """`memes render`: write what would be published, for staff to look at."""  # fmt: skip
     memes = [library.get(slug) for slug in slugs]
     results, failures = render_many(render_jobs(library, memes), config,

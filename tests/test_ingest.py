@@ -1,0 +1,286 @@
+"""`memes add` / `memes import`: judged by content, deduplicated, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from factories import animated_gif, jpeg, noise_image, png, save
+
+from pipeline.cli import cli
+from pipeline.library import Library
+
+MEMES = [sys.executable, "-m", "pipeline.cli"]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    (tmp_path / "config.yaml").write_text(
+        "limits: {max_pixels: 4000000, max_bytes: 3000000}\n", encoding="utf-8"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEMES_CONFIG", raising=False)
+    return tmp_path
+
+
+def memes(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def records(workdir: Path):
+    with Library(workdir / "memes") as library:
+        return library.list()
+
+
+def test_add_prints_the_slug_and_queues_the_meme(workdir):
+    result = memes("add", str(jpeg(workdir / "a.jpg")), "--caption", "Monday again",
+                   "--tag", "Work", "--tag", "work", "--category", "tech")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "monday-again"
+    [meme] = records(workdir)
+    assert (meme.status, meme.category, meme.tags, meme.alt) == (
+        "queued", "tech", ("work",), "Monday again"
+    )  # fmt: skip
+    assert (meme.width, meme.height, meme.format, meme.frames) == (640, 480, "JPEG", 1)
+    original = workdir / "memes" / meme.original_relpath
+    assert original.read_bytes() == (workdir / "a.jpg").read_bytes()
+
+
+def test_add_json_prints_an_array_of_slugs(workdir):
+    files = [str(png(workdir / f"{n}.png", seed=n)) for n in range(2)]
+    result = memes("add", *files, "--caption", "Same caption", "--json")
+    assert json.loads(result.stdout) == ["same-caption", "same-caption-2"]
+
+
+def corrupt_variants(workdir: Path) -> dict[str, tuple[Path, str]]:
+    good = jpeg(workdir / "good.jpg", 800, 600).read_bytes()
+    (workdir / "empty.jpg").write_bytes(b"")
+    (workdir / "notes.png").write_text("just some text\n")
+    (workdir / "page.jpg").write_text("<html><body>hi</body></html>")
+    (workdir / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"></svg>')
+    (workdir / "cut.jpg").write_bytes(good[: len(good) // 2])
+    broken = bytearray(png(workdir / "p.png", 300, 300).read_bytes())
+    broken[200:260] = bytes(60)
+    (workdir / "broken.png").write_bytes(bytes(broken))
+    return {
+        "empty.jpg": (workdir / "empty.jpg", "empty file"),
+        "notes.png": (workdir / "notes.png", "not an image"),
+        "page.jpg": (workdir / "page.jpg", "not an image"),
+        "logo.svg": (workdir / "logo.svg", "not an image"),
+        "cut.jpg": (workdir / "cut.jpg", "truncated or corrupt"),
+        "broken.png": (workdir / "broken.png", "corrupt"),
+    }
+
+
+@pytest.mark.parametrize(
+    "name", ["empty.jpg", "notes.png", "page.jpg", "logo.svg", "cut.jpg", "broken.png"]
+)
+def test_bad_files_are_rejected_with_one_line_and_nothing_kept(workdir, name):
+    path, reason = corrupt_variants(workdir)[name]
+    result = memes("add", str(path), "--caption", "x")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and reason in lines[0], lines
+    assert "Traceback" not in result.output
+    assert records(workdir) == []
+    assert not any((workdir / "memes" / "originals").rglob("*.*"))
+
+
+def png_with_header_size(path: Path, width: int, height: int) -> Path:
+    """A tiny valid PNG whose header claims width x height: a decompression bomb."""
+    data = bytearray(png(path, 8, 8).read_bytes())
+    ihdr = bytearray(data[12:29])
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(workdir):
+    bomb = png_with_header_size(workdir / "bomb.png", 100_000, 100_000)
+    started = time.monotonic()
+    result = memes("add", str(bomb), "--caption", "boom")
+    assert time.monotonic() - started < 5
+    assert result.exit_code == 1
+    assert "over limits.max_pixels" in result.stderr or "decompression bomb" in result.stderr
+    assert records(workdir) == []
+
+
+def test_animation_counts_frames_times_pixels(workdir):
+    ok = animated_gif(workdir / "ok.gif", frames=3, size=(200, 200))
+    too_long = animated_gif(workdir / "long.gif", frames=120, size=(200, 200))
+    result = memes("add", str(ok), str(too_long), "--caption", "gif")
+    assert result.exit_code == 1
+    assert "long.gif: animation is 120 frames of 200x200" in result.stderr
+    [meme] = records(workdir)
+    assert meme.frames == 3
+
+
+def test_a_file_over_max_bytes_is_refused(workdir):
+    big = save(noise_image(2000, 1500, 1), workdir / "big.png", format="PNG", compress_level=0)
+    assert big.stat().st_size > 3_000_000
+    result = memes("add", str(big), "--caption", "big")
+    assert result.exit_code == 1 and "over limits.max_bytes" in result.stderr
+
+
+def test_unknown_category_and_empty_caption(workdir):
+    img = str(jpeg(workdir / "a.jpg"))
+    result = memes("add", img, "--caption", "x", "--category", "cats")
+    assert result.exit_code == 1 and "unknown category 'cats'" in result.stderr
+    assert memes("add", img, "--caption", "  ").exit_code == 2
+    assert memes("add", img).exit_code == 2  # missing --caption is a usage error
+    assert records(workdir) == []
+
+
+def test_good_files_are_added_even_when_others_are_rejected(workdir):
+    (workdir / "bad.jpg").write_text("nope")
+    result = memes("add", str(jpeg(workdir / "a.jpg")), str(workdir / "bad.jpg"), "--caption", "c")
+    assert result.exit_code == 1
+    assert result.stdout.strip() == "c"
+    assert len(records(workdir)) == 1
+
+
+def test_exact_duplicate_is_rejected_naming_the_existing_slug(workdir):
+    img = jpeg(workdir / "a.jpg")
+    memes("add", str(img), "--caption", "First post")
+    copy = workdir / "renamed-copy.jpg"
+    copy.write_bytes(img.read_bytes())
+    result = memes("add", str(copy), "--caption", "Repost")
+    assert result.exit_code == 1
+    assert "duplicate of existing meme 'first-post'" in result.stderr
+    assert len(records(workdir)) == 1
+
+
+def test_near_duplicate_is_added_with_a_warning(workdir):
+    original = jpeg(workdir / "a.jpg", 1200, 900, seed=7)
+    memes("add", str(original), "--caption", "Original")
+    from PIL import Image
+
+    with Image.open(original) as im:
+        im.resize((600, 450)).save(workdir / "small.jpg", quality=60)
+    result = memes("add", str(workdir / "small.jpg"), "--caption", "Resized repost")
+    assert result.exit_code == 0
+    assert "looks like existing meme 'original'" in result.stderr
+    different = memes("add", str(jpeg(workdir / "b.jpg", seed=99)), "--caption", "Other")
+    assert "looks like" not in different.stderr
+
+
+def test_publish_at_and_alt_defaults(workdir):
+    result = memes("add", str(jpeg(workdir / "a.jpg")), "--caption", "Later",
+                   "--publish-at", "2031-02-03T04:05:06+01:00")  # fmt: skip
+    assert result.exit_code == 0
+    [meme] = records(workdir)
+    assert meme.publish_at.isoformat() == "2031-02-03T03:05:06+00:00"
+    bad = memes(
+        "add", str(jpeg(workdir / "b.jpg", seed=3)), "--caption", "x", "--publish-at", "soon"
+    )
+    assert bad.exit_code == 2 and "publish-at" in bad.output
+
+
+def test_import_csv_and_yaml_manifests(workdir):
+    pics = workdir / "pics"
+    jpeg(pics / "a.jpg", seed=1)
+    png(pics / "b.png", seed=2)
+    (pics / "bad.jpg").write_text("x")
+    (workdir / "m.csv").write_text(
+        "file,caption,title,category,tags,credit\n"
+        'pics/a.jpg,Cap A,Title A,tech,"linux, Open Source",NASA\n'
+        "pics/bad.jpg,Cap bad,,,,\n"
+        "pics/b.png,,,,,\n",
+        encoding="utf-8",
+    )
+    result = memes("import", "m.csv")
+    assert result.exit_code == 1
+    assert result.stdout.split() == ["title-a"]
+    assert "bad.jpg: not an image" in result.stderr
+    assert "b.png: caption: must not be empty" in result.stderr
+    assert "1 added, 2 rejected" in result.stderr
+    [meme] = records(workdir)
+    assert meme.tags == ("linux", "open source") and meme.credit == "NASA"
+
+    (workdir / "m.yaml").write_text(
+        f"- file: {pics / 'b.png'}\n  caption: Absolute path\n  tags: [x, y]\n"
+        "- {file: pics/missing.jpg, caption: Gone}\n",
+        encoding="utf-8",
+    )
+    result = memes("import", "m.yaml", "--json")
+    summary = json.loads(result.stdout)
+    assert summary["added"] == ["absolute-path"]
+    assert summary["rejected"] == [{"file": str(workdir / "pics/missing.jpg"),
+                                    "reason": "no such file"}]  # fmt: skip
+
+
+def test_two_processes_adding_50_memes_each_at_once(workdir):
+    for who in ("a", "b"):
+        for n in range(50):
+            png(workdir / who / f"{n}.png", 64, 48, seed=hash((who, n)) % 10_000_000)
+    env = {**os.environ, "MEMES_CONFIG": str(workdir / "config.yaml")}
+    procs = [
+        subprocess.Popen(
+            [
+                *MEMES,
+                "add",
+                *[str(p) for p in sorted((workdir / who).glob("*.png"))],
+                "--caption",
+                "Same caption for all",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for who in ("a", "b")
+    ]
+    outputs = [p.communicate(timeout=240) for p in procs]
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    slugs = [line for out, _ in outputs for line in out.split()]
+    assert len(slugs) == 100 and len(set(slugs)) == 100
+    assert len({m.slug for m in records(workdir)}) == 100
+
+
+def test_kill_9_during_an_import_leaves_a_clean_catalog(workdir):
+    pics = workdir / "pics"
+    rows = ["file,caption"]
+    for n in range(150):
+        png(pics / f"{n}.png", 64, 48, seed=n)
+        rows.append(f"pics/{n}.png,Meme {n}")
+    (workdir / "m.csv").write_text("\n".join(rows) + "\n")
+    env = {**os.environ, "MEMES_CONFIG": str(workdir / "config.yaml")}
+    proc = subprocess.Popen([*MEMES, "import", "m.csv"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    catalog = workdir / "memes" / "catalog.sqlite"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kill it once some, not all, are in
+        if catalog.exists():
+            count = sqlite3.connect(catalog).execute(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name='memes'").fetchone()[0]  # fmt: skip
+            if (
+                count
+                and sqlite3.connect(catalog).execute("SELECT COUNT(*) FROM memes").fetchone()[0] > 5
+            ):
+                break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    db = sqlite3.connect(catalog)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    added = records(workdir)
+    assert 0 < len(added) < 150
+    for meme in added:  # no half record: every record has its original on disk
+        assert (workdir / "memes" / meme.original_relpath).is_file()
+    # and the rest can be imported afterwards
+    result = memes("import", "m.csv")
+    assert len(records(workdir)) == 150
+    assert "duplicate of existing meme" in result.stderr

@@ -1,0 +1,122 @@
+"""The catalog: records, unique stable slugs, one transaction per change."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.errors import NotFoundError
+from pipeline.library import SLUG_MAX, DuplicateError, Library, NewMeme, make_slug_base
+
+
+def new_meme(n: int, title: str = "Hello World", **changes) -> NewMeme:
+    fields = dict(
+        title=title, caption=f"caption {n}", alt=f"alt {n}", category="funny", tags=("a",),
+        credit="", original_name=f"{n}.png", sha256=f"{n:064x}", phash="", ext="png",
+        width=10, height=10, format="PNG", frames=1,
+        publish_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n),
+    )  # fmt: skip
+    fields.update(changes)
+    return NewMeme(**fields)
+
+
+@pytest.fixture
+def library(tmp_path):
+    with Library(tmp_path / "memes") as lib:
+        yield lib
+
+
+def test_slugs_are_unique_and_suffixed(library):
+    slugs = [library.add(new_meme(n)).slug for n in range(3)]
+    assert slugs == ["hello-world", "hello-world-2", "hello-world-3"]
+
+
+def test_slug_comes_from_caption_when_no_title(library):
+    assert library.add(new_meme(1, title="", caption="Ça marche? Oui!")).slug == "ca-marche-oui"
+
+
+def test_slugs_are_at_most_60_chars_of_a_to_z_digits_and_dashes(library):
+    long_title = "Über " * 40
+    slugs = [library.add(new_meme(n, title=long_title)).slug for n in range(12)]
+    assert len(set(slugs)) == 12
+    for slug in slugs:
+        assert len(slug) <= SLUG_MAX
+        assert all(c.isdigit() or c == "-" or "a" <= c <= "z" for c in slug)
+
+
+def test_emoji_only_title_still_gets_a_slug():
+    assert make_slug_base("🙂🙂", "") == "meme"
+
+
+def test_slug_never_changes_on_edit(library):
+    meme = library.add(new_meme(1))
+    edited = library.edit(meme.slug, title="Something else entirely", caption="new")
+    assert edited.slug == meme.slug and edited.title == "Something else entirely"
+
+
+def test_exact_duplicate_names_the_existing_slug(library):
+    library.add(new_meme(1))
+    with pytest.raises(DuplicateError, match="'hello-world'"):
+        library.add(new_meme(1, title="Other"))
+
+
+def test_due_is_oldest_first_and_respects_publish_at(library):
+    for n in (3, 1, 2):
+        library.add(new_meme(n, title=f"m{n}"))
+    library.add(new_meme(9, title="later", publish_at=datetime(2030, 1, 1, tzinfo=UTC)))
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    assert [m.slug for m in library.due(now)] == ["m1", "m2", "m3"]
+    assert [m.slug for m in library.due(now, limit=2)] == ["m1", "m2"]
+
+
+def test_mark_published_and_removed(library):
+    a, b = library.add(new_meme(1, title="a")), library.add(new_meme(2, title="b"))
+    before = library.generation
+    library.mark_published([a.slug, b.slug])
+    assert [m.slug for m in library.published()] == ["a", "b"]
+    assert library.generation == before + 1
+    library.mark_removed("a")
+    assert [m.slug for m in library.published()] == ["b"]
+    assert [m.slug for m in library.ever_published()] == ["a", "b"]
+    with pytest.raises(NotFoundError, match="'zzz'"):
+        library.get("zzz")
+
+
+def test_edit_of_a_published_meme_bumps_the_generation(library):
+    meme = library.add(new_meme(1))
+    g = library.generation
+    library.edit(meme.slug, caption="queued edit")
+    assert library.generation == g
+    library.mark_published([meme.slug])
+    g = library.generation
+    library.edit(meme.slug, caption="published edit")
+    assert library.generation == g + 1
+
+
+def test_catalog_uses_wal_and_records_its_schema_version(library):
+    db = sqlite3.connect(library.catalog_path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+
+
+def test_a_newer_catalog_schema_is_refused(tmp_path):
+    Library(tmp_path / "m").close()
+    db = sqlite3.connect(tmp_path / "m" / "catalog.sqlite")
+    db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    db.commit()
+    with pytest.raises(Exception, match="schema 99 is newer"):
+        Library(tmp_path / "m")
+
+
+def test_editions_are_numbered_per_kind_and_in_doubt_until_finished(library):
+    first = library.begin_edition("regular", ["a"], "s", "<1@x>")
+    special = library.begin_edition("special", [], "s", "<2@x>")
+    assert (first.number, special.number) == (1, 1)
+    assert {e.number for e in library.editions_in_doubt()} == {1}
+    library.finish_edition("regular", 1)
+    library.abandon_edition("special", 1)
+    assert library.editions_in_doubt() == []
+    assert library.begin_edition("regular", ["b"], "s", "<3@x>").number == 2
+    assert library.featured_slugs() == {"a", "b"}
