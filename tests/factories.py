@@ -16,7 +16,10 @@ def noise_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Im
     draw = ImageDraw.Draw(image)
     for _ in range(12):
         x0, y0 = rng.randrange(width), rng.randrange(height)
-        x1, y1 = x0 + rng.randrange(1, max(2, width // 2)), y0 + rng.randrange(1, max(2, height // 2))
+        x1, y1 = (
+            x0 + rng.randrange(1, max(2, width // 2)),
+            y0 + rng.randrange(1, max(2, height // 2)),
+        )
         colour = tuple(rng.randrange(256) for _ in range(len(mode)))
         draw.ellipse((x0, y0, x1, y1), fill=colour if len(colour) > 1 else colour[0])
     return image
