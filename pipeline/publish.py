@@ -433,7 +433,7 @@ def _repair(library: Library, config: Config, storage: Storage, broken: set[str]
     with publish_lock(library):
         manifest = storage.load_manifest()
         for key in broken:
-            manifest.forget(key)  # the manifest was wrong about it: upload again
+            manifest.remove(key)  # the manifest was wrong about it: upload again
         memes = [m for m in library.published() if any(a.key in broken for a in m.renditions)]
         fixes: list[Document] = []
         results, failures = render_many(render_jobs(library, memes), config,

@@ -1,0 +1,386 @@
+"""`memes publish`, `verify`, `remove`, `gc`: cron-safe, crash-safe, outage-safe.
+
+File storage tests need nothing; S3 tests run on the session's real SeaweedFS (conftest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from factories import jpeg, png
+
+from pipeline import config as config_module
+from pipeline.cli import cli
+from pipeline.library import Library
+from pipeline.publish import publish, publish_lock
+from pipeline.storage import open_storage
+
+MEMES = [sys.executable, "-m", "pipeline.cli"]
+SMALL_RENDITIONS = {
+    "thumb": {"width": 160, "format": "webp", "quality": 70, "watermark": False},
+    "large": {"width": 480, "format": "webp", "quality": 75},
+    "og": {"width": 400, "height": 210, "fit": "cover", "format": "jpeg", "quality": 80},
+}
+
+
+def make_site(tmp_path: Path, storage: dict | None = None, **overrides) -> Path:
+    """A working folder with a config.yaml; returns the config path."""
+    data = {
+        "site": {"title": "Test memes", "base_url": "https://cdn.example.org/memes/"},
+        "storage": storage or {"url": "file://public"},
+        "renditions": SMALL_RENDITIONS,
+        "publish": {"batch_size": 50, "workers": 2},
+        "watermark": {"min_width": 300},
+        **overrides,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def s3_storage_config(server, bucket: str, prefix: str = "site") -> dict:
+    return {"url": f"s3://{bucket}/{prefix}", "endpoint_url": server.endpoint,
+            "region": server.region}  # fmt: skip
+
+
+def add_memes(config_path: Path, count: int, start: int = 0, size=(480, 360)) -> list[str]:
+    folder = config_path.parent / "incoming"
+    files = [
+        str(png(folder / f"{n}.png", *size, seed=1000 + n)) for n in range(start, start + count)
+    ]
+    result = CliRunner().invoke(
+        cli, ["--config", str(config_path), "add", *files, "--caption", "Meme", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def run(config_path: Path, *args: str):
+    return CliRunner().invoke(cli, ["--config", str(config_path), *args], catch_exceptions=False)
+
+
+def index_slugs(document_bytes: bytes) -> list[str]:
+    return [m["slug"] for m in json.loads(document_bytes)["memes"]]
+
+
+def all_index_slugs(storage, base_url: str) -> list[str]:
+    """Every slug across index.json and its `next` pages."""
+    slugs, key = [], "index.json"
+    while key:
+        doc = json.loads(storage.get(key))
+        slugs += [m["slug"] for m in doc["memes"]]
+        key = doc["next"][len(base_url) :] if doc["next"] else None
+    return slugs
+
+
+# --- embedded default: file storage ---------------------------------------------------------
+
+
+def test_publish_to_file_storage_writes_assets_then_index(tmp_path):
+    cfg = make_site(tmp_path)
+    slugs = add_memes(cfg, 3)
+    result = run(cfg, "publish", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["published"] == slugs
+    public = tmp_path / "public"
+    index = json.loads((public / "index.json").read_text())
+    assert [m["slug"] for m in index["memes"]] == list(reversed(slugs))  # newest first
+    for meme in index["memes"]:
+        for rendition in meme["renditions"].values():
+            key = rendition["url"].removeprefix("https://cdn.example.org/memes/")
+            assert (public / key).stat().st_size == rendition["bytes"]
+    assert not list(public.rglob(".memes-tmp-*"))
+    assert not (public / "catalog.sqlite").exists() and not (public / "cache").exists()
+    with Library(tmp_path / "memes") as library:
+        assert [m.slug for m in library.published()] == slugs
+        assert library.open_run() is None
+
+
+def test_nothing_due_makes_no_request_and_uploads_nothing(tmp_path):
+    cfg = make_site(tmp_path)
+    add_memes(cfg, 2)
+    run(cfg, "publish")
+    manifest = tmp_path / "public" / "_memes" / "manifest.json"
+    before = manifest.stat().st_mtime_ns
+    summary = json.loads(run(cfg, "publish", "--json").stdout)
+    assert summary["published"] == [] and summary["uploaded_objects"] == 0
+    assert summary["requests"] == 0
+    assert manifest.stat().st_mtime_ns == before
+
+
+def test_publish_respects_publish_at_and_limit(tmp_path):
+    cfg = make_site(tmp_path)
+    slugs = add_memes(cfg, 4)
+    run(cfg, "edit", slugs[3], "--publish-at", "2099-01-01T00:00:00Z")
+    assert json.loads(run(cfg, "publish", "--limit", "2", "--json").stdout)["published"] == slugs[:2]
+    assert json.loads(run(cfg, "publish", "--json").stdout)["published"] == [slugs[2]]
+
+
+def test_dry_run_lists_keys_and_changes_nothing(tmp_path):
+    cfg = make_site(tmp_path)
+    add_memes(cfg, 2)
+    result = run(cfg, "publish", "--dry-run", "--json")
+    summary = json.loads(result.stdout)
+    keys = {item["key"] for item in summary["would_upload"]}
+    assert "index.json" in keys and any(k.startswith("i/") for k in keys)
+    assert all(item["bytes"] > 0 for item in summary["would_upload"])
+    assert not (tmp_path / "public" / "index.json").exists()
+    with Library(tmp_path / "memes") as library:
+        assert library.count("queued") == 2
+
+
+def test_a_second_run_while_one_holds_the_lock_exits_75(tmp_path):
+    cfg = make_site(tmp_path)
+    add_memes(cfg, 1)
+    config = config_module.load(cfg)
+    with Library(config.library) as library, publish_lock(library):
+        result = subprocess.run([*MEMES, "--config", str(cfg), "publish"], capture_output=True,
+                                text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 75
+    assert "another memes run holds" in result.stderr and "Traceback" not in result.stderr
+    with Library(config.library) as library:
+        assert library.count("queued") == 1
+
+
+def test_an_edit_of_a_published_meme_reaches_the_index_without_new_assets(tmp_path):
+    cfg = make_site(tmp_path)
+    [slug] = add_memes(cfg, 1)
+    run(cfg, "publish")
+    run(cfg, "edit", slug, "--caption", "Edited <b>caption</b> ✨")
+    summary = json.loads(run(cfg, "publish", "--json").stdout)
+    assert summary["published"] == []
+    assert not any(key.startswith("i/") for key in summary["uploaded"])
+    index = json.loads((tmp_path / "public" / "index.json").read_text())
+    assert index["memes"][0]["caption"] == "Edited <b>caption</b> ✨"
+
+
+def test_kill_9_during_a_publish_of_40_is_finished_by_the_next_run(tmp_path):
+    cfg = make_site(tmp_path)
+    slugs = add_memes(cfg, 40, size=(900, 700))
+    proc = subprocess.Popen([*MEMES, "--config", str(cfg), "publish"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    assets = tmp_path / "public" / "i"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (assets.exists() and any(assets.rglob("*.webp"))):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with Library(tmp_path / "memes") as library:
+        assert library.count("published") in (0, 40)  # one transaction: all or none
+    result = run(cfg, "publish", "--json")
+    assert result.exit_code == 0, result.output
+    storage = open_storage(config_module.load(cfg).storage)
+    published = all_index_slugs(storage, "https://cdn.example.org/memes/")
+    assert sorted(published) == sorted(slugs) and len(published) == 40
+    assert run(cfg, "verify").exit_code == 0
+
+
+# --- S3 on a real SeaweedFS ------------------------------------------------------------------
+
+
+def test_s3_publish_sets_content_type_and_cache_headers(tmp_path, s3_server, s3_bucket):
+    cfg = make_site(tmp_path, s3_storage_config(s3_server, s3_bucket))
+    add_memes(cfg, 2)
+    assert run(cfg, "publish").exit_code == 0
+    client = s3_server.client()
+    index = client.head_object(Bucket=s3_bucket, Key="site/index.json")
+    assert index["ContentType"] == "application/json"
+    assert index["CacheControl"] == "public, max-age=300"
+    doc = json.loads(client.get_object(Bucket=s3_bucket, Key="site/index.json")["Body"].read())
+    large = doc["memes"][0]["renditions"]["large"]
+    key = "site/" + large["url"].removeprefix("https://cdn.example.org/memes/")
+    head = client.head_object(Bucket=s3_bucket, Key=key)
+    assert head["ContentType"] == "image/webp" and head["ContentLength"] == large["bytes"]
+    assert head["CacheControl"] == "public, max-age=31536000, immutable"
+    listed = client.list_objects_v2(Bucket=s3_bucket, Prefix="site/")["Contents"]
+    keys = [o["Key"] for o in listed]
+    assert not any("cache" in k or "sqlite" in k or "tmp" in k for k in keys)
+
+
+def test_s3_no_change_republish_makes_zero_puts(tmp_path, s3_server, s3_bucket):
+    cfg = make_site(tmp_path, s3_storage_config(s3_server, s3_bucket))
+    [slug] = add_memes(cfg, 1)
+    run(cfg, "publish")
+    config = config_module.load(cfg)
+    sent: list[str] = []
+    storage = open_storage(config.storage)
+    storage.client.meta.events.register("before-send.s3", lambda **kw: sent.append(kw["request"].method))
+    with Library(config.library) as library:
+        report = publish(library, config, storage=storage)
+        assert report.published == [] and sent == []
+        # An edit forces the documents to be rebuilt: only changed documents go up.
+        library.edit(slug, caption="new words")
+        report = publish(library, config, storage=storage)
+    assert sent.count("GET") <= 1
+    assert not any(key.startswith("i/") for key in report.uploaded)
+    assert "index.json" in report.uploaded
+
+
+def test_two_publish_processes_at_once_publish_each_meme_once(tmp_path, s3_server, s3_bucket):
+    cfg = make_site(tmp_path, s3_storage_config(s3_server, s3_bucket),
+                    publish={"batch_size": 30, "workers": 1})  # fmt: skip
+    slugs = add_memes(cfg, 30)
+    procs = [
+        subprocess.Popen([*MEMES, "--config", str(cfg), "publish", "--wait", "120", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    published = [s for out, _ in outputs for s in json.loads(out)["published"]]
+    assert sorted(published) == sorted(slugs)  # each exactly once across both runs
+    storage = open_storage(config_module.load(cfg).storage)
+    in_index = all_index_slugs(storage, "https://cdn.example.org/memes/")
+    assert sorted(in_index) == sorted(slugs)
+
+
+def test_storage_unreachable_is_one_line_and_nothing_is_marked(tmp_path, s3_server):
+    from seaweed import free_ports
+
+    [port] = free_ports(1)
+    cfg = make_site(tmp_path, {"url": "s3://nowhere/site", "endpoint_url": f"http://127.0.0.1:{port}"})
+    add_memes(cfg, 2)
+    result = subprocess.run([*MEMES, "--config", str(cfg), "publish"], capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], lines
+    assert "Traceback" not in result.stderr
+    with Library(tmp_path / "memes") as library:
+        assert library.count("published") == 0
+
+
+def test_server_stopped_mid_run_then_back_publishes(tmp_path):
+    """Kill a dedicated SeaweedFS during a publish, start it again, and the next run works."""
+    from seaweed import find_weed, seaweed
+
+    weed = find_weed()
+    if weed is None:
+        pytest.fail("weed not found") if os.environ.get("CI") == "true" else pytest.skip("no weed")
+    with seaweed(weed) as server:
+        client = server.client()
+        bucket = server.new_bucket()
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": server.access_key,
+               "AWS_SECRET_ACCESS_KEY": server.secret_key}  # fmt: skip
+        cfg = make_site(tmp_path, s3_storage_config(server, bucket))
+        slugs = add_memes(cfg, 30, size=(900, 700))
+        proc = subprocess.Popen([*MEMES, "--config", str(cfg), "publish"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            listed = client.list_objects_v2(Bucket=bucket, Prefix="site/i/").get("KeyCount", 0)
+            if listed:
+                break
+            time.sleep(0.05)
+        server.restart_stopped()  # stops the server; the context below starts it again
+        _out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 1, err
+        assert server.endpoint.removeprefix("http://") in err and "Traceback" not in err
+        with Library(tmp_path / "memes") as library:
+            assert library.count("published") == 0
+        server.start_again()
+        result = subprocess.run([*MEMES, "--config", str(cfg), "publish", "--json"], env=env,
+                                capture_output=True, text=True, timeout=180)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert sorted(json.loads(result.stdout)["published"]) == sorted(slugs)
+        verify = subprocess.run([*MEMES, "--config", str(cfg), "verify"], env=env,
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_verify_catches_a_deleted_object_and_repair_restores_it(tmp_path, s3_server, s3_bucket):
+    cfg = make_site(tmp_path, s3_storage_config(s3_server, s3_bucket))
+    add_memes(cfg, 2)
+    run(cfg, "publish")
+    assert run(cfg, "verify").exit_code == 0
+    client = s3_server.client()
+    doc = json.loads(client.get_object(Bucket=s3_bucket, Key="site/index.json")["Body"].read())
+    victim = doc["memes"][1]["renditions"]["thumb"]["url"].removeprefix(
+        "https://cdn.example.org/memes/"
+    )
+    client.delete_object(Bucket=s3_bucket, Key="site/" + victim)
+    result = run(cfg, "verify", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["problems"] == [{"key": victim, "problem": "missing"}]
+    repaired = run(cfg, "verify", "--repair")
+    assert repaired.exit_code == 0, repaired.output
+    assert run(cfg, "verify").exit_code == 0
+    client.head_object(Bucket=s3_bucket, Key="site/" + victim)
+
+
+def test_remove_takes_the_meme_out_of_the_index_then_deletes_its_objects(
+    tmp_path, s3_server, s3_bucket
+):
+    cfg = make_site(tmp_path, s3_storage_config(s3_server, s3_bucket))
+    first, second = add_memes(cfg, 2)
+    run(cfg, "publish")
+    with Library(tmp_path / "memes") as library:
+        keys = [a.key for a in library.get(first).renditions]
+    result = run(cfg, "remove", first)
+    assert result.exit_code == 0, result.output
+    storage = open_storage(config_module.load(cfg).storage)
+    assert index_slugs(storage.get("index.json")) == [second]
+    client = s3_server.client()
+    for key in [*keys, f"m/{first}.json"]:
+        with pytest.raises(client.exceptions.ClientError):
+            client.head_object(Bucket=s3_bucket, Key="site/" + key)
+    with Library(tmp_path / "memes") as library:
+        assert library.get(first).status == "removed"
+        assert library.original_path(library.get(first)).exists()  # kept unless --purge
+    assert run(cfg, "verify").exit_code == 0
+
+
+def test_end_to_end_cli_from_a_fresh_folder(tmp_path, s3_server, s3_bucket):
+    work = tmp_path / "fresh"
+    work.mkdir()
+    make_site(work, s3_storage_config(s3_server, s3_bucket, prefix=""))
+    jpeg(work / "a.jpg", 800, 600, seed=1)
+    jpeg(work / "b.jpg", 800, 600, seed=2)
+
+    def memes(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*MEMES, *args], cwd=work, capture_output=True, text=True,
+                              timeout=180)  # fmt: skip
+
+    added = memes("add", "a.jpg", "b.jpg", "--caption", "Fresh meme", "--category", "tech")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.split() == ["fresh-meme", "fresh-meme-2"]
+    published = memes("publish", "--json")
+    assert published.returncode == 0, published.stderr
+    assert json.loads(published.stdout)["published"] == ["fresh-meme", "fresh-meme-2"]
+    assert memes("verify").returncode == 0
+    removed = memes("remove", "fresh-meme")
+    assert removed.returncode == 0, removed.stderr
+    client = s3_server.client()
+    index = json.loads(client.get_object(Bucket=s3_bucket, Key="index.json")["Body"].read())
+    assert [m["slug"] for m in index["memes"]] == ["fresh-meme-2"]
+    assert memes("verify").returncode == 0
+
+
+# --- the newsletter rule at the end of every publish -----------------------------------------
+
+
+def test_every_12_published_memes_put_one_edition_in_the_outbox(tmp_path):
+    cfg = make_site(tmp_path, publish={"batch_size": 12, "workers": 2})
+    outbox = tmp_path / "memes" / "outbox"
+    add_memes(cfg, 12, size=(200, 150))
+    first = json.loads(run(cfg, "publish", "--json").stdout)
+    assert first["newsletter"]["sent"] == 1
+    assert len(list(outbox.glob("*.eml"))) == 1
+    add_memes(cfg, 11, start=12, size=(200, 150))
+    assert json.loads(run(cfg, "publish", "--json").stdout)["newsletter"]["sent"] is None
+    assert len(list(outbox.glob("*.eml"))) == 1
+    add_memes(cfg, 1, start=23, size=(200, 150))
+    assert json.loads(run(cfg, "publish", "--json").stdout)["newsletter"]["sent"] == 2
+    assert len(list(outbox.glob("*.eml"))) == 2
+    archive = json.loads((tmp_path / "public" / "newsletter" / "index.json").read_text())
+    assert len(archive["editions"]) == 2
