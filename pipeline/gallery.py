@@ -312,8 +312,9 @@ def feed_xml(visible: Sequence[Meme], config: Config) -> Document:
     items = _feed_items(visible, config)
     fg = FeedGenerator()
     fg.title(_xml_text(config.site.title))
-    fg.link(href=base, rel="alternate")
+    # feedgen takes the channel <link> from the last link given: the site goes last
     fg.link(href=base + FEED_XML, rel="self", type=CONTENT_TYPES[FEED_XML])
+    fg.link(href=base, rel="alternate")
     fg.description(_xml_text(f"The latest memes from {config.site.title}"))
     fg.generator("memes-pipeline")
     fg.lastBuildDate(_newest(visible))  # never the clock: same memes, same bytes
@@ -376,11 +377,7 @@ def feed_json(visible: Sequence[Meme], config: Config) -> Document:
 def _ever_published(memes: Iterable[Meme]) -> list[Meme]:
     """Published memes and removed-after-publishing holes, oldest first, with ordinals fixed
     by (published_at, publish_at, id) whatever order the caller passed them in."""
-    kept = [
-        m
-        for m in memes
-        if m.published_at is not None and m.status in ("published", "removed")
-    ]
+    kept = [m for m in memes if m.published_at is not None and m.status in ("published", "removed")]
     return sorted(kept, key=lambda m: (m.published_at, m.publish_at, m.id))
 
 

@@ -17,7 +17,7 @@
 
   const state = {
     root: null, // the root index.json: site, categories, tags
-    tagUrls: new Map(), // tag name -> index URL
+    tagUrls: new Map(), // lower-cased tag name -> its summary in index.json
     list: null, // route key of the list shown in the grid ("all", "c/funny", ...)
     next: null, // URL of the list's next page, or null at its end
     count: 0,
@@ -100,7 +100,7 @@
     return img;
   }
 
-  // --- placeholders: the colour at once, the blurhash (https://blurha.sh) when it decodes --
+  // --- placeholders: the colour at once, then the decoded blurhash (blurha.sh) if any ------
 
   const B83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~";
 
@@ -364,9 +364,9 @@
     const meta = el("p", "meta");
     meta.append(categoryLink(meme.category));
     for (const tag of meme.tags || []) {
-      const url = state.tagUrls.get(tag);
-      const chip = el(url ? "a" : "span", "chip tag", `#${tag}`);
-      if (url) chip.href = `#/t/${encodeURIComponent(url.slug)}`;
+      const known = state.tagUrls.get(tag.toLowerCase());
+      const chip = el(known ? "a" : "span", "chip tag", `#${tag}`);
+      if (known) chip.href = `#/t/${encodeURIComponent(known.slug)}`;
       meta.append(chip);
     }
     const time = el("time", "date", formatDate(meme.published_at));
@@ -410,7 +410,7 @@
     const title = state.root.site.title;
     $("home").textContent = title;
     document.title = title;
-    for (const t of state.root.tags || []) state.tagUrls.set(t.name, t);
+    for (const t of state.root.tags || []) state.tagUrls.set(t.name.toLowerCase(), t);
     renderFilters();
     window.addEventListener("hashchange", route);
     route();
