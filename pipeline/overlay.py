@@ -67,7 +67,9 @@ def glyph_coverage(path: Path) -> frozenset[int]:
     (count,) = struct.unpack(">H", data[cmap + 2 : cmap + 4])
     subtables: dict[int, int] = {}
     for i in range(count):
-        platform, encoding, offset = struct.unpack(">HHI", data[cmap + 4 + 8 * i : cmap + 12 + 8 * i])
+        platform, encoding, offset = struct.unpack(
+            ">HHI", data[cmap + 4 + 8 * i : cmap + 12 + 8 * i]
+        )
         if platform in (0, 3):  # Unicode tables only
             fmt = struct.unpack(">H", data[cmap + offset : cmap + offset + 2])[0]
             subtables.setdefault(fmt, cmap + offset)
@@ -147,7 +149,9 @@ def assign_fonts(text: str, chain: tuple[Path, ...], what: str = "text") -> list
         if c.isspace():
             out.append(previous)
             continue
-        found = next((p for p in chain if ord(c) in glyph_coverage(p)), None)
+        # Stay in the current run's font while it has the glyph: fewer, longer runs.
+        chain_here = (previous, *chain)
+        found = next((p for p in chain_here if ord(c) in glyph_coverage(p)), None)
         if found is None:
             if ord(c) in _DROPPABLE:
                 out.append(None)
@@ -240,34 +244,46 @@ def _wrap(text: str, fonts: list[Path | None], size: int, max_w: float, split_wo
     for paragraph in text.split("\n"):
         pfonts = fonts[offset : offset + len(paragraph)]
         offset += len(paragraph) + 1
-        spans = _tokens(paragraph)
-        current: tuple[int, int] | None = None  # span of paragraph text on the current line
-
-        def measure(a: int, b: int) -> float:
-            return _line_width(_runs(paragraph[a:b], pfonts[a:b]), size)
-
-        pending = list(spans)
-        while pending:
-            a, b = pending.pop(0)
-            if current is not None and measure(current[0], b) <= max_w:
-                current = (current[0], b)
-                continue
-            if current is not None:
-                lines.append(_runs(paragraph[current[0] : current[1]], pfonts[current[0] : current[1]]))
-                current = None
-            if measure(a, b) <= max_w:
-                current = (a, b)
-                continue
-            if not split_words or b - a == 1:
-                return None
-            cut = b - 1  # longest head of the word that fits, at least one character
-            while cut > a + 1 and measure(a, cut) > max_w:
-                cut -= 1
-            lines.append(_runs(paragraph[a:cut], pfonts[a:cut]))
-            pending.insert(0, (cut, b))
-        if current is not None:
-            lines.append(_runs(paragraph[current[0] : current[1]], pfonts[current[0] : current[1]]))
+        wrapped = _wrap_paragraph(paragraph, pfonts, size, max_w, split_words)
+        if wrapped is None:
+            return None
+        lines.extend(wrapped)
     return tuple(line for line in lines if line)
+
+
+def _wrap_paragraph(
+    paragraph: str, fonts: list[Path | None], size: int, max_w: float, split_words: bool
+) -> list[tuple[Run, ...]] | None:
+    def piece(a: int, b: int) -> tuple[Run, ...]:
+        return _runs(paragraph[a:b], fonts[a:b])
+
+    def measure(a: int, b: int) -> float:
+        return _line_width(piece(a, b), size)
+
+    lines: list[tuple[Run, ...]] = []
+    current: tuple[int, int] | None = None  # span of paragraph text on the current line
+    pending = _tokens(paragraph)
+    while pending:
+        a, b = pending.pop(0)
+        if current is not None and measure(current[0], b) <= max_w:
+            current = (current[0], b)
+            continue
+        if current is not None:
+            lines.append(piece(*current))
+            current = None
+        if measure(a, b) <= max_w:
+            current = (a, b)
+            continue
+        if not split_words or b - a == 1:
+            return None
+        cut = b - 1  # longest head of the word that fits, at least one character
+        while cut > a + 1 and measure(a, cut) > max_w:
+            cut -= 1
+        lines.append(piece(a, cut))
+        pending.insert(0, (cut, b))
+    if current is not None:
+        lines.append(piece(*current))
+    return lines
 
 
 def _block_metrics(lines: tuple[tuple[Run, ...], ...], size: int) -> tuple[int, int, int]:
@@ -286,7 +302,13 @@ def _block_metrics(lines: tuple[tuple[Run, ...], ...], size: int) -> tuple[int, 
 
 
 def _fit_block(
-    text: str, fonts: list[Path | None], width: int, height: int, min_size: int, what: str
+    text: str,
+    fonts: list[Path | None],
+    width: int,
+    height: int,
+    min_size: int,
+    what: str,
+    shape: str,
 ) -> Block:
     max_w = width * (1 - 2 * SIDE_MARGIN)
     max_h = height * MAX_BLOCK - height * EDGE_MARGIN
@@ -310,8 +332,8 @@ def _fit_block(
                 hi = mid - 1
         return Block(lines=fits(lo, split), size=lo)
     raise OverlayTextError(
-        f"{what} does not fit: it would need a font smaller than {min_size} px at "
-        f"{REFERENCE_WIDTH} px width on this {width}x{height} (scaled) image; shorten it"
+        f"{what} does not fit on a {shape} image: it would need a font smaller than "
+        f"{min_size} px (overlay.min_font_size, at {REFERENCE_WIDTH} px image width); shorten it"
     )
 
 
@@ -328,7 +350,17 @@ def layout(width: int, height: int, top: str, bottom: str, overlay: OverlayConfi
             blocks.append(None)
             continue
         fonts = assign_fonts(text, chain, what)
-        blocks.append(_fit_block(text, fonts, REFERENCE_WIDTH, ref_h, overlay.min_font_size, what))
+        blocks.append(
+            _fit_block(
+                text,
+                fonts,
+                REFERENCE_WIDTH,
+                ref_h,
+                overlay.min_font_size,
+                what,
+                f"{width}x{height}",
+            )  # fmt: skip
+        )
     return Layout(top=blocks[0], bottom=blocks[1])
 
 

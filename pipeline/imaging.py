@@ -1,0 +1,833 @@
+"""The rendition engine: one original in, every configured rendition out as encoded bytes.
+
+For each meme: EXIF orientation applied, colours converted to sRGB (ICC, CMYK, 16-bit,
+palette), captions drawn (pipeline.overlay) before any resize so every rendition shows them,
+then per rendition: resize (contain / cover around the most interesting region / pad on a
+blurred copy or a colour), watermark, and encode with no metadata at all (no EXIF, GPS, XMP,
+IPTC, comments or ICC; pixels are sRGB). Animated GIF/WebP stay animated for webp/gif output.
+
+Speed: JPEG originals are decoded with DCT scaling (Image.draft) straight to the smallest
+power-of-two reduction that still covers the rendition, and resizes use reducing_gap. The
+reduction is chosen per rendition from its own spec only, so a rendition's bytes depend on the
+original, its spec, the watermark and the caption and nothing else (adding a rendition to the
+config changes no other rendition's bytes). That is what makes the render cache sound: its key
+is (ENGINE_VERSION, original sha256, spec, background, watermark settings + files, caption +
+font settings). render_many spreads memes over a process pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass
+from functools import cached_property, lru_cache
+from multiprocessing import get_context
+from pathlib import Path
+
+import blurhash
+from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageFilter, ImageOps
+
+from pipeline import overlay as captions
+from pipeline.config import Config, RenditionSpec, WatermarkConfig
+from pipeline.errors import RenderError
+
+try:  # HEIC/HEIF originals from phones
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - declared dependency
+    pass
+
+ENGINE_VERSION = "1"  # bump when output bytes change for the same inputs (invalidates caches)
+ANIMATED_FORMATS = ("webp", "gif")
+ALPHA_FORMATS = ("webp", "png", "gif", "avif")
+# Frames x pixels of all animated renditions of one meme held in memory at once (RGBA, 4 bytes
+# each): 60 M pixel-frames = 240 MB. Past it the meme fails with the numbers named.
+ANIMATION_BUDGET = 60_000_000
+PLACEHOLDER_SIZE = 64
+_RESAMPLE = Image.Resampling.LANCZOS
+_REDUCING_GAP = 3.0  # Image.reduce first, then LANCZOS: fast and indistinguishable
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    IndexError,
+    Image.DecompressionBombError,
+)
+
+
+# --- public records ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedImage:
+    """One encoded rendition."""
+
+    name: str
+    data: bytes
+    width: int
+    height: int
+    content_type: str
+    extension: str
+    animated: bool
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    color: str  # dominant colour, '#rrggbb'
+    blurhash: str
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One meme to render; picklable. ``sha256`` (the catalog's hash of the original) spares
+    re-reading a large original just to look up the cache; empty means hash the file."""
+
+    slug: str
+    original: Path
+    top_text: str = ""
+    bottom_text: str = ""
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    slug: str
+    renditions: tuple[RenderedImage, ...]
+    placeholder: Placeholder
+
+
+@dataclass(frozen=True)
+class RenderFailure:
+    slug: str
+    reason: str
+
+
+# --- geometry -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Where a rendition's pixels come from, in original (oriented) pixel units."""
+
+    out: tuple[int, int]  # encoded size
+    content: tuple[int, int]  # size of the image inside (== out except for pad)
+    region: tuple[float, float]  # source region size used (cover crops; else the whole image)
+    scale: float  # output pixels per source pixel
+
+
+def plan_rendition(spec: RenditionSpec, width: int, height: int) -> _Plan:
+    """Output geometry of ``spec`` for a width x height original. Never upscales: a box larger
+    than the image shrinks, keeping its aspect ratio, until the image fills it."""
+    if spec.height is None or spec.fit == "contain":
+        limits = [1.0, spec.width / width]
+        if spec.height is not None:
+            limits.append(spec.height / height)
+        if spec.max_height is not None:
+            limits.append(spec.max_height / height)
+        s = min(limits)
+        size = (max(1, round(width * s)), max(1, round(height * s)))
+        return _Plan(out=size, content=size, region=(width, height), scale=s)
+    box_w, box_h = spec.width, spec.height
+    if spec.fit == "cover":
+        f = max(box_w / width, box_h / height)
+        if f > 1:
+            box_w, box_h = max(1, round(box_w / f)), max(1, round(box_h / f))
+        s = max(box_w / width, box_h / height)
+        region = (min(width, box_w / s), min(height, box_h / s))
+        return _Plan(out=(box_w, box_h), content=(box_w, box_h), region=region, scale=s)
+    f = min(box_w / width, box_h / height)  # pad
+    if f > 1:
+        box_w, box_h = max(1, round(box_w / f)), max(1, round(box_h / f))
+        f = 1.0
+    content = (min(box_w, max(1, round(width * f))), min(box_h, max(1, round(height * f))))
+    return _Plan(out=(box_w, box_h), content=content, region=(width, height), scale=f)
+
+
+def _reduction(plan: _Plan, jpeg: bool) -> int:
+    """JPEG DCT-scaling factor (1, 2, 4 or 8) that still leaves >= the pixels the plan needs."""
+    if not jpeg or plan.scale <= 0:
+        return 1
+    factor = 1
+    while factor < 8 and plan.scale * factor * 2 <= 1:
+        factor *= 2
+    return factor
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def to_srgb(im: Image.Image, icc: bytes | None = None) -> Image.Image:
+    """Any decoded image -> 8-bit sRGB "RGB" or "RGBA" (alpha kept only if used)."""
+    icc = icc if icc is not None else im.info.get("icc_profile")
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        lo, hi = im.getextrema() if mode == "I" else (0, 65535)
+        im = im.convert("I")
+        if hi > 255 or mode != "I":  # 16-bit samples: scale, do not clip
+            im = im.point(lambda v: v / 257)
+        im = im.convert("L")
+    elif mode == "F" or mode == "1":
+        im = im.convert("L")
+    elif mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode in ("PA", "LA", "La", "RGBa"):
+        im = im.convert("RGBA")
+    elif mode in ("YCbCr", "LAB", "HSV"):
+        im = im.convert("RGB")
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if im.mode in ("CMYK", "L", "RGB"):
+                im = ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGB")
+            elif im.mode == "RGBA":
+                im = ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGBA")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken or mismatched profile: take the pixels as sRGB
+    if im.mode == "RGBA":
+        if im.getchannel("A").getextrema()[0] == 255:
+            im = im.convert("RGB")
+    elif im.mode != "RGB":
+        im = im.convert("RGB")  # CMYK without a profile (Pillow reads Adobe-inverted JPEGs), L
+    im.info = {}
+    return im
+
+
+class _Source:
+    """An opened original: size, orientation, animation facts, and decoded bases on demand."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with Image.open(path) as im:
+            self.format = im.format
+            self.orientation = int(im.getexif().get(0x0112, 1) or 1)
+            raw = im.size
+            self.frames = int(getattr(im, "n_frames", 1) or 1)
+            self.animated = bool(getattr(im, "is_animated", False)) and self.frames > 1
+        if self.orientation in (5, 6, 7, 8):
+            raw = (raw[1], raw[0])
+        self.size: tuple[int, int] = raw
+        self._bases: dict[int, Image.Image] = {}
+        self._captioned: dict[int, Image.Image] = {}
+
+    @property
+    def jpeg(self) -> bool:
+        return self.format in ("JPEG", "MPO")
+
+    def _orient(self, im: Image.Image) -> Image.Image:
+        method = _TRANSPOSE.get(self.orientation)
+        return im.transpose(method) if method is not None else im
+
+    def base(self, factor: int) -> Image.Image:
+        """The first frame in sRGB, oriented, reduced 1/factor by the JPEG decoder."""
+        if factor not in self._bases:
+            with Image.open(self.path) as im:
+                if factor > 1 and self.jpeg:
+                    w, h = im.size
+                    mode = "RGB" if im.mode in ("RGB", "YCbCr") else im.mode
+                    im.draft(mode, (max(1, w // factor), max(1, h // factor)))
+                im.load()
+                icc = im.info.get("icc_profile")
+                self._bases[factor] = self._orient(to_srgb(im, icc))
+        return self._bases[factor]
+
+    def frames_iter(self):
+        """(frame RGBA sRGB oriented, duration ms) for every frame of an animation."""
+        with Image.open(self.path) as im:
+            icc = im.info.get("icc_profile")
+            for index in range(self.frames):
+                im.seek(index)
+                frame = im.convert("RGBA")  # Pillow composites GIF/WebP frames on seek
+                frame = to_srgb(frame, icc)
+                yield self._orient(frame.convert("RGBA")), int(im.info.get("duration", 0) or 0)
+
+    def animation_info(self) -> tuple[int | None, list[int]]:
+        """(loop count or None for 'play once' GIFs, disposal method per frame)."""
+        with Image.open(self.path) as im:
+            loop = im.info.get("loop")
+            disposals = []
+            for index in range(self.frames):
+                im.seek(index)
+                disposals.append(int(getattr(im, "disposal_method", 0) or 0))
+        return loop, disposals
+
+
+# --- rendition steps -------------------------------------------------------------------------
+
+
+def _interest_origin(img: Image.Image, crop_w: float, crop_h: float) -> tuple[float, float]:
+    """Top-left of the crop window with the most detail (edges + colour saturation).
+
+    The free axis is scanned on a small copy; the window whose summed energy is highest wins,
+    ties going to the one nearest the centre (a flat image crops in the middle).
+    """
+    w, h = img.size
+    if crop_w >= w - 0.5 and crop_h >= h - 0.5:
+        return 0.0, 0.0
+    k = min(1.0, 256 / max(w, h))
+    sw, sh = max(3, round(w * k)), max(3, round(h * k))
+    small = img.convert("RGB").resize((sw, sh), Image.Resampling.BOX)
+    edges = small.convert("L").filter(ImageFilter.FIND_EDGES)
+    edges = ImageOps.expand(ImageOps.crop(edges, 1), 1, fill=0)  # filter borders are not edges
+    saturation = small.convert("HSV").getchannel("S").point(lambda v: v // 3)
+    energy = ImageChops.add(edges, saturation)
+    horizontal = crop_w < w - 0.5
+    length, window = (sw, crop_w * sw / w) if horizontal else (sh, crop_h * sh / h)
+    profile = energy.resize((sw, 1) if horizontal else (1, sh), Image.Resampling.BOX)
+    values = list(profile.tobytes())
+    win = max(1, min(length, round(window)))
+    prefix = [0]
+    for v in values:
+        prefix.append(prefix[-1] + v)
+    centre = (length - win) / 2
+    best = max(
+        range(length - win + 1), key=lambda i: (prefix[i + win] - prefix[i], -abs(i - centre))
+    )
+    if horizontal:
+        return min(max(0.0, best * w / sw), w - crop_w), max(0.0, (h - crop_h) / 2)
+    return max(0.0, (w - crop_w) / 2), min(max(0.0, best * h / sh), h - crop_h)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """A plan resolved against one decoded base (base pixel units)."""
+
+    plan: _Plan
+    box: tuple[float, float, float, float]  # source box in the base
+
+
+def _geometry(plan: _Plan, base: Image.Image, source_size: tuple[int, int]) -> _Geometry:
+    k = base.width / source_size[0]
+    rw, rh = min(base.width, plan.region[0] * k), min(base.height, plan.region[1] * k)
+    x0, y0 = _interest_origin(base, rw, rh)
+    return _Geometry(plan=plan, box=(x0, y0, x0 + rw, y0 + rh))
+
+
+def _apply(geo: _Geometry, img: Image.Image, spec: RenditionSpec) -> Image.Image:
+    plan = geo.plan
+    content = img.resize(plan.content, _RESAMPLE, box=geo.box, reducing_gap=_REDUCING_GAP)
+    if plan.content == plan.out:
+        return content
+    if spec.pad_color:
+        canvas = Image.new("RGB", plan.out, spec.pad_color)
+    else:  # a blurred, darkened copy of the image fills the box
+        w, h = plan.out
+        f = max(w / img.width, h / img.height)
+        small = img.convert("RGB").resize(
+            (max(1, round(img.width * f / 8)), max(1, round(img.height * f / 8))),
+            Image.Resampling.BOX,
+            reducing_gap=_REDUCING_GAP,
+        )
+        sw, sh = small.size
+        cw, ch = max(1, round(w / 8)), max(1, round(h / 8))
+        small = small.crop(
+            ((sw - cw) // 2, (sh - ch) // 2, (sw - cw) // 2 + cw, (sh - ch) // 2 + ch)
+        )
+        small = small.filter(ImageFilter.GaussianBlur(radius=max(1, min(cw, ch) / 30)))
+        canvas = small.resize(plan.out, Image.Resampling.BICUBIC)
+        canvas = Image.blend(canvas, Image.new("RGB", plan.out, (0, 0, 0)), 0.45)
+    if content.mode == "RGBA":
+        canvas = canvas.convert("RGBA")
+    offset = ((plan.out[0] - plan.content[0]) // 2, (plan.out[1] - plan.content[1]) // 2)
+    canvas.paste(content, offset, content if content.mode == "RGBA" else None)
+    return canvas
+
+
+def _flatten(img: Image.Image, background: str) -> Image.Image:
+    if img.mode != "RGBA":
+        return img
+    canvas = Image.new("RGBA", img.size, background)
+    canvas.alpha_composite(img)
+    return canvas.convert("RGB")
+
+
+# --- watermark -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _logo(path: Path, stamp: tuple[int, int]) -> Image.Image:
+    with Image.open(path) as im:
+        return to_srgb(im).convert("RGBA")
+
+
+def _mark(width: int, wm: WatermarkConfig) -> Image.Image:
+    """The watermark as an RGBA tile for a rendition ``width`` px wide, opacity applied."""
+    if wm.image is not None:
+        stat = os.stat(wm.image)
+        logo = _logo(Path(wm.image), (stat.st_mtime_ns, stat.st_size))
+        lw = max(1, round(wm.size * width))
+        tile = logo.resize((lw, max(1, round(logo.height * lw / logo.width))), _RESAMPLE)
+    else:
+        text = captions.clean_text(wm.text or "")
+        chain = (Path(wm.font),) if wm.font else (captions.WATERMARK_FONT, *captions.FALLBACK_FONTS)
+        fonts = captions.assign_fonts(text, chain, "watermark.text")
+        size = max(1, round(wm.size * width))
+        room = width * (1 - 2 * wm.margin)
+        while True:
+            stroke = max(1, round(size * 0.08))
+            runs = captions._runs(text, fonts)
+            total = sum(captions.get_font(f, size).getlength(t) for f, t in runs) + 2 * stroke
+            if total <= room or size <= 1:
+                break
+            size -= 1
+        ascent, descent = max(captions.get_font(f, size).getmetrics() for f, _ in runs)
+        tile = Image.new("RGBA", (max(1, math.ceil(total)), ascent + descent + 2 * stroke))
+        draw = ImageDraw.Draw(tile)
+        for outline in (True, False):  # outline then fill: reads on light and dark alike
+            x = stroke
+            for path, run in runs:
+                font = captions.get_font(path, size)
+                if outline:
+                    draw.text(
+                        (x, stroke + ascent), run, font=font, anchor="ls", fill=(0, 0, 0, 255),
+                        stroke_width=stroke, stroke_fill=(0, 0, 0, 255),
+                    )  # fmt: skip
+                else:
+                    draw.text((x, stroke + ascent), run, font=font, anchor="ls", fill=(255,) * 4)
+                x += font.getlength(run)
+        bbox = tile.getchannel("A").getbbox()
+        if bbox:
+            tile = tile.crop(bbox)
+    alpha = tile.getchannel("A").point(lambda a: round(a * wm.opacity))
+    tile.putalpha(alpha)
+    return tile
+
+
+def _mark_position(
+    size: tuple[int, int], tile: Image.Image, wm: WatermarkConfig
+) -> tuple[int, int]:
+    w, h = size
+    margin = round(wm.margin * w)
+    horizontal = "left" if "left" in wm.position else "right" if "right" in wm.position else "c"
+    vertical = "top" if "top" in wm.position else "bottom" if "bottom" in wm.position else "c"
+    x = {"left": margin, "right": w - tile.width - margin}.get(horizontal, (w - tile.width) // 2)
+    y = {"top": margin, "bottom": h - tile.height - margin}.get(vertical, (h - tile.height) // 2)
+    return max(0, x), max(0, y)
+
+
+def _watermark(
+    img: Image.Image, tile: Image.Image, wm: WatermarkConfig, check: bool
+) -> Image.Image:
+    """Composite the mark; with ``check``, raise RenderError unless it visibly changed pixels."""
+    x, y = _mark_position(img.size, tile, wm)
+    base = img.convert("RGBA")
+    layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    layer.paste(tile, (x, y))
+    out = Image.alpha_composite(base, layer)
+    if check:
+        box = (x, y, min(img.width, x + tile.width), min(img.height, y + tile.height))
+        diff = ImageChops.difference(base.crop(box), out.crop(box)).convert("L")
+        changed = sum(diff.histogram()[3:])
+        area = max(1, (box[2] - box[0]) * (box[3] - box[1]))
+        if tile.width > img.width or tile.height > img.height or changed < max(1, area // 200):
+            raise RenderError(
+                f"watermark not visible on the {img.width}x{img.height} rendition "
+                f"({changed} of {area} pixels changed); check watermark size/opacity/image"
+            )
+    return out if img.mode == "RGBA" else out.convert("RGB")
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+
+def _encode(frames: list[Image.Image], spec: RenditionSpec, anim: dict | None) -> bytes:
+    """Encode with no metadata: every frame's info is emptied so no EXIF/XMP/ICC/comment rides
+    along (PNG and GIF writers would otherwise copy some from Image.info)."""
+    for frame in frames:
+        frame.info = {}
+    out = io.BytesIO()
+    first = frames[0]
+    fmt = spec.format
+    if fmt == "jpeg":
+        first.convert("RGB").save(
+            out, "JPEG", quality=spec.quality, optimize=True, progressive=True
+        )
+    elif fmt == "png":
+        first.save(out, "PNG", compress_level=6)
+    elif fmt == "avif":
+        first.save(out, "AVIF", quality=spec.quality, max_threads=1)
+    elif fmt == "webp":
+        if anim:
+            first.save(
+                out, "WEBP", save_all=True, append_images=frames[1:], duration=anim["durations"],
+                loop=anim["loop"], quality=spec.quality, method=4,
+            )  # fmt: skip
+        else:
+            first.save(out, "WEBP", quality=spec.quality, method=4)
+    elif fmt == "gif":
+        if anim:
+            params = {"duration": anim["durations"], "disposal": anim["disposal"]}
+            if anim["loop"] is not None:
+                params["loop"] = anim["loop"]
+            first.save(out, "GIF", save_all=True, append_images=frames[1:], **params)
+        else:
+            first.save(out, "GIF")
+    else:  # pragma: no cover - config validates formats
+        raise RenderError(f"unknown format {fmt!r}")
+    return out.getvalue()
+
+
+# --- placeholder -----------------------------------------------------------------------------
+
+
+def placeholder(img: Image.Image, background: str = "#ffffff") -> Placeholder:
+    """Dominant colour (largest median-cut cluster) and a blurhash of a small copy."""
+    small = img.copy()
+    small.thumbnail((PLACEHOLDER_SIZE, PLACEHOLDER_SIZE), Image.Resampling.BOX)
+    small = _flatten(small, background)
+    quantized = small.quantize(colors=5, method=Image.Quantize.MEDIANCUT)
+    count, index = max(quantized.getcolors() or [(1, 0)])
+    palette = quantized.getpalette() or [0, 0, 0]
+    r, g, b = palette[3 * index : 3 * index + 3]
+    x, y = (4, 3) if small.width >= small.height else (3, 4)
+    return Placeholder(color=f"#{r:02x}{g:02x}{b:02x}", blurhash=blurhash.encode(small, x, y))
+
+
+# --- cache -----------------------------------------------------------------------------------
+
+_MAGIC = b"MEMESRC1\n"
+
+
+@lru_cache(maxsize=32)
+def _file_digest(path: str, stamp: tuple[int, int]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    stat = os.stat(path)
+    return _file_digest(str(path), (stat.st_mtime_ns, stat.st_size))
+
+
+def _font_key(path: Path | None) -> str | None:
+    return None if path is None else file_sha256(Path(path))
+
+
+def _cache_keys(job: RenderJob, original_sha: str, config: Config) -> tuple[dict[str, str], str]:
+    wm = config.watermark
+    wm_key = {
+        "text": wm.text,
+        "image": None if wm.image is None else file_sha256(Path(wm.image)),
+        "font": _font_key(wm.font),
+        "position": wm.position,
+        "margin": wm.margin,
+        "opacity": wm.opacity,
+        "size": wm.size,
+        "min_width": wm.min_width,
+    }
+    caption = {
+        "top": job.top_text,
+        "bottom": job.bottom_text,
+        "font": _font_key(config.overlay.font),
+        "min_font_size": config.overlay.min_font_size,
+    }
+    common = {"engine": ENGINE_VERSION, "original": original_sha, "caption": caption}
+
+    def digest(extra: dict) -> str:
+        return hashlib.sha256(json.dumps({**common, **extra}, sort_keys=True).encode()).hexdigest()
+
+    keys = {
+        spec.name: digest(
+            {
+                "spec": {**asdict(spec), "name": None},  # the name does not change pixels
+                "background": config.background,
+                "watermark": wm_key if spec.watermark and wm.enabled else None,
+            }
+        )
+        for spec in config.renditions
+    }
+    return keys, digest({"placeholder": PLACEHOLDER_SIZE, "background": config.background})
+
+
+class RenderCache:
+    """Finished renditions on disk, one file per key; writes are atomic (temp + rename)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.bin"
+
+    def get(self, key: str) -> tuple[dict, bytes] | None:
+        try:
+            blob = self._path(key).read_bytes()
+        except OSError:
+            return None
+        if not blob.startswith(_MAGIC):
+            return None
+        head, sep, data = blob[len(_MAGIC) :].partition(b"\n")
+        try:
+            meta = json.loads(head)
+        except ValueError:
+            return None
+        if not sep or meta.get("sha256") != hashlib.sha256(data).hexdigest():
+            return None  # torn or tampered entry: render again
+        return meta, data
+
+    def put(self, key: str, meta: dict, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        head = json.dumps({**meta, "sha256": hashlib.sha256(data).hexdigest()}, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(_MAGIC + head.encode() + b"\n" + data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _rendered(spec: RenditionSpec, data: bytes, size: tuple[int, int], animated: bool):
+    return RenderedImage(
+        name=spec.name,
+        data=data,
+        width=size[0],
+        height=size[1],
+        content_type=spec.content_type,
+        extension=spec.extension,
+        animated=animated,
+    )
+
+
+def _still(source: _Source, spec: RenditionSpec, config: Config, layout) -> RenderedImage:
+    plan = plan_rendition(spec, *source.size)
+    base = _captioned_base(source, _reduction(plan, source.jpeg), layout)
+    img = _apply(_geometry(plan, base, source.size), base, spec)
+    wm = config.watermark
+    if spec.watermark and wm.enabled and img.width >= wm.min_width:
+        img = _watermark(img, _mark(img.width, wm), wm, check=True)
+    if spec.format not in ALPHA_FORMATS:
+        img = _flatten(img, config.background)
+    return _rendered(spec, _encode([img], spec, None), img.size, False)
+
+
+def _captioned_base(source: _Source, factor: int, layout) -> Image.Image:
+    if factor not in source._captioned:
+        base = source.base(factor)
+        source._captioned[factor] = captions.draw_overlay(base, layout) if layout else base
+    return source._captioned[factor]
+
+
+def _animated(
+    source: _Source, specs: list[RenditionSpec], config: Config, layout
+) -> list[RenderedImage]:
+    """Every animated rendition in one pass over the frames (each frame decoded once)."""
+    plans = [plan_rendition(spec, *source.size) for spec in specs]
+    held = source.frames * sum(p.out[0] * p.out[1] for p in plans)
+    if held > ANIMATION_BUDGET:
+        raise RenderError(
+            f"animation too large: {source.frames} frames x {len(specs)} renditions "
+            f"= {held:,} pixels held, over the {ANIMATION_BUDGET:,} budget"
+        )
+    loop, disposals = source.animation_info()
+    wm = config.watermark
+    outputs: list[list[Image.Image]] = [[] for _ in specs]
+    durations: list[int] = []
+    geometries: list[_Geometry] = []
+    tiles: list[Image.Image | None] = []
+    transparent = False
+    for frame, duration in source.frames_iter():
+        durations.append(duration)
+        if layout:
+            frame = captions.draw_overlay(frame, layout)
+        if not geometries:  # crop window and watermark from the first frame, kept for all
+            geometries = [_geometry(p, frame, source.size) for p in plans]
+            for spec, plan in zip(specs, plans, strict=True):
+                marked = spec.watermark and wm.enabled and plan.out[0] >= wm.min_width
+                tiles.append(_mark(plan.out[0], wm) if marked else None)
+        transparent = transparent or frame.getchannel("A").getextrema()[0] < 255
+        for i, spec in enumerate(specs):
+            img = _apply(geometries[i], frame, spec)
+            if tiles[i] is not None:
+                img = _watermark(img.convert("RGBA"), tiles[i], wm, check=not outputs[i])
+            outputs[i].append(img.convert("RGBA"))
+    if loop is None and source.format == "WEBP":
+        loop = 0
+    results = []
+    for spec, frames in zip(specs, outputs, strict=True):
+        if not transparent:
+            frames = [f.convert("RGB") for f in frames]
+        anim = {
+            "durations": durations,
+            # GIF writes a NETSCAPE loop block only when asked; WebP needs a number (1 = once)
+            "loop": loop if spec.format == "gif" else (1 if loop is None else loop),
+            # Frames are written whole; with transparency, "restore to background" (2) is the
+            # disposal that shows each whole frame exactly as the original composited it.
+            "disposal": [2] * len(frames) if transparent else disposals,
+        }
+        results.append(_rendered(spec, _encode(frames, spec, anim), frames[0].size, True))
+    return results
+
+
+def render_meme(job: RenderJob, config: Config, cache_dir: Path | None = None) -> RenderResult:
+    """Every configured rendition of one meme, plus its placeholder; RenderError on failure."""
+    try:
+        return _render_meme(job, config, cache_dir)
+    except RenderError as exc:
+        raise RenderError(f"{job.slug}: {exc}") from None
+    except captions.OverlayTextError as exc:
+        raise RenderError(f"{job.slug}: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        raise RenderError(f"{job.slug}: cannot read image {job.original.name}: {exc}") from None
+    except MemoryError:
+        raise RenderError(f"{job.slug}: out of memory rendering {job.original.name}") from None
+
+
+def _render_meme(job: RenderJob, config: Config, cache_dir: Path | None) -> RenderResult:
+    original = Path(job.original)
+    if not original.is_file():
+        raise RenderError(f"original not found: {original}")
+    sha = job.sha256 or file_sha256(original)
+    cache = RenderCache(cache_dir) if cache_dir is not None else None
+    keys, placeholder_key = _cache_keys(job, sha, config)
+
+    done: dict[str, RenderedImage] = {}
+    hold: Placeholder | None = None
+    if cache is not None:
+        for spec in config.renditions:
+            hit = cache.get(keys[spec.name])
+            if hit:
+                meta, data = hit
+                done[spec.name] = _rendered(
+                    spec, data, (meta["width"], meta["height"]), meta["animated"]
+                )
+        hit = cache.get(placeholder_key)
+        if hit:
+            hold = Placeholder(color=hit[0]["color"], blurhash=hit[0]["blurhash"])
+    todo = [spec for spec in config.renditions if spec.name not in done]
+    if todo or hold is None:
+        source = _Source(original)
+        if source.size[0] * source.size[1] > config.limits.max_pixels:
+            raise RenderError(
+                f"{source.size[0]}x{source.size[1]} is over limits.max_pixels "
+                f"({config.limits.max_pixels:,})"
+            )
+        layout = None
+        if (job.top_text or "").strip() or (job.bottom_text or "").strip():
+            layout = captions.layout(*source.size, job.top_text, job.bottom_text, config.overlay)
+        moving = [s for s in todo if source.animated and s.format in ANIMATED_FORMATS]
+        made = _animated(source, moving, config, layout) if moving else []
+        for spec in todo:
+            if spec not in moving:
+                made.append(_still(source, spec, config, layout))
+        for item in made:
+            done[item.name] = item
+            if cache is not None:
+                meta = {"width": item.width, "height": item.height, "animated": item.animated}
+                cache.put(keys[item.name], meta, item.data)
+        if hold is None:
+            small = plan_rendition(
+                RenditionSpec(name="placeholder", width=PLACEHOLDER_SIZE), *source.size
+            )
+            hold = placeholder(_captioned_base(source, _reduction(small, source.jpeg), layout))
+            if cache is not None:
+                cache.put(placeholder_key, {"color": hold.color, "blurhash": hold.blurhash}, b"")
+    return RenderResult(
+        slug=job.slug,
+        renditions=tuple(done[spec.name] for spec in config.renditions),
+        placeholder=hold,
+    )
+
+
+# --- many memes ------------------------------------------------------------------------------
+
+_worker_state: dict = {}
+
+
+def _init_worker(config: Config, cache_dir: Path | None) -> None:
+    _worker_state["config"] = config
+    _worker_state["cache_dir"] = cache_dir
+
+
+def _run(job: RenderJob) -> RenderResult | RenderFailure:
+    return _attempt(job, _worker_state["config"], _worker_state["cache_dir"])
+
+
+def _attempt(
+    job: RenderJob, config: Config, cache_dir: Path | None
+) -> RenderResult | RenderFailure:
+    try:
+        return render_meme(job, config, cache_dir)
+    except RenderError as exc:
+        reason = str(exc)
+        prefix = f"{job.slug}: "
+        return RenderFailure(
+            job.slug, reason[len(prefix) :] if reason.startswith(prefix) else reason
+        )
+    except Exception as exc:  # one meme's bug must not sink the batch; reported with its type
+        return RenderFailure(job.slug, f"{type(exc).__name__}: {exc}")
+
+
+def render_many(
+    jobs: Sequence[RenderJob],
+    config: Config,
+    cache_dir: Path | None = None,
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[RenderResult], list[RenderFailure]]:
+    """Render every job, in a process pool of ``workers`` (0: one per core).
+
+    Returns (results, failures), each in job order; a meme that fails is reported by slug with
+    its reason and the others still render. ``progress(1)`` is called as each job finishes.
+    """
+    count = min(len(jobs), workers or os.cpu_count() or 1)
+    outcomes: list[RenderResult | RenderFailure | None] = [None] * len(jobs)
+    if count <= 1:
+        for i, job in enumerate(jobs):
+            outcomes[i] = _attempt(job, config, cache_dir)
+            if progress:
+                progress(1)
+    else:
+        # spawn, not fork: the caller may hold threads (storage uploads) that fork would copy
+        # mid-operation.
+        with ProcessPoolExecutor(
+            max_workers=count,
+            mp_context=get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(config, cache_dir),
+        ) as pool:
+            futures = {pool.submit(_run, job): i for i, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                i = futures[future]
+                try:
+                    outcomes[i] = future.result()
+                except BrokenProcessPool:
+                    outcomes[i] = RenderFailure(
+                        jobs[i].slug, "render worker died (out of memory or killed)"
+                    )
+                if progress:
+                    progress(1)
+    results = [o for o in outcomes if isinstance(o, RenderResult)]
+    failures = [o for o in outcomes if isinstance(o, RenderFailure)]
+    return results, failures
