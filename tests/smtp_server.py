@@ -1,0 +1,92 @@
+"""A real SMTP server (aiosmtpd) for the newsletter tests, run as its own process.
+
+    python tests/smtp_server.py --port PORT --maildir DIR [--auth USER:PASSWORD]
+        [--kill-pid-file FILE | --drop-after-data | --refuse-rcpt]
+
+Every accepted message is stored in the Maildir (with aiosmtpd's X-MailFrom / X-RcptTo
+headers). The misbehaviours reproduce what the exactly-once contract is about:
+
+--kill-pid-file FILE  after storing a message, SIGKILL the process whose pid is in FILE
+                      (once; the file is removed) before answering: the client dies after
+                      handing the message over and before it could record it.
+--drop-after-data     after storing a message, close the connection without answering.
+--refuse-rcpt         refuse every recipient with 550.
+--auth USER:PASSWORD  offer AUTH (without TLS, it is a loopback test) and accept only these.
+
+Runs until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import mailbox
+import os
+import signal
+import threading
+from email import message_from_bytes
+from email.policy import compat32
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+
+class Handler:
+    def __init__(self, args: argparse.Namespace):
+        self.maildir = mailbox.Maildir(args.maildir)
+        self.kill_pid_file = Path(args.kill_pid_file) if args.kill_pid_file else None
+        self.drop = args.drop_after_data
+        self.refuse = args.refuse_rcpt
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        message = message_from_bytes(envelope.original_content, policy=compat32)
+        message["X-MailFrom"] = envelope.mail_from
+        message["X-RcptTo"] = ", ".join(envelope.rcpt_tos)
+        self.maildir.add(message)
+        if self.kill_pid_file is not None and self.kill_pid_file.exists():
+            pid = int(self.kill_pid_file.read_text())
+            self.kill_pid_file.unlink()
+            os.kill(pid, signal.SIGKILL)
+        if self.drop:
+            server.transport.close()
+        return "250 Message accepted for delivery"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--maildir", required=True)
+    parser.add_argument("--auth")
+    parser.add_argument("--kill-pid-file")
+    parser.add_argument("--drop-after-data", action="store_true")
+    parser.add_argument("--refuse-rcpt", action="store_true")
+    args = parser.parse_args()
+
+    kwargs = {}
+    if args.auth:
+        user, _, password = args.auth.partition(":")
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and (
+                auth_data.login.decode() == user and auth_data.password.decode() == password
+            )
+            return AuthResult(success=ok, handled=False)
+
+        kwargs = {"authenticator": authenticator, "auth_require_tls": False}
+
+    controller = Controller(Handler(args), hostname="127.0.0.1", port=args.port, **kwargs)
+    controller.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()

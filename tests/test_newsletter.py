@@ -1,0 +1,711 @@
+"""The newsletter contract, checked against a real SMTP server (aiosmtpd in its own process).
+
+Memes are made in a Library in tmp_path and published directly with mark_published (the
+end-to-end path through `memes publish` is tested with the publish command); what arrives is
+read back from the server's Maildir.
+"""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import traceback
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import config as config_module
+from pipeline import newsletter
+from pipeline.config import Config
+from pipeline.errors import DeliveryError, NotFoundError, UsageError
+from pipeline.library import Library, NewMeme, RenditionAsset
+
+pytestmark = pytest.mark.smtp
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BASE_URL = "https://memes.example.org/"
+
+
+# --- a real SMTP server ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SmtpServer:
+    """An aiosmtpd process on 127.0.0.1 storing what it accepts in a Maildir."""
+
+    def __init__(self, maildir: Path, command: list[str], port: int):
+        self.maildir = maildir
+        self.port = port
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"SMTP server died: {self.process.stderr.read()!r}"
+                    ) from None
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("SMTP server did not start") from None
+                time.sleep(0.05)
+
+    @classmethod
+    def standard(cls, tmp_path: Path, port: int | None = None) -> SmtpServer:
+        """The stock aiosmtpd CLI with its Mailbox handler."""
+        port = port or free_port()
+        maildir = tmp_path / f"maildir-{port}"
+        command = [PYTHON, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"]
+        command += ["-c", "aiosmtpd.handlers.Mailbox", str(maildir)]
+        return cls(maildir, command, port)
+
+    @classmethod
+    def custom(cls, tmp_path: Path, *options: str) -> SmtpServer:
+        """tests/smtp_server.py: AUTH, or a misbehaviour (see its docstring)."""
+        port = free_port()
+        maildir = tmp_path / f"maildir-{port}"
+        command = [PYTHON, str(ROOT / "tests" / "smtp_server.py"), "--port", str(port)]
+        command += ["--maildir", str(maildir), *options]
+        return cls(maildir, command, port)
+
+    def messages(self) -> list[EmailMessage]:
+        """What arrived, in arrival order (Maildir file times, nanoseconds)."""
+        files = [f for sub in ("new", "cur") if (self.maildir / sub).is_dir()
+                 for f in (self.maildir / sub).iterdir()]  # fmt: skip
+        files.sort(key=lambda f: f.stat().st_mtime_ns)
+        return [email.message_from_bytes(f.read_bytes(), policy=default_policy) for f in files]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process.stderr.close()
+
+
+@pytest.fixture
+def smtp(tmp_path):
+    server = SmtpServer.standard(tmp_path)
+    yield server
+    server.stop()
+
+
+# --- a library of memes ---------------------------------------------------------------------
+
+
+class Memes:
+    """A library in tmp_path that publishes memes with renditions, as the publish step does."""
+
+    def __init__(self, root: Path):
+        self.library = Library(root / "memes")
+        self.counter = 0
+        self.clock = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def publish(self, count: int, **fields: Any) -> list[str]:
+        slugs = []
+        for _ in range(count):
+            self.counter += 1
+            n = self.counter
+            values = {
+                "title": f"Meme number {n}",
+                "caption": f"Caption {n}",
+                "alt": f"Picture {n}",
+                "top_text": "",
+                "bottom_text": "",
+            }
+            values.update(fields)
+            meme = self.library.add(
+                NewMeme(
+                    category="funny",
+                    tags=("test",),
+                    credit="",
+                    original_name=f"meme{n}.png",
+                    sha256=hashlib.sha256(f"meme {n}".encode()).hexdigest(),
+                    phash="",
+                    ext="png",
+                    width=1600,
+                    height=1200,
+                    format="PNG",
+                    frames=1,
+                    publish_at=self.clock,
+                    **values,
+                )
+            )
+            self.library.set_renditions(
+                meme.slug,
+                [
+                    RenditionAsset(
+                        "thumb", f"i/{meme.slug}/thumb.1a.webp", 320, 240, "image/webp", 9
+                    ),
+                    RenditionAsset(
+                        "large", f"i/{meme.slug}/large.2b.webp", 1200, 900, "image/webp", 99
+                    ),
+                    RenditionAsset("og", f"i/{meme.slug}/og.3c.jpg", 1200, 630, "image/jpeg", 50),
+                ],
+                "#aabbcc",
+                "LEHV6nWB2yk8",
+            )
+            slugs.append(meme.slug)
+        # Distinct publish times so "oldest first" is a real order, as batches are in life.
+        self.clock += timedelta(minutes=1)
+        self.library.mark_published(slugs, self.clock)
+        return slugs
+
+
+@pytest.fixture
+def memes(tmp_path):
+    made = Memes(tmp_path)
+    yield made
+    made.library.close()
+
+
+def make_config(tmp_path: Path, port: int | None = None, **newsletter_keys: Any) -> Config:
+    news: dict[str, Any] = {
+        "sender": "Memes <memes@example.org>",
+        "recipients": ["alice@example.org", "bob@example.org"],
+        "list_id": "Memes <memes.example.org>",
+        "unsubscribe_url": "https://memes.example.org/unsubscribe",
+        "unsubscribe_mailto": "unsubscribe@example.org",
+        "outbox": str(tmp_path / "outbox"),
+    }
+    if port is not None:
+        news["smtp"] = {"host": "127.0.0.1", "port": port, "timeout": 10}
+    news.update(newsletter_keys)
+    return config_module.parse(
+        {"site": {"title": "Memes", "base_url": BASE_URL}, "newsletter": news}, root=tmp_path
+    )
+
+
+def edition_of(message: EmailMessage) -> str:
+    return str(message["X-Memes-Edition"])
+
+
+def html_part(message: EmailMessage) -> str:
+    return message.get_body(("html",)).get_content()
+
+
+def text_part(message: EmailMessage) -> str:
+    return message.get_body(("plain",)).get_content()
+
+
+class Images(HTMLParser):
+    def __init__(self, html: str):
+        super().__init__()
+        self.images: list[dict[str, str | None]] = []
+        self.links: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs))
+        elif tag == "a":
+            self.links.append(dict(attrs)["href"])
+
+
+def featured_order(message: EmailMessage) -> list[str]:
+    """Slugs in the order the HTML features them (from the image URLs)."""
+    return [img["src"].split("/")[-2] for img in Images(html_part(message)).images]
+
+
+# --- the rule -------------------------------------------------------------------------------
+
+
+def test_every_twelve_published_memes_make_one_edition_and_none_is_featured_twice(
+    tmp_path, smtp, memes
+):
+    config = make_config(tmp_path, smtp.port)
+    first = memes.publish(5) + memes.publish(7)
+
+    outcome = newsletter.run_rule(memes.library, config)
+    assert outcome.warning is None
+    assert outcome.sent is not None and outcome.sent.number == 1
+    assert (outcome.pending, outcome.due_in) == (0, 12)
+    [one] = smtp.messages()
+    assert featured_order(one) == first  # all of them, oldest first
+
+    second = memes.publish(11)
+    outcome = newsletter.run_rule(memes.library, config)
+    assert outcome.sent is None
+    assert (outcome.pending, outcome.due_in) == (11, 1)
+    assert len(smtp.messages()) == 1
+
+    second += memes.publish(1)
+    outcome = newsletter.run_rule(memes.library, config)
+    assert outcome.sent is not None and outcome.sent.number == 2
+    one, two = smtp.messages()
+    assert edition_of(two) == "regular 2"
+    assert featured_order(two) == second
+    assert not set(featured_order(one)) & set(featured_order(two))
+
+    assert newsletter.run_rule(memes.library, config).sent is None  # nothing left: no mail
+    assert len(smtp.messages()) == 2
+
+
+def test_thirty_published_at_once_make_one_edition_featuring_all_thirty(tmp_path, smtp, memes):
+    config = make_config(tmp_path, smtp.port)
+    slugs = memes.publish(30)
+
+    outcome = newsletter.run_rule(memes.library, config)
+
+    [message] = smtp.messages()
+    assert featured_order(message) == slugs
+    assert outcome.sent.slugs == tuple(slugs)
+    assert message["Subject"] == "Memes #1: Meme number 1 and 29 more"
+    assert (outcome.pending, outcome.due_in) == (0, 12)
+
+
+def test_a_removed_meme_is_left_out(tmp_path, smtp, memes):
+    config = make_config(tmp_path, smtp.port)
+    slugs = memes.publish(12)
+    memes.library.mark_removed(slugs[3])
+
+    assert newsletter.run_rule(memes.library, config).sent is None  # 11 left: not yet due
+    slugs += memes.publish(1)
+    newsletter.run_rule(memes.library, config)
+
+    [message] = smtp.messages()
+    assert featured_order(message) == slugs[:3] + slugs[4:]
+    assert slugs[3] not in html_part(message) + text_part(message)
+
+
+# --- the email ------------------------------------------------------------------------------
+
+
+def test_the_email_carries_list_headers_and_text_and_html_parts(tmp_path, smtp, memes):
+    config = make_config(tmp_path, smtp.port)
+    memes.publish(12)
+    newsletter.run_rule(memes.library, config)
+    memes.publish(12)
+    newsletter.run_rule(memes.library, config)
+
+    one, two = smtp.messages()
+    for message in (one, two):
+        assert message.get_content_type() == "multipart/alternative"
+        kinds = [part.get_content_type() for part in message.iter_parts()]
+        assert kinds == ["text/plain", "text/html"]
+        assert message["From"] == "Memes <memes@example.org>"
+        assert message["To"]  # several subscribers: on the envelope only, not in To
+        assert "alice@example.org" not in message["To"]
+        assert message["X-RcptTo"] == "alice@example.org, bob@example.org"
+        assert message["X-MailFrom"] == "memes@example.org"
+        assert message["Date"].datetime.tzinfo is not None
+        assert message["List-Id"] == "Memes <memes.example.org>"
+        # (folded after the colon on the wire; Python's parser keeps the fold's space)
+        assert message["List-Unsubscribe"].strip() == (
+            "<https://memes.example.org/unsubscribe>, <mailto:unsubscribe@example.org>"
+        )
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message["Message-ID"].endswith("@example.org>")
+    assert one["Message-ID"] != two["Message-ID"]
+    assert one["Subject"] == "Memes #1: Meme number 1 and 11 more"
+    assert two["Subject"] == "Memes #2: Meme number 13 and 11 more"
+    assert [e.message_id for e in memes.library.editions("regular")] == [
+        one["Message-ID"],
+        two["Message-ID"],
+    ]
+
+
+def test_every_image_is_an_absolute_url_with_alt_text_and_phone_sized_dimensions(
+    tmp_path, smtp, memes
+):
+    config = make_config(tmp_path, smtp.port)
+    memes.publish(11)
+    memes.publish(1, alt="A cat at a keyboard", top_text="WHEN THE BUILD", bottom_text="PASSES")
+    newsletter.run_rule(memes.library, config)
+
+    [message] = smtp.messages()
+    html = html_part(message)
+    parsed = Images(html)
+    assert len(parsed.images) == 12
+    for img in parsed.images:
+        assert img["src"].startswith(BASE_URL + "i/")
+        assert img["src"].endswith("/large.2b.webp")  # contain fit, not the cropped og
+        assert img["alt"]
+        assert int(img["width"]) <= 600
+        assert (int(img["width"]), int(img["height"])) == (600, 450)
+    assert parsed.images[-1]["alt"] == 'A cat at a keyboard. Text: "WHEN THE BUILD / PASSES"'
+    assert all(link.startswith(("https://", "mailto:")) for link in parsed.links)
+    assert BASE_URL + "index.html#/m/meme-number-1" in parsed.links
+    assert BASE_URL + "index.html" in parsed.links
+    assert BASE_URL + "newsletter/index.html" in parsed.links
+    assert "max-width:600px" in html
+    text = text_part(message)
+    assert "Meme number 12" in text and BASE_URL + "index.html#/m/meme-number-12" in text
+
+
+def test_captions_are_escaped_in_html_and_kept_as_text(tmp_path, smtp, memes):
+    config = make_config(tmp_path, smtp.port, extra="Hello <b>friends</b>\nsecond line")
+    caption = 'Ha <script>alert("x")</script> & more'
+    memes.publish(12, caption=caption)
+    newsletter.run_rule(memes.library, config)
+
+    [message] = smtp.messages()
+    html = html_part(message)
+    assert "<script>" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; more" in html
+    assert "Hello &lt;b&gt;friends&lt;/b&gt;<br>second line" in html
+    assert caption in text_part(message)
+    assert "Hello <b>friends</b>\nsecond line" in text_part(message)
+
+
+def test_compose_is_pure_and_follows_the_subject_template(tmp_path, memes):
+    memes.publish(3)
+    config = make_config(
+        tmp_path,
+        subject="{count} memes, #{number}: {first_title}{more}",
+        unsubscribe_url="http://memes.example.org/unsubscribe",
+        unsubscribe_mailto=None,
+    )
+    published = memes.library.published()
+    subject = newsletter.regular_subject(published, config, number=4)
+    assert subject == "3 memes, #4: Meme number 1 and 2 more"
+    assert newsletter.regular_subject(published[:1], config, number=5).endswith("Meme number 1")
+
+    message = newsletter.compose(
+        published,
+        config,
+        number=4,
+        kind="regular",
+        subject=subject,
+        extra=None,
+        message_id="<x@example.org>",
+    )
+    assert message["List-Unsubscribe"] == "<http://memes.example.org/unsubscribe>"
+    assert message["List-Unsubscribe-Post"] is None  # one-click needs an https URL
+    assert memes.library.editions() == []
+    assert not (tmp_path / "outbox").exists()
+
+
+# --- delivery trouble and exactly-once -------------------------------------------------------
+
+
+def test_smtp_down_warns_keeps_memes_published_and_the_next_run_sends_once(tmp_path, memes):
+    slugs = memes.publish(12)
+    dead_port = free_port()  # nothing listens there
+    outcome = newsletter.run_rule(memes.library, make_config(tmp_path, dead_port))
+
+    assert outcome.sent is None
+    assert f"127.0.0.1:{dead_port}" in outcome.warning
+    assert "refused" in outcome.warning.lower()
+    assert "\n" not in outcome.warning
+    assert [m.slug for m in memes.library.published()] == slugs
+    assert memes.library.editions() == []
+    assert (outcome.pending, outcome.due_in) == (12, 0)
+
+    server = SmtpServer.standard(tmp_path)
+    try:
+        config = make_config(tmp_path, server.port)
+        assert newsletter.run_rule(memes.library, config).sent.number == 1
+        assert newsletter.run_rule(memes.library, config).sent is None
+        [message] = server.messages()
+        assert featured_order(message) == slugs
+    finally:
+        server.stop()
+
+
+def test_a_server_stopped_mid_life_is_delivery_trouble_not_an_error(tmp_path, memes):
+    server = SmtpServer.standard(tmp_path)
+    config = make_config(tmp_path, server.port)
+    memes.publish(12)
+    server.stop()
+
+    outcome = newsletter.run_rule(memes.library, config)
+
+    assert outcome.sent is None and outcome.warning
+    assert newsletter.status(memes.library, config)["due_in"] == 0
+
+
+def test_all_recipients_refused_leaves_the_edition_due(tmp_path, memes):
+    server = SmtpServer.custom(tmp_path, "--refuse-rcpt")
+    try:
+        memes.publish(12)
+        outcome = newsletter.run_rule(memes.library, make_config(tmp_path, server.port))
+        assert outcome.sent is None
+        assert "recipient" in outcome.warning and "550" in outcome.warning
+        assert memes.library.editions() == []
+        assert server.messages() == []
+    finally:
+        server.stop()
+
+
+RUN_RULE_AND_DIE = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from pipeline import config, newsletter
+    from pipeline.library import Library
+    root, port, pid_file = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    pid_file.write_text(str(os.getpid()))
+    cfg = config.parse({"site": {"base_url": "https://memes.example.org/"},
+                        "newsletter": {"smtp": {"host": "127.0.0.1", "port": port}}}, root=root)
+    newsletter.run_rule(Library(root / "memes"), cfg)
+    print("survived")
+    """
+)
+
+
+def test_a_run_killed_after_handing_the_mail_over_is_in_doubt_until_resume(tmp_path, memes):
+    """The server stores the message, then SIGKILLs the sending process before answering."""
+    server = SmtpServer.custom(tmp_path, "--kill-pid-file", str(tmp_path / "client.pid"))
+    try:
+        first = memes.publish(12)
+        killed = subprocess.run(
+            [PYTHON, "-c", RUN_RULE_AND_DIE, str(tmp_path), str(server.port),
+             str(tmp_path / "client.pid")],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert len(server.messages()) == 1
+
+        config = make_config(tmp_path, server.port)
+        state = newsletter.status(memes.library, config)
+        [doubt] = state["in_doubt"]
+        assert (doubt["kind"], doubt["number"], doubt["slugs"]) == ("regular", 1, first)
+
+        outcome = newsletter.run_rule(memes.library, config)  # never re-sends silently
+        assert outcome.sent is None
+        assert "in doubt" in outcome.warning and "--resume" in outcome.warning
+        assert (outcome.pending, outcome.due_in) == (0, 12)  # its memes count as featured
+        assert len(server.messages()) == 1
+
+        second = memes.publish(12)  # the rule goes on with the memes after it
+        assert newsletter.run_rule(memes.library, config).sent.number == 2
+        assert featured_order(server.messages()[-1]) == second
+
+        [resumed] = newsletter.resume(memes.library, config)
+        assert (resumed.number, resumed.status) == (1, "sent")
+        assert newsletter.resume(memes.library, config) == []
+        assert newsletter.status(memes.library, config)["in_doubt"] == []
+        messages = server.messages()
+        assert len(messages) == 3
+        ones = [m for m in messages if edition_of(m) == "regular 1"]
+        assert len(ones) == 2
+        assert ones[0]["Message-ID"] == ones[1]["Message-ID"]  # clients can tell the copy
+        assert featured_order(ones[1]) == first
+    finally:
+        server.stop()
+
+
+def test_a_connection_lost_after_the_data_leaves_the_edition_in_doubt(tmp_path, memes):
+    server = SmtpServer.custom(tmp_path, "--drop-after-data")
+    try:
+        memes.publish(12)
+        config = make_config(tmp_path, server.port)
+        outcome = newsletter.run_rule(memes.library, config)
+        assert outcome.sent is None
+        assert "in doubt" in outcome.warning
+        [edition] = memes.library.editions_in_doubt()
+        assert edition.number == 1
+        assert len(server.messages()) == 1
+
+        confirmed = newsletter.confirm_sent(memes.library, "regular", 1)
+        assert confirmed.status == "sent"
+        assert newsletter.run_rule(memes.library, config).warning is None
+        assert len(server.messages()) == 1
+    finally:
+        server.stop()
+
+
+def test_resume_that_cannot_deliver_keeps_the_edition_in_doubt(tmp_path, memes):
+    server = SmtpServer.custom(tmp_path, "--drop-after-data")
+    try:
+        memes.publish(12)
+        newsletter.run_rule(memes.library, make_config(tmp_path, server.port))
+    finally:
+        server.stop()
+    with pytest.raises(DeliveryError, match="still in doubt"):
+        newsletter.resume(memes.library, make_config(tmp_path, free_port()))
+    assert len(memes.library.editions_in_doubt()) == 1
+
+
+# --- login and the password -------------------------------------------------------------------
+
+
+def test_login_uses_the_password_from_the_environment_and_never_shows_it(
+    tmp_path, memes, monkeypatch, capsys
+):
+    password = "Sup3r-s3cret-pa55"
+    server = SmtpServer.custom(tmp_path, "--auth", f"memes:{password}")
+    try:
+        memes.publish(12)
+        config = make_config(
+            tmp_path, server.port, smtp={"host": "127.0.0.1", "port": server.port,
+                                         "username": "memes"}
+        )  # fmt: skip
+
+        monkeypatch.delenv("MEMES_SMTP_PASSWORD", raising=False)
+        outcome = newsletter.run_rule(memes.library, config)
+        assert "MEMES_SMTP_PASSWORD" in outcome.warning
+
+        monkeypatch.setenv("MEMES_SMTP_PASSWORD", "wrong-" + password)
+        outcome = newsletter.run_rule(memes.library, config)
+        assert outcome.sent is None
+        assert "login as memes refused" in outcome.warning
+        assert password not in outcome.warning
+        with pytest.raises(DeliveryError) as refused:
+            newsletter.send_special(memes.library, config, subject="Hi", body="text", slugs=[])
+        shown = "".join(traceback.format_exception(refused.value))  # what a crash would print
+        assert "login as memes refused" in shown and password not in shown
+        assert server.messages() == []
+
+        monkeypatch.setenv("MEMES_SMTP_PASSWORD", password)
+        outcome = newsletter.run_rule(memes.library, config)
+        assert outcome.sent is not None and outcome.warning is None
+        [message] = server.messages()
+        assert password not in message.as_string()
+        assert password not in json.dumps(newsletter.status(memes.library, config))
+        out = capsys.readouterr()
+        assert password not in out.out + out.err
+    finally:
+        server.stop()
+
+
+# --- special editions, outbox, status, preview, archive ---------------------------------------
+
+
+def test_a_special_edition_goes_out_at_once_and_does_not_reset_the_regular_count(
+    tmp_path, smtp, memes
+):
+    config = make_config(tmp_path, smtp.port)
+    slugs = memes.publish(5)
+
+    special = newsletter.send_special(
+        memes.library,
+        config,
+        subject="Summer break",
+        body="We are away in August.\nBack in September <3",
+        slugs=slugs[:2],
+    )
+    assert (special.kind, special.number, special.status) == ("special", 1, "sent")
+    [message] = smtp.messages()
+    assert message["Subject"] == "Summer break"
+    assert edition_of(message) == "special 1"
+    assert featured_order(message) == slugs[:2]
+    assert "We are away in August.<br>Back in September &lt;3" in html_part(message)
+    assert "Back in September <3" in text_part(message)
+
+    state = newsletter.status(memes.library, config)
+    assert (state["pending"], state["due_in"], state["last"]) == (5, 7, None)
+    assert state["last_special"]["subject"] == "Summer break"
+
+    slugs += memes.publish(7)
+    regular = newsletter.run_rule(memes.library, config).sent
+    assert (regular.kind, regular.number) == ("regular", 1)
+    assert featured_order(smtp.messages()[-1]) == slugs  # the special's two included
+    assert (
+        newsletter.send_special(memes.library, config, subject="Again", body="x", slugs=[]).number
+        == 2
+    )
+
+
+def test_a_special_edition_is_never_empty_and_features_only_published_memes(tmp_path, smtp, memes):
+    config = make_config(tmp_path, smtp.port)
+    with pytest.raises(UsageError, match="nothing to send"):
+        newsletter.send_special(memes.library, config, subject="Hi", body="  \n", slugs=[])
+    with pytest.raises(NotFoundError, match="nope"):
+        newsletter.send_special(memes.library, config, subject="Hi", body="x", slugs=["nope"])
+    removed = memes.publish(1)
+    memes.library.mark_removed(removed[0])
+    with pytest.raises(UsageError, match="not published"):
+        newsletter.send_special(memes.library, config, subject="Hi", body=None, slugs=removed)
+    assert smtp.messages() == [] and memes.library.editions() == []
+
+
+def test_without_smtp_editions_are_written_to_the_outbox(tmp_path, memes):
+    config = make_config(tmp_path)  # newsletter.smtp unset: the embedded default
+    slugs = memes.publish(12)
+
+    assert newsletter.run_rule(memes.library, config).sent.number == 1
+    newsletter.send_special(memes.library, config, subject="Note", body="Hello", slugs=[])
+
+    outbox = tmp_path / "outbox"
+    assert sorted(p.name for p in outbox.iterdir()) == ["regular-1.eml", "special-1.eml"]
+    message = email.message_from_bytes(
+        (outbox / "regular-1.eml").read_bytes(), policy=default_policy
+    )
+    assert message["Subject"] == "Memes #1: Meme number 1 and 11 more"
+    assert featured_order(message) == slugs
+    assert newsletter.status(memes.library, config)["delivery"] == f"outbox {outbox}"
+
+
+def test_status_and_preview_work_offline_and_record_nothing(tmp_path, memes):
+    config = make_config(tmp_path, free_port())  # nobody listening
+    with pytest.raises(UsageError):
+        newsletter.preview(memes.library, config)
+    slugs = memes.publish(4)
+
+    html = newsletter.preview(memes.library, config, extra="Coming <soon>")
+    assert "Memes #1" in html and "Coming &lt;soon&gt;" in html
+    assert [img["src"].split("/")[-2] for img in Images(html).images] == slugs
+
+    state = newsletter.status(memes.library, config)
+    assert state["pending"] == 4 and state["due_in"] == 8 and state["next_number"] == 1
+    assert state["pending_slugs"] == slugs
+    assert state["last"] is None and state["in_doubt"] == []
+    assert memes.library.editions() == []
+    json.dumps(state)  # --json can print it as is
+
+
+def test_the_archive_lists_sent_editions_and_leaves_removed_memes_out(tmp_path, smtp, memes):
+    config = make_config(tmp_path, smtp.port)
+    first = memes.publish(12)
+    newsletter.run_rule(memes.library, config)
+    memes.publish(12)
+    newsletter.run_rule(memes.library, config)
+    newsletter.send_special(memes.library, config, subject="Hello & welcome", body="Hi",
+                            slugs=[])  # fmt: skip
+    memes.library.mark_removed(first[0])
+
+    documents = {d.key: d for d in newsletter.archive_documents(memes.library, config)}
+    assert sorted(documents) == [
+        "newsletter/1.html",
+        "newsletter/2.html",
+        "newsletter/index.html",
+        "newsletter/index.json",
+        "newsletter/special-1.html",
+    ]
+    index = json.loads(documents["newsletter/index.json"].data)
+    listed = [(e["kind"], e["number"], e["url"]) for e in index["editions"]]
+    assert listed == [
+        ("special", 1, BASE_URL + "newsletter/special-1.html"),
+        ("regular", 2, BASE_URL + "newsletter/2.html"),
+        ("regular", 1, BASE_URL + "newsletter/1.html"),
+    ]
+    one = index["editions"][2]
+    assert one["slugs"] == first[1:]
+    assert one["subject"] == "Memes #1: Meme number 2 and 10 more"
+    assert one["sent_at"].endswith("Z")
+    page = documents["newsletter/1.html"].data.decode()
+    assert f'/m/{first[0]}"' not in page and f'/m/{first[1]}"' in page
+    assert "Hello &amp; welcome" in documents["newsletter/index.html"].data.decode()
+    assert documents["newsletter/1.html"].content_type.startswith("text/html")
+    again = newsletter.archive_documents(memes.library, config)
+    assert [d.sha256 for d in again] == [
+        documents[d.key].sha256 for d in again
+    ]  # deterministic: unchanged pages are not uploaded again
