@@ -756,6 +756,8 @@ def _text(reply: bytes | str) -> str:
 
 
 def _cause(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted: {exc.verify_message}"
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"{exc.smtp_code} {_text(exc.smtp_error)}"
     if isinstance(exc, OSError) and exc.strerror:

@@ -709,3 +709,68 @@ def test_the_archive_lists_sent_editions_and_leaves_removed_memes_out(tmp_path, 
     assert [d.sha256 for d in again] == [
         documents[d.key].sha256 for d in again
     ]  # deterministic: unchanged pages are not uploaded again
+
+
+# --- TLS ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1, trusted only where a test says so."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def tls_server(tmp_path: Path, certificate, *, implicit: bool) -> SmtpServer:
+    cert, key = certificate
+    port = free_port()
+    flags = (
+        ["--smtpscert", str(cert), "--smtpskey", str(key)]
+        if implicit
+        else ["--tlscert", str(cert), "--tlskey", str(key)]
+    )
+    maildir = tmp_path / f"maildir-{port}"
+    command = [PYTHON, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", *flags]
+    return SmtpServer(maildir, [*command, "-c", "aiosmtpd.handlers.Mailbox", str(maildir)], port)
+
+
+def test_starttls_verifies_the_server_certificate(tmp_path, memes, certificate, monkeypatch):
+    server = tls_server(tmp_path, certificate, implicit=False)
+    try:
+        memes.publish(12)
+        plain = make_config(tmp_path, server.port)
+        refused = newsletter.run_rule(memes.library, plain).warning
+        assert "STARTTLS" in refused  # this server takes no mail before STARTTLS
+
+        smtp = {"host": "127.0.0.1", "port": server.port, "starttls": True}
+        config = make_config(tmp_path, server.port, smtp=smtp)
+        untrusted = newsletter.run_rule(memes.library, config).warning
+        assert "certificate not trusted: self-signed" in untrusted  # not trusted by default
+        assert server.messages() == [] and memes.library.editions() == []
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # now trust it
+        assert newsletter.run_rule(memes.library, config).sent.number == 1
+        [message] = server.messages()
+        assert edition_of(message) == "regular 1"
+    finally:
+        server.stop()
+
+
+def test_implicit_tls(tmp_path, memes, certificate, monkeypatch):
+    server = tls_server(tmp_path, certificate, implicit=True)
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+        memes.publish(12)
+        smtp = {"host": "127.0.0.1", "port": server.port, "tls": True}
+        outcome = newsletter.run_rule(memes.library, make_config(tmp_path, server.port, smtp=smtp))
+        assert outcome.warning is None and outcome.sent.number == 1
+        assert len(server.messages()) == 1
+    finally:
+        server.stop()
