@@ -183,7 +183,10 @@
   }
 
   function whenLoaded(img, box) {
-    const done = () => box.classList.add("loaded");
+    const done = () => {
+      box.classList.add("loaded");
+      box.style.backgroundImage = ""; // the blurhash goes; the colour stays behind transparency
+    };
     if (img.complete && img.naturalWidth) done();
     else img.addEventListener("load", done, { once: true });
   }
@@ -353,6 +356,8 @@
     figure.dataset.slug = meme.slug;
     const box = el("div", "thumb whole");
     box.style.aspectRatio = `${meme.width} / ${meme.height}`;
+    // the whole image within the window's height, centred in the card
+    box.style.maxWidth = `calc(78vh * ${meme.width / meme.height})`;
     placeholder(box, meme);
     const img = image(meme, "(max-width: 1000px) 100vw, 1000px", 1000);
     box.append(img);
