@@ -23,6 +23,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -374,33 +375,42 @@ def _logo(path: Path, stamp: tuple[int, int]) -> Image.Image:
         return to_srgb(im).convert("RGBA")
 
 
-def _mark(width: int, wm: WatermarkConfig) -> Image.Image:
-    """The watermark as an RGBA tile for a rendition ``width`` px wide, opacity applied."""
+def _mark(size: tuple[int, int], wm: WatermarkConfig) -> Image.Image:
+    """The watermark as an RGBA tile for a rendition of ``size``, opacity applied.
+
+    Its size follows the width (watermark.size); on a rendition too short for that (a wide
+    strip) it shrinks to fit inside the margins.
+    """
+    width, height = size
+    room_w = max(1, width - 2 * round(wm.margin * width))
+    room_h = max(1, height - 2 * round(wm.margin * width))
     if wm.image is not None:
         stat = os.stat(wm.image)
         logo = _logo(Path(wm.image), (stat.st_mtime_ns, stat.st_size))
         lw = max(1, round(wm.size * width))
-        tile = logo.resize((lw, max(1, round(logo.height * lw / logo.width))), _RESAMPLE)
+        f = min(lw / logo.width, room_w / logo.width, room_h / logo.height)
+        tile = logo.resize(
+            (max(1, round(logo.width * f)), max(1, round(logo.height * f))), _RESAMPLE
+        )
     else:
         text = captions.clean_text(wm.text or "")
         chain = (Path(wm.font),) if wm.font else (captions.WATERMARK_FONT, *captions.FALLBACK_FONTS)
         fonts = captions.assign_fonts(text, chain, "watermark.text")
-        size = max(1, round(wm.size * width))
-        room = width * (1 - 2 * wm.margin)
+        px = max(1, round(wm.size * width))
+        runs = captions._runs(text, fonts)
         while True:
-            stroke = max(1, round(size * 0.08))
-            runs = captions._runs(text, fonts)
-            total = sum(captions.get_font(f, size).getlength(t) for f, t in runs) + 2 * stroke
-            if total <= room or size <= 1:
+            stroke = max(1, round(px * 0.08))
+            total = sum(captions.get_font(f, px).getlength(t) for f, t in runs) + 2 * stroke
+            ascent, descent = max(captions.get_font(f, px).getmetrics() for f, _ in runs)
+            if (total <= room_w and ascent + descent + 2 * stroke <= room_h) or px <= 1:
                 break
-            size -= 1
-        ascent, descent = max(captions.get_font(f, size).getmetrics() for f, _ in runs)
+            px -= 1
         tile = Image.new("RGBA", (max(1, math.ceil(total)), ascent + descent + 2 * stroke))
         draw = ImageDraw.Draw(tile)
         for outline in (True, False):  # outline then fill: reads on light and dark alike
             x = stroke
             for path, run in runs:
-                font = captions.get_font(path, size)
+                font = captions.get_font(path, px)
                 if outline:
                     draw.text(
                         (x, stroke + ascent), run, font=font, anchor="ls", fill=(0, 0, 0, 255),
@@ -504,7 +514,10 @@ def placeholder(img: Image.Image, background: str = "#ffffff") -> Placeholder:
     palette = quantized.getpalette() or [0, 0, 0]
     r, g, b = palette[3 * index : 3 * index + 3]
     x, y = (4, 3) if small.width >= small.height else (3, 4)
-    return Placeholder(color=f"#{r:02x}{g:02x}{b:02x}", blurhash=blurhash.encode(small, x, y))
+    with warnings.catch_warnings():  # blurhash-python calls Image.getdata (deprecated)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        code = blurhash.encode(small, x, y)
+    return Placeholder(color=f"#{r:02x}{g:02x}{b:02x}", blurhash=code)
 
 
 # --- cache -----------------------------------------------------------------------------------
@@ -626,7 +639,7 @@ def _still(source: _Source, spec: RenditionSpec, config: Config, layout) -> Rend
     img = _apply(_geometry(plan, base, source.size), base, spec)
     wm = config.watermark
     if spec.watermark and wm.enabled and img.width >= wm.min_width:
-        img = _watermark(img, _mark(img.width, wm), wm, check=True)
+        img = _watermark(img, _mark(img.size, wm), wm, check=True)
     if spec.format not in ALPHA_FORMATS:
         img = _flatten(img, config.background)
     return _rendered(spec, _encode([img], spec, None), img.size, False)
@@ -665,7 +678,7 @@ def _animated(
             geometries = [_geometry(p, frame, source.size) for p in plans]
             for spec, plan in zip(specs, plans, strict=True):
                 marked = spec.watermark and wm.enabled and plan.out[0] >= wm.min_width
-                tiles.append(_mark(plan.out[0], wm) if marked else None)
+                tiles.append(_mark(plan.out, wm) if marked else None)
         transparent = transparent or frame.getchannel("A").getextrema()[0] < 255
         for i, spec in enumerate(specs):
             img = _apply(geometries[i], frame, spec)

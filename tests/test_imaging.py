@@ -1,0 +1,495 @@
+"""The rendition engine, checked on real image files made in tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops, ImageDraw, ImageStat
+
+from pipeline import config as configuration
+from pipeline.errors import RenderError
+from pipeline.imaging import (
+    RenderFailure,
+    RenderJob,
+    RenderResult,
+    plan_rendition,
+    render_many,
+    render_meme,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+ALL_FORMATS = {
+    "j": {"width": 400, "format": "jpeg", "watermark": False},
+    "w": {"width": 400, "format": "webp", "watermark": False},
+    "p": {"width": 400, "format": "png", "watermark": False},
+    "g": {"width": 400, "format": "gif", "watermark": False},
+    "a": {"width": 400, "format": "avif", "watermark": False},
+}
+
+
+def make_config(tmp_path: Path, renditions=None, **extra):
+    data = {"renditions": renditions or ALL_FORMATS, "watermark": False, **extra}
+    return configuration.parse(data, root=tmp_path)
+
+
+def render(path: Path, cfg, top: str = "", bottom: str = "", **kw) -> RenderResult:
+    return render_meme(RenderJob(path.stem, path, top, bottom), cfg, **kw)
+
+
+def opened(result: RenderResult, name: str) -> Image.Image:
+    item = next(r for r in result.renditions if r.name == name)
+    return Image.open(io.BytesIO(item.data))
+
+
+def pixel(img: Image.Image, xy) -> tuple[int, ...]:
+    return img.convert("RGB").getpixel(xy)
+
+
+def close(a, b, tolerance: int = 12) -> bool:
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
+
+
+def srgb_swapped_profile() -> bytes:
+    """A valid RGB matrix/TRC ICC profile whose red and blue colorants are swapped versus sRGB:
+    a pixel (255, 0, 0) tagged with it *means* sRGB blue."""
+    d50 = (0.9642, 1.0, 0.8249)
+    red, green, blue = (0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141)
+
+    def xyz(v):
+        return b"XYZ \0\0\0\0" + b"".join(struct.pack(">i", round(c * 65536)) for c in v)
+
+    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, int(2.2 * 256)) + b"\0\0"
+    text = b"swapped rgb\0"
+    desc = (
+        b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0" * 3 + b"\0" * 67
+    )
+    tags = [
+        (b"desc", desc), (b"wtpt", xyz(d50)), (b"rXYZ", xyz(blue)), (b"gXYZ", xyz(green)),
+        (b"bXYZ", xyz(red)), (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve),
+        (b"cprt", b"text\0\0\0\0public domain\0"),
+    ]  # fmt: skip
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (
+        struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+        + b"\0" * 12 + b"acsp" + b"\0" * 24 + b"\0" * 4
+        + b"".join(struct.pack(">i", round(c * 65536)) for c in d50) + b"\0" * 48
+    )  # fmt: skip
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+# --- orientation and metadata ---------------------------------------------------------------
+
+
+def phone_photo(path: Path) -> Path:
+    """Raw pixels 300x400 (portrait) with Orientation=6, camera make/model, GPS, XMP, comment.
+    Raw top half red, bottom half blue: displayed (rotated 90 degrees clockwise) red is right."""
+    img = Image.new("RGB", (300, 400), (220, 20, 20))
+    ImageDraw.Draw(img).rectangle((0, 200, 300, 400), fill=(20, 20, 220))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "SecretCamMake"
+    exif[0x0110] = "SecretModel9"
+    gps = exif.get_ifd(0x8825)
+    gps[1] = "N"
+    gps[2] = (52.0, 31.0, 12.0)
+    img.save(
+        path, "JPEG", quality=95, exif=exif, comment=b"secret comment",
+        xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>SecretXMP</x:xmpmeta>",
+        icc_profile=srgb_swapped_profile(),
+    )  # fmt: skip
+    return path
+
+
+def test_orientation_applied_and_every_metadata_block_dropped(tmp_path):
+    source = phone_photo(tmp_path / "phone.jpg")
+    raw = source.read_bytes()
+    assert b"SecretCamMake" in raw and b"SecretXMP" in raw and b"secret comment" in raw
+    result = render(source, make_config(tmp_path))
+    for item in result.renditions:
+        img = Image.open(io.BytesIO(item.data))
+        assert img.size == (400, 300), item.name  # 4:3 landscape
+        assert (item.width, item.height) == img.size
+        assert not dict(img.getexif()), item.name
+        for key in ("exif", "xmp", "XML:com.adobe.xmp", "comment", "icc_profile"):
+            assert key not in img.info, (item.name, key)
+        for secret in (b"SecretCamMake", b"SecretModel9", b"SecretXMP", b"secret comment"):
+            assert secret not in item.data, (item.name, secret)
+        assert b"swapped rgb" not in item.data
+        # Orientation 6 rotates clockwise: the raw top (red) is now the right half. The swapped
+        # profile makes that "red" sRGB blue after conversion, the raw blue sRGB red.
+        assert close(pixel(img, (390, 150)), (20, 20, 220), 40), item.name
+        assert close(pixel(img, (10, 150)), (220, 20, 20), 40), item.name
+
+
+def test_embedded_icc_profile_is_converted_to_srgb(tmp_path):
+    source = tmp_path / "tagged.png"
+    Image.new("RGB", (64, 64), (255, 0, 0)).save(source, icc_profile=srgb_swapped_profile())
+    result = render(source, make_config(tmp_path))
+    for name in ALL_FORMATS:
+        assert close(pixel(opened(result, name), (32, 32)), (0, 0, 255), 20), name
+
+
+def test_cmyk_and_inverted_adobe_cmyk_come_out_red(tmp_path):
+    source = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (64, 64), (0, 255, 255, 0)).save(source, "JPEG", quality=95)
+    assert b"Adobe" in source.read_bytes()  # Pillow writes Adobe (inverted) CMYK JPEGs
+    tiff = tmp_path / "cmyk.tif"
+    Image.new("CMYK", (64, 64), (0, 255, 255, 0)).save(tiff)
+    for path in (source, tiff):
+        result = render(path, make_config(tmp_path))
+        for name in ALL_FORMATS:
+            assert close(pixel(opened(result, name), (32, 32)), (255, 0, 0), 16), (path, name)
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path):
+    source = tmp_path / "deep.png"
+    img = Image.new("I;16", (256, 8))
+    for x in range(256):
+        for y in range(8):
+            img.putpixel((x, y), x * 257)
+    img.save(source)
+    out = opened(render(source, make_config(tmp_path)), "p")
+    assert close(pixel(out, (128, 4)), (128, 128, 128), 3)
+    assert close(pixel(out, (64, 4)), (64, 64, 64), 3)
+
+
+def test_transparency_flattened_on_background_where_format_has_no_alpha(tmp_path):
+    source = tmp_path / "sticker.png"
+    img = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    ImageDraw.Draw(img).ellipse((50, 50, 150, 150), fill=(0, 200, 0, 255))
+    img.save(source)
+    result = render(source, make_config(tmp_path))
+    jpeg = opened(result, "j")
+    assert jpeg.mode == "RGB"
+    assert close(pixel(jpeg, (5, 5)), (255, 255, 255), 3)  # white, never black
+    assert close(pixel(jpeg, (100, 100)), (0, 200, 0), 16)
+    for name in ("w", "p", "a"):
+        kept = opened(result, name).convert("RGBA")
+        assert kept.getpixel((5, 5))[3] == 0, name
+        assert kept.getpixel((100, 100))[3] == 255, name
+    dark = render(source, make_config(tmp_path, background="#102030"))
+    assert close(pixel(opened(dark, "j"), (5, 5)), (0x10, 0x20, 0x30), 6)
+
+
+def test_palette_image_with_transparency_keeps_it(tmp_path):
+    source = tmp_path / "pal.gif"
+    img = Image.new("P", (50, 50), 0)
+    img.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    ImageDraw.Draw(img).rectangle((20, 20, 30, 30), fill=1)
+    img.save(source, transparency=0)
+    png = opened(render(source, make_config(tmp_path)), "p").convert("RGBA")
+    assert png.getpixel((2, 2))[3] == 0
+    assert png.getpixel((25, 25)) == (0, 0, 255, 255)
+
+
+# --- animation ------------------------------------------------------------------------------
+
+COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+DURATIONS = [100, 200, 300, 400]
+
+
+def animation(path: Path, fmt: str) -> Path:
+    frames = []
+    for i, colour in enumerate(COLOURS):
+        frame = Image.new("RGB", (500, 300), colour)
+        ImageDraw.Draw(frame).rectangle((i * 100, 100, i * 100 + 80, 200), fill=(0, 0, 0))
+        frames.append(frame)
+    frames[0].save(path, fmt, save_all=True, append_images=frames[1:], duration=DURATIONS, loop=0)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+def test_animation_stays_animated_with_durations_and_loop(tmp_path, fmt):
+    source = animation(tmp_path / f"anim.{fmt.lower()}", fmt)
+    cfg = make_config(
+        tmp_path,
+        {
+            "w": {"width": 250, "format": "webp"},
+            "g": {"width": 250, "format": "gif"},
+            "j": {"width": 250, "format": "jpeg"},
+        },
+        watermark={"text": "@memes", "min_width": 100, "opacity": 1.0},
+    )
+    result = render(source, cfg)
+    for name in ("w", "g"):
+        item = next(r for r in result.renditions if r.name == name)
+        assert item.animated
+        img = Image.open(io.BytesIO(item.data))
+        assert img.n_frames == 4 and img.size == (250, 150)
+        assert img.info.get("loop") == 0
+        durations = []
+        for index in range(4):
+            img.seek(index)
+            img.load()  # WebP sets the frame's duration on load
+            durations.append(img.info["duration"])
+            frame = img.convert("RGB")
+            assert close(pixel(frame, (240, 10)), COLOURS[index], 40), (name, index)
+            assert close(pixel(frame, (index * 50 + 20, 75)), (0, 0, 0), 40), (name, index)
+            # the watermark is on every frame: the bottom-right corner is not the plain colour
+            corner = frame.crop((150, 130, 250, 150))
+            assert ImageStat.Stat(corner).extrema != [(c, c) for c in COLOURS[index]]
+        assert durations == DURATIONS, name
+    still = opened(result, "j")
+    assert not getattr(still, "is_animated", False)
+    assert close(pixel(still, (240, 10)), COLOURS[0], 30)
+
+
+# --- geometry -------------------------------------------------------------------------------
+
+
+def test_never_upscaled(tmp_path):
+    source = tmp_path / "small.png"
+    Image.new("RGB", (200, 100), (90, 90, 90)).save(source)
+    cfg = make_config(
+        tmp_path,
+        {
+            "big": {"width": 1200, "format": "png", "watermark": False},
+            "og": {"width": 1200, "height": 630, "fit": "cover", "format": "jpeg"},
+            "sq": {"width": 1080, "height": 1080, "fit": "pad", "format": "jpeg"},
+        },
+    )
+    sizes = {r.name: (r.width, r.height) for r in render(source, cfg).renditions}
+    assert sizes["big"] == (200, 100)
+    assert sizes["og"] == (190, 100)  # the 1200x630 shape, shrunk until the image fills it
+    assert sizes["sq"] == (200, 200)  # the image at its own size, padded to the square shape
+
+
+def test_max_height_limits_tall_screenshots_separately_from_width(tmp_path):
+    source = tmp_path / "tall.png"
+    Image.new("RGB", (1000, 8000), (10, 10, 10)).save(source)
+    cfg = make_config(
+        tmp_path,
+        {
+            "capped": {"width": 600, "max_height": 1000, "format": "png"},
+            "wide": {"width": 600, "format": "png"},
+        },
+    )
+    sizes = {r.name: (r.width, r.height) for r in render(source, cfg).renditions}
+    assert sizes["capped"] == (125, 1000)
+    assert sizes["wide"] == (600, 4800)
+
+
+def test_cover_crop_keeps_the_interesting_region(tmp_path):
+    source = tmp_path / "subject_left.png"
+    img = Image.new("RGB", (900, 300), (128, 128, 128))
+    draw = ImageDraw.Draw(img)
+    for x in range(20, 260, 20):  # a busy, colourful subject near the left edge
+        for y in range(20, 280, 20):
+            draw.rectangle((x, y, x + 9, y + 9), fill=(255, (x * 3) % 256, 0))
+    img.save(source)
+    cfg = make_config(tmp_path, {"sq": {"width": 300, "height": 300, "fit": "cover"}})
+    out = opened(render(source, cfg), "sq").convert("RGB")
+    assert out.size == (300, 300)
+    assert ImageStat.Stat(out).stddev[0] > 30  # the checkerboard, not flat grey
+    assert close(pixel(out, (295, 150)), (128, 128, 128), 10)  # and it starts at the left
+
+
+def test_pad_with_colour_and_with_blurred_copy(tmp_path):
+    source = tmp_path / "wide.png"
+    Image.new("RGB", (400, 200), (250, 200, 40)).save(source)
+    cfg = make_config(
+        tmp_path,
+        {
+            "green": {"width": 300, "height": 300, "fit": "pad", "pad_color": "#00ff00"},
+            "blur": {"width": 300, "height": 300, "fit": "pad", "format": "png"},
+        },
+    )
+    result = render(source, cfg)
+    green = opened(result, "green")
+    assert green.size == (300, 300)
+    assert close(pixel(green, (150, 10)), (0, 255, 0), 20)
+    assert close(pixel(green, (150, 150)), (250, 200, 40), 20)
+    blur = opened(result, "blur")
+    band, centre = pixel(blur, (150, 10)), pixel(blur, (150, 150))
+    assert close(centre, (250, 200, 40), 4)
+    assert all(b < c for b, c in zip(band, centre, strict=True) if c > 0)  # darkened copy
+    assert band[0] > band[2]  # and a copy of the image's colour, not a flat grey
+
+
+def test_degenerate_sizes_render(tmp_path):
+    dot = tmp_path / "dot.png"
+    Image.new("RGB", (1, 1), (1, 2, 3)).save(dot)
+    strip = tmp_path / "strip.jpg"
+    Image.new("RGB", (8000, 200), (200, 100, 50)).save(strip)
+    cfg = configuration.parse({}, root=tmp_path)  # the default renditions, watermark on
+    for path in (dot, strip):
+        result = render(path, cfg)
+        for item in result.renditions:
+            img = Image.open(io.BytesIO(item.data))
+            assert img.size == (item.width, item.height)
+            assert 1 <= item.width <= max(1200, 1) and item.width <= Image.open(path).width
+    assert result.placeholder.color.startswith("#")
+
+
+def test_plan_rendition_contract():
+    spec = configuration.RenditionSpec(name="x", width=1200, height=630, fit="cover")
+    plan = plan_rendition(spec, 4000, 3000)
+    assert plan.out == (1200, 630) and plan.region == (4000, 2100)
+
+
+# --- watermark ------------------------------------------------------------------------------
+
+
+def test_watermark_marks_its_corner_and_not_the_opposite(tmp_path):
+    source = tmp_path / "grey.png"
+    Image.new("RGB", (800, 600), (128, 128, 128)).save(source)
+    cfg = make_config(
+        tmp_path,
+        {
+            "m": {"width": 800, "format": "png"},
+            "off": {"width": 800, "format": "png", "watermark": False},
+        },
+        watermark={"text": "@memes", "position": "bottom-right"},
+    )
+    result = render(source, cfg)
+    marked, plain = opened(result, "m").convert("RGB"), opened(result, "off").convert("RGB")
+    grey = Image.new("RGB", (200, 150), (128, 128, 128))
+    assert ImageChops.difference(marked.crop((600, 450, 800, 600)), grey).getbbox() is not None
+    assert ImageChops.difference(marked.crop((0, 0, 200, 150)), grey).getbbox() is None
+    assert ImageChops.difference(plain, Image.new("RGB", (800, 600), (128,) * 3)).getbbox() is None
+
+
+def test_watermark_logo_and_min_width(tmp_path):
+    logo = tmp_path / "logo.png"
+    mark = Image.new("RGBA", (100, 50), (0, 0, 0, 0))
+    ImageDraw.Draw(mark).rectangle((10, 10, 90, 40), fill=(255, 0, 0, 255))
+    mark.save(logo)
+    source = tmp_path / "grey.png"
+    Image.new("RGB", (800, 600), (128, 128, 128)).save(source)
+    cfg = make_config(
+        tmp_path,
+        {"big": {"width": 800, "format": "png"}, "small": {"width": 300, "format": "png"}},
+        watermark={"image": "logo.png", "position": "top-left", "opacity": 1.0, "min_width": 400},
+    )
+    result = render(source, cfg)
+    big = opened(result, "big").convert("RGB")
+    reds = [pixel(big, (x, y)) for x in range(16, 80) for y in range(16, 40)]
+    assert any(close(p, (255, 0, 0), 30) for p in reds)
+    small = opened(result, "small").convert("RGB")
+    assert ImageStat.Stat(small).extrema == [(128, 128)] * 3  # under min_width: no mark
+
+
+def test_invisible_watermark_is_an_error(tmp_path):
+    logo = tmp_path / "blank.png"
+    Image.new("RGBA", (100, 50), (0, 0, 0, 0)).save(logo)
+    source = tmp_path / "grey.png"
+    Image.new("RGB", (800, 600), (128, 128, 128)).save(source)
+    cfg = make_config(tmp_path, {"m": {"width": 800}}, watermark={"image": "blank.png"})
+    with pytest.raises(RenderError, match=r"^grey: watermark not visible"):
+        render(source, cfg)
+
+
+# --- determinism, cache, pool ---------------------------------------------------------------
+
+
+def test_same_inputs_give_same_bytes_in_process_and_in_pool(tmp_path):
+    source = phone_photo(tmp_path / "phone.jpg")
+    cfg = configuration.parse({}, root=tmp_path)
+    first = render(source, cfg, "same", "bytes")
+    second = render(source, cfg, "same", "bytes")
+    assert [r.data for r in first.renditions] == [r.data for r in second.renditions]
+    assert first.placeholder == second.placeholder
+    results, failures = render_many(
+        [RenderJob("phone", source, "same", "bytes")] * 2, cfg, workers=2
+    )
+    assert not failures
+    for result in results:
+        assert [r.sha256 for r in result.renditions] == [r.sha256 for r in first.renditions]
+    item = first.renditions[0]
+    assert item.sha256 == hashlib.sha256(item.data).hexdigest()
+
+
+def test_cache_hit_returns_identical_bytes_without_rendering(tmp_path):
+    source = tmp_path / "orig.png"
+    Image.open(SAMPLES / "chelsea.png").save(source)
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    cfg = configuration.parse({}, root=tmp_path)
+    cache = tmp_path / "cache"
+    job = RenderJob("cat", source, "cached", "", sha256=sha)
+    fresh = render_meme(job, cfg, cache_dir=cache)
+    assert not list(cache.rglob(".tmp-*"))  # atomic writes leave no temporaries
+    # The original now cannot be decoded: only a cache hit can still answer.
+    source.write_bytes(b"not an image any more")
+    hit = render_meme(job, cfg, cache_dir=cache)
+    assert [r.data for r in hit.renditions] == [r.data for r in fresh.renditions]
+    assert hit.placeholder == fresh.placeholder
+    with pytest.raises(RenderError, match="^cat: cannot read image"):
+        render_meme(job, cfg)  # no cache: it really re-renders
+    # A different caption is a different key: a miss, and so an error here.
+    with pytest.raises(RenderError):
+        render_meme(RenderJob("cat", source, "other", "", sha256=sha), cfg, cache_dir=cache)
+
+
+def test_render_many_reports_corrupt_original_by_slug_and_renders_the_rest(tmp_path):
+    good = tmp_path / "good.png"
+    Image.new("RGB", (300, 200), (30, 60, 90)).save(good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(good.read_bytes()[:100])
+    jobs = [RenderJob("one", good), RenderJob("broken", bad), RenderJob("two", good)]
+    ticks = []
+    results, failures = render_many(jobs, make_config(tmp_path), workers=2, progress=ticks.append)
+    assert [r.slug for r in results] == ["one", "two"]
+    assert failures == [failures[0]] and isinstance(failures[0], RenderFailure)
+    assert failures[0].slug == "broken" and "bad.jpg" in failures[0].reason
+    assert sum(ticks) == 3
+    results, failures = render_many(jobs, make_config(tmp_path), workers=1)
+    assert [r.slug for r in results] == ["one", "two"] and failures[0].slug == "broken"
+
+
+def test_caption_is_on_every_rendition(tmp_path):
+    source = tmp_path / "plain.png"
+    Image.new("RGB", (900, 600), (60, 120, 180)).save(source)
+    cfg = configuration.parse({"watermark": False}, root=tmp_path)
+    result = render(source, cfg, "TOP TEXT", "BOTTOM TEXT")
+    for item in result.renditions:
+        img = Image.open(io.BytesIO(item.data)).convert("RGB")
+        low, high = ImageStat.Stat(img).extrema[1]  # green: 120 in the image, 66 in pad bands
+        assert high > 230, item.name  # white letters
+        assert low < 30, item.name  # black outline
+
+
+def test_placeholder_colour_and_blurhash(tmp_path):
+    source = tmp_path / "red.png"
+    img = Image.new("RGB", (200, 100), (200, 30, 30))
+    ImageDraw.Draw(img).rectangle((0, 0, 30, 30), fill=(0, 0, 255))
+    img.save(source)
+    result = render(source, make_config(tmp_path))
+    assert close(bytes.fromhex(result.placeholder.color[1:]), (200, 30, 30), 6)
+    assert len(result.placeholder.blurhash) == 4 + 2 * 4 * 3  # 4x3 components
+
+
+def test_peak_memory_for_a_50_megapixel_jpeg(tmp_path):
+    """Peak RSS of a fresh process rendering the default set from a 50 MP JPEG: < 400 MB."""
+    source = tmp_path / "huge.jpg"
+    Image.radial_gradient("L").resize((8660, 5774)).convert("RGB").save(source, quality=80)
+    script = textwrap.dedent(
+        f"""
+        import resource
+        from pathlib import Path
+        from pipeline import config
+        from pipeline.imaging import RenderJob, render_meme
+        cfg = config.parse({{}}, root=Path({str(tmp_path)!r}))
+        render_meme(RenderJob("huge", Path({str(source)!r}), "big", "photo"), cfg)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    peak_mb = int(out.stdout.split()[-1]) / 1024
+    assert peak_mb < 400, peak_mb
