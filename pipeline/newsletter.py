@@ -153,6 +153,7 @@ def send_special(
     subject = _one_line(subject)
     if not subject:
         raise UsageError("special edition: the subject is empty")
+    slugs = list(dict.fromkeys(slugs))  # a meme named twice is featured once
     memes = library.by_slugs(slugs)
     missing = [s for s in slugs if s not in {m.slug for m in memes}]
     if missing:
@@ -384,8 +385,9 @@ def archive_documents(library: Library, config: Config) -> list[Document]:
     entries: list[dict[str, Any]] = []
     sent = [e for e in library.editions() if e.status == "sent"]
     sent.sort(key=lambda e: (e.sent_at or e.created_at, e.kind, e.number))
+    published = {m.slug: m for m in library.published()} if sent else {}  # one query for all
     for edition in sent:
-        memes = [m for m in library.by_slugs(edition.slugs) if m.status == "published"]
+        memes = [published[slug] for slug in edition.slugs if slug in published]
         note = _stored_note(library, edition.kind, edition.number)
         subject = edition.subject
         if edition.kind == REGULAR:
