@@ -1,0 +1,143 @@
+"""Meme captions: fitting, wrapping, Unicode coverage, and the add-time check."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from pipeline import config as configuration
+from pipeline import overlay
+from pipeline.errors import IngestError
+
+OVERLAY = configuration.parse({}).overlay  # min_font_size 14 (px at 1000 px width)
+
+
+def drawn(size, top="", bottom="", colour=(60, 120, 180)) -> tuple[Image.Image, Image.Image]:
+    plain = Image.new("RGB", size, colour)
+    return plain, overlay.draw_overlay(plain, overlay.layout(*size, top, bottom, OVERLAY))
+
+
+def ink_box(plain: Image.Image, captioned: Image.Image):
+    return ImageChops.difference(plain, captioned).getbbox()
+
+
+def test_bundled_fonts_and_licences_are_present():
+    for font in (overlay.MEME_FONT, overlay.WATERMARK_FONT, *overlay.FALLBACK_FONTS):
+        assert font.is_file() and overlay.glyph_coverage(font)
+    names = {p.name for p in overlay.FONT_DIR.iterdir()}
+    assert {"OFL-Anton.txt", "LICENSE-DejaVu.txt", "LICENSE-DroidSansFallback.txt"} <= names
+
+
+def test_glyph_coverage_reads_the_cmap():
+    anton = overlay.glyph_coverage(overlay.MEME_FONT)
+    dejavu = overlay.glyph_coverage(overlay.WATERMARK_FONT)
+    assert {ord(c) for c in "AZaz09é!?"} <= anton
+    assert ord("Ж") not in anton and ord("Ж") in dejavu
+    assert ord("你") in overlay.glyph_coverage(overlay.FALLBACK_FONTS[1])
+
+
+def test_caption_sits_at_top_and_bottom_in_white_with_black_outline():
+    plain, captioned = drawn((800, 600), "TOP", "BOTTOM")
+    top = captioned.crop((0, 0, 800, 200))
+    bottom = captioned.crop((0, 400, 800, 600))
+    middle = captioned.crop((0, 250, 800, 350))
+    for band in (top, bottom):
+        extrema = ImageStat.Stat(band).extrema
+        assert all(high >= 250 for _, high in extrema)  # white fill
+        assert all(low <= 5 for low, _ in extrema)  # black outline
+    assert ImageStat.Stat(middle).extrema == [(60, 60), (120, 120), (180, 180)]
+
+
+def test_very_long_caption_wraps_and_stays_inside_the_image():
+    text = " ".join(["when the deploy script works on the first try"] * 6)
+    plain, captioned = drawn((600, 900), text, text)
+    left, top, right, bottom = ink_box(plain, captioned)
+    assert left > 0 and top > 0 and right < 600 and bottom < 900
+    block = overlay.layout(600, 900, text, text, OVERLAY).top
+    assert len(block.lines) > 3 and block.size >= OVERLAY.min_font_size
+
+
+def test_short_caption_is_big_and_long_one_shrinks():
+    short = overlay.layout(1000, 1000, "LOL", "", OVERLAY).top
+    long = overlay.layout(1000, 1000, "this is a much longer caption " * 4, "", OVERLAY).top
+    assert short.size == round(overlay.REFERENCE_WIDTH * overlay.MAX_FONT)
+    assert long.size < short.size
+
+
+def test_same_layout_at_every_scale():
+    """Captions are laid out at the reference width, so a small copy matches a big one."""
+    _, big = drawn((2000, 1500), "SAME PLACE", "AT ANY SIZE")
+    _, small = drawn((500, 375), "SAME PLACE", "AT ANY SIZE")
+    shrunk = big.resize((500, 375), Image.Resampling.LANCZOS)
+    difference = ImageStat.Stat(ImageChops.difference(shrunk, small).convert("L")).mean[0]
+    assert difference < 12
+
+
+def test_long_word_breaks_only_when_it_must():
+    block = overlay.layout(1000, 1000, "Donaudampfschifffahrtsgesellschaft", "", OVERLAY).top
+    assert len(block.lines) == 1  # shrinks rather than splitting the word
+    strip = overlay.layout(
+        300, 1000, "Donaudampfschifffahrtsgesellschaftskapitän " * 2, "", OVERLAY
+    )
+    assert all(line for line in strip.top.lines)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ça, c'est déjà fait",
+        "Привет, мир",
+        "مرحبا بالعالم",
+        "你好，世界",
+        "こんにちは世界",
+    ],
+)
+def test_unicode_scripts_render_with_a_font_that_has_them(text):
+    plain, captioned = drawn((800, 600), text)
+    assert ink_box(plain, captioned) is not None
+    block = overlay.layout(800, 600, text, "", OVERLAY).top
+    for line in block.lines:
+        for font, run in line:
+            coverage = overlay.glyph_coverage(font)
+            assert all(ord(c) in coverage for c in run if not c.isspace()), (font.name, run)
+
+
+def test_latin_caption_uses_the_meme_font_and_mixed_text_falls_back_per_run():
+    latin = overlay.layout(800, 600, "ONE DOES NOT SIMPLY", "", OVERLAY).top
+    assert {font for line in latin.lines for font, _ in line} == {overlay.MEME_FONT}
+    mixed = overlay.layout(800, 600, "PUTIN 你好", "", OVERLAY).top
+    fonts = [font.name for line in mixed.lines for font, _ in line]
+    assert fonts == ["Anton-Regular.ttf", "DroidSansFallbackFull.ttf"]
+
+
+def test_missing_glyph_is_an_ingest_error_naming_the_character():
+    with pytest.raises(IngestError, match=r"bottom text: character .*U\+1F9CC"):
+        overlay.check_overlay(800, 600, "fine", "troll 🧌", OVERLAY)  # no bundled font has it
+
+
+def test_text_that_cannot_fit_legibly_is_an_ingest_error():
+    long = "a caption far too long for a thin strip of an image to carry legibly"
+    with pytest.raises(IngestError, match=r"top text does not fit on a 8000x200 image"):
+        overlay.check_overlay(8000, 200, long, "", OVERLAY)
+    overlay.check_overlay(4000, 400, "OK", "", OVERLAY)  # a short word fits a wide image
+    overlay.check_overlay(800, 600, "", "", OVERLAY)  # no caption, nothing to check
+
+
+def test_min_font_size_is_configurable():
+    strict = configuration.parse({"overlay": {"min_font_size": 60}}).overlay
+    text = "a medium length caption that needs a few lines at a large size " * 4
+    overlay.check_overlay(1000, 1000, text, "", OVERLAY)
+    with pytest.raises(IngestError, match="smaller than 60 px"):
+        overlay.check_overlay(1000, 1000, text, "", strict)
+
+
+def test_hangul_is_a_documented_gap_reported_by_name():
+    # Droid Sans Fallback has Chinese and Japanese but no Hangul; a Korean font is 4+ MB.
+    with pytest.raises(IngestError, match=r"U\+C548 HANGUL SYLLABLE AN"):
+        overlay.check_overlay(800, 600, "안녕", "", OVERLAY)
+
+
+def test_caption_on_transparent_image_is_opaque():
+    plain = Image.new("RGBA", (600, 400), (0, 0, 0, 0))
+    captioned = overlay.draw_overlay(plain, overlay.layout(600, 400, "HI", "", OVERLAY))
+    assert captioned.getchannel("A").getextrema() == (0, 255)
