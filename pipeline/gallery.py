@@ -349,8 +349,6 @@ def feed_json(visible: Sequence[Meme], config: Config) -> Document:
             "date_published": iso(meme.published_at or _EPOCH),
             "tags": [meme.category, *(t for t in meme.tags if t != meme.category)],
         }
-        if meme.alt:
-            item["summary"] = meme.alt
         if image is not None:
             item["image"] = base + image.key
             item["attachments"] = [
