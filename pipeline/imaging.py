@@ -257,24 +257,18 @@ class _Source:
         return self._bases[factor]
 
     def frames_iter(self):
-        """(frame RGBA sRGB oriented, duration ms) for every frame of an animation."""
+        """(frame RGBA sRGB oriented, duration ms, disposal) for every frame, decoded once.
+        Also sets self.loop (None for a GIF that plays once)."""
         with Image.open(self.path) as im:
             icc = im.info.get("icc_profile")
+            self.loop = im.info.get("loop")
             for index in range(self.frames):
                 im.seek(index)
                 frame = im.convert("RGBA")  # Pillow composites GIF/WebP frames on seek
                 frame = to_srgb(frame, icc)
-                yield self._orient(frame.convert("RGBA")), int(im.info.get("duration", 0) or 0)
-
-    def animation_info(self) -> tuple[int | None, list[int]]:
-        """(loop count or None for 'play once' GIFs, disposal method per frame)."""
-        with Image.open(self.path) as im:
-            loop = im.info.get("loop")
-            disposals = []
-            for index in range(self.frames):
-                im.seek(index)
-                disposals.append(int(getattr(im, "disposal_method", 0) or 0))
-        return loop, disposals
+                duration = int(im.info.get("duration", 0) or 0)
+                disposal = int(getattr(im, "disposal_method", 0) or 0)
+                yield self._orient(frame.convert("RGBA")), duration, disposal
 
 
 # --- rendition steps -------------------------------------------------------------------------
@@ -442,15 +436,15 @@ def _mark_position(
 def _watermark(
     img: Image.Image, tile: Image.Image, wm: WatermarkConfig, check: bool
 ) -> Image.Image:
-    """Composite the mark; with ``check``, raise RenderError unless it visibly changed pixels."""
+    """Composite the mark (in place, on the rendition's own fresh image); with ``check``, raise
+    RenderError unless it visibly changed pixels. Only the mark's box is touched."""
     x, y = _mark_position(img.size, tile, wm)
-    base = img.convert("RGBA")
-    layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
-    layer.paste(tile, (x, y))
-    out = Image.alpha_composite(base, layer)
+    box = (x, y, min(img.width, x + tile.width), min(img.height, y + tile.height))
+    before = img.crop(box).convert("RGBA")
+    after = before.copy()
+    after.alpha_composite(tile.crop((0, 0, box[2] - x, box[3] - y)))
     if check:
-        box = (x, y, min(img.width, x + tile.width), min(img.height, y + tile.height))
-        diff = ImageChops.difference(base.crop(box), out.crop(box)).convert("L")
+        diff = ImageChops.difference(before, after).convert("L")
         changed = sum(diff.histogram()[3:])
         area = max(1, (box[2] - box[0]) * (box[3] - box[1]))
         if tile.width > img.width or tile.height > img.height or changed < max(1, area // 200):
@@ -458,7 +452,8 @@ def _watermark(
                 f"watermark not visible on the {img.width}x{img.height} rendition "
                 f"({changed} of {area} pixels changed); check watermark size/opacity/image"
             )
-    return out if img.mode == "RGBA" else out.convert("RGB")
+    img.paste(after if img.mode == "RGBA" else after.convert(img.mode), box[:2])
+    return img
 
 
 # --- encoding --------------------------------------------------------------------------------
@@ -482,9 +477,11 @@ def _encode(frames: list[Image.Image], spec: RenditionSpec, anim: dict | None) -
         first.save(out, "AVIF", quality=spec.quality, max_threads=1)
     elif fmt == "webp":
         if anim:
+            # method 2: 16% smaller than Pillow's default (0) for animations at 1.3x the time;
+            # 4 saves only 5% more at twice the time. Stills use 4 (40% smaller than 0).
             first.save(
                 out, "WEBP", save_all=True, append_images=frames[1:], duration=anim["durations"],
-                loop=anim["loop"], quality=spec.quality, method=4,
+                loop=anim["loop"], quality=spec.quality, method=2,
             )  # fmt: skip
         else:
             first.save(out, "WEBP", quality=spec.quality, method=4)
@@ -663,15 +660,16 @@ def _animated(
             f"animation too large: {source.frames} frames x {len(specs)} renditions "
             f"= {held:,} pixels held, over the {ANIMATION_BUDGET:,} budget"
         )
-    loop, disposals = source.animation_info()
     wm = config.watermark
     outputs: list[list[Image.Image]] = [[] for _ in specs]
     durations: list[int] = []
+    disposals: list[int] = []
     geometries: list[_Geometry] = []
     tiles: list[Image.Image | None] = []
     transparent = False
-    for frame, duration in source.frames_iter():
+    for frame, duration, disposal in source.frames_iter():
         durations.append(duration)
+        disposals.append(disposal)
         if layout:
             frame = captions.draw_overlay(frame, layout)
         if not geometries:  # crop window and watermark from the first frame, kept for all
@@ -685,6 +683,7 @@ def _animated(
             if tiles[i] is not None:
                 img = _watermark(img.convert("RGBA"), tiles[i], wm, check=not outputs[i])
             outputs[i].append(img.convert("RGBA"))
+    loop = source.loop
     if loop is None and source.format == "WEBP":
         loop = 0
     results = []
