@@ -103,8 +103,13 @@ def publish_lock(library: Library, wait: float = 0) -> Iterator[None]:
 
 @contextmanager
 def storage_lock(storage: Storage, config: Config) -> Iterator[None]:
-    """A lock object in storage, so two cron hosts sharing a bucket never overlap."""
-    owner = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+    """A lock object in storage, so two cron hosts sharing a bucket never overlap.
+
+    Taken only inside publish_lock, so the owner names this host's library rather than the
+    process: a lock left by a run killed here is ours to take again at once, while another
+    host's lock holds until it is released or older than storage.lock_ttl.
+    """
+    owner = f"{socket.gethostname()}:{config.library}"
     if not storage.try_lock(owner, config.storage.lock_ttl):
         raise LockedError(f"another host holds the publish lock in {storage.description}")
     try:

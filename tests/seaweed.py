@@ -78,7 +78,21 @@ class SeaweedServer:
     process: subprocess.Popen[bytes]
     data_dir: Path
     log_path: Path
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
     _buckets: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Stop the server (an outage); start_again() brings it back on the same ports/data."""
+        stop(self.process)
+
+    def start_again(self, ready_timeout: float = 60) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.args, cwd=self.data_dir, env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        _wait_ready(self, ready_timeout)
 
     def client(self, **config: Any) -> Any:
         """A fresh boto3 S3 client with this server's credentials (for checks in tests)."""
@@ -179,12 +193,14 @@ def seaweed(weed: str | None = None, *, ready_timeout: float = 60) -> Iterator[S
         process=process,
         data_dir=data_dir,
         log_path=log_path,
+        args=args,
+        env=env,
     )
     try:
         _wait_ready(server, ready_timeout)
         yield server
     finally:
-        stop(process)
+        stop(server.process)
         shutil.rmtree(data_dir, ignore_errors=True)
         # Some gRPC sockets always go to /tmp/seaweedfs-<what>-<port>.sock: remove ours.
         ports = {master_grpc, volume_grpc, filer_grpc, s3_grpc, admin_grpc, s3, filer}

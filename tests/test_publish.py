@@ -122,7 +122,9 @@ def test_publish_respects_publish_at_and_limit(tmp_path):
     cfg = make_site(tmp_path)
     slugs = add_memes(cfg, 4)
     run(cfg, "edit", slugs[3], "--publish-at", "2099-01-01T00:00:00Z")
-    assert json.loads(run(cfg, "publish", "--limit", "2", "--json").stdout)["published"] == slugs[:2]
+    assert (
+        json.loads(run(cfg, "publish", "--limit", "2", "--json").stdout)["published"] == slugs[:2]
+    )
     assert json.loads(run(cfg, "publish", "--json").stdout)["published"] == [slugs[2]]
 
 
@@ -214,14 +216,19 @@ def test_s3_no_change_republish_makes_zero_puts(tmp_path, s3_server, s3_bucket):
     config = config_module.load(cfg)
     sent: list[str] = []
     storage = open_storage(config.storage)
-    storage.client.meta.events.register("before-send.s3", lambda **kw: sent.append(kw["request"].method))
+    storage.client.meta.events.register(
+        "before-send.s3", lambda **kw: sent.append((kw["request"].method, kw["request"].url))
+    )
     with Library(config.library) as library:
         report = publish(library, config, storage=storage)
-        assert report.published == [] and sent == []
+        assert report.published == [] and sent == []  # nothing due: not a single request
         # An edit forces the documents to be rebuilt: only changed documents go up.
         library.edit(slug, caption="new words")
         report = publish(library, config, storage=storage)
-    assert sent.count("GET") <= 1
+    manifest_gets = [u for m, u in sent if m == "GET" and u.endswith("_memes/manifest.json")]
+    assert len(manifest_gets) == 1
+    assert not any(m == "PUT" and "/i/" in u for m, u in sent)  # no rendition re-uploaded
+    assert not any(m == "HEAD" or "list-type" in u for m, u in sent)  # no HEAD, no listing
     assert not any(key.startswith("i/") for key in report.uploaded)
     assert "index.json" in report.uploaded
 
@@ -231,8 +238,12 @@ def test_two_publish_processes_at_once_publish_each_meme_once(tmp_path, s3_serve
                     publish={"batch_size": 30, "workers": 1})  # fmt: skip
     slugs = add_memes(cfg, 30)
     procs = [
-        subprocess.Popen([*MEMES, "--config", str(cfg), "publish", "--wait", "120", "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [*MEMES, "--config", str(cfg), "publish", "--wait", "120", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
@@ -248,7 +259,9 @@ def test_storage_unreachable_is_one_line_and_nothing_is_marked(tmp_path, s3_serv
     from seaweed import free_ports
 
     [port] = free_ports(1)
-    cfg = make_site(tmp_path, {"url": "s3://nowhere/site", "endpoint_url": f"http://127.0.0.1:{port}"})
+    cfg = make_site(
+        tmp_path, {"url": "s3://nowhere/site", "endpoint_url": f"http://127.0.0.1:{port}"}
+    )
     add_memes(cfg, 2)
     result = subprocess.run([*MEMES, "--config", str(cfg), "publish"], capture_output=True,
                             text=True, timeout=120)  # fmt: skip
@@ -274,15 +287,17 @@ def test_server_stopped_mid_run_then_back_publishes(tmp_path):
                "AWS_SECRET_ACCESS_KEY": server.secret_key}  # fmt: skip
         cfg = make_site(tmp_path, s3_storage_config(server, bucket))
         slugs = add_memes(cfg, 30, size=(900, 700))
-        proc = subprocess.Popen([*MEMES, "--config", str(cfg), "publish"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [*MEMES, "--config", str(cfg), "publish"], env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             listed = client.list_objects_v2(Bucket=bucket, Prefix="site/i/").get("KeyCount", 0)
             if listed:
                 break
             time.sleep(0.05)
-        server.restart_stopped()  # stops the server; the context below starts it again
+        server.stop()  # the outage, in the middle of the uploads
         _out, err = proc.communicate(timeout=180)
         assert proc.returncode == 1, err
         assert server.endpoint.removeprefix("http://") in err and "Traceback" not in err
