@@ -31,7 +31,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -333,23 +333,25 @@ class _Backend:
             return
         workers = max(1, min(self.config.concurrency, len(jobs)))
         with ThreadPoolExecutor(workers, thread_name_prefix="memes-upload") as pool:
-            pending: dict[Future[None], tuple[Document, str]] = {
+            futures: dict[Future[None], tuple[Document, str]] = {
                 pool.submit(self._put_document, doc, cc): (doc, cc) for doc, cc in jobs
             }
             error: BaseException | None = None
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    doc, cc = pending.pop(future)
+            try:
+                for future in as_completed(futures):
                     if future.cancelled():
                         continue
                     exc = future.exception()
                     if exc is None:
-                        record(doc, cc)
+                        record(*futures[future])
                     elif error is None:
                         error = exc
-                        for other in pending:
+                        for other in futures:
                             other.cancel()  # fail fast: don't keep hammering a sick server
+            except BaseException:
+                for other in futures:  # Ctrl-C: don't wait for the whole queue to drain
+                    other.cancel()
+                raise
             if error is not None:
                 raise error
 

@@ -217,6 +217,41 @@ def test_a_large_file_goes_up_in_parts_and_round_trips(backend: Backend) -> None
         assert storage.request_counts["PutObject"] == 1  # the manifest only
 
 
+def test_acl_is_sent_only_when_configured_and_never_on_the_manifest(
+    s3_server, tmp_path: Path
+) -> None:
+    # SeaweedFS accepts x-amz-acl but does not report grants back, so check what is sent.
+    sent: list[tuple[str, str | None]] = []
+
+    def capture(request, **_: object) -> None:
+        acl = request.headers.get("x-amz-acl")
+        sent.append((request.url.rsplit("/", 1)[-1], acl.decode() if acl else None))
+
+    for acl, expected in ((None, None), ("public-read", "public-read")):
+        bucket = s3_server.new_bucket()
+        raw = {"url": f"s3://{bucket}", "endpoint_url": s3_server.endpoint, "acl": acl}
+        storage = open_storage(config_mod.parse({"storage": raw}, root=tmp_path).storage)
+        storage.client.meta.events.register("before-send.s3.PutObject", capture)
+        sent.clear()
+        publish(storage, site_documents()[:2])
+        assert sorted(sent) == sorted(
+            [("manifest.json", None), ("large.1a2b3c.png", expected),
+             ("thumb.4d5e6f.png", expected)]
+        )  # fmt: skip
+
+
+def test_aws_endpoint_url_from_the_environment_is_honoured(
+    s3_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3_server.new_bucket()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    cfg = config_mod.parse({"storage": {"url": f"s3://{bucket}/p"}}, root=tmp_path).storage
+    storage = open_storage(cfg)
+    assert storage.description == f"s3://{bucket}/p at {s3_server.endpoint}"
+    publish(storage, site_documents())
+    assert storage.get("index.json") == site_documents()[2].data
+
+
 # --- nothing is uploaded twice ---------------------------------------------------------------
 
 
