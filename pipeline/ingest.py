@@ -48,7 +48,8 @@ ACCEPTED_FORMATS = {
     "AVIF": "avif",
 }
 NEAR_DUPLICATE_DISTANCE = 6  # of 64 phash bits: resized or recompressed copies land well below
-DRAFT_SIDE = 512  # decode JPEGs at no less than this for the check and the perceptual hash
+DRAFT_SIDE = 512
+ORIENTATION_TAG = 0x0112  # decode JPEGs at no less than this for the check and the perceptual hash
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,13 @@ def inspect_bytes(data: bytes, limits: LimitsConfig) -> Inspection:
                 f"image is {width}x{height} = {width * height} pixels, over limits.max_pixels "
                 f"({limits.max_pixels})"
             )
+        # Width and height as displayed: EXIF orientations 5-8 turn the image a quarter.
+        try:
+            orientation = image.getexif().get(ORIENTATION_TAG, 1)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise IngestError(f"corrupt image ({exc})") from None
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
         frames = _frame_count(image)
         if frames * width * height > limits.max_pixels:
             raise IngestError(
@@ -222,7 +230,7 @@ def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
 def _check_overlay(inspection: Inspection, fields: MemeFields, config: Config) -> None:
     if not (fields.top_text or fields.bottom_text):
         return
-    from pipeline.imaging import check_overlay  # the renderer decides what fits
+    from pipeline.overlay import check_overlay  # the renderer decides what fits
 
     check_overlay(
         inspection.width, inspection.height, fields.top_text, fields.bottom_text, config.overlay
@@ -429,7 +437,7 @@ def check_edit(library: Library, config: Config, slug: str, **changes: Any) -> d
     top = values.get("top_text", meme.top_text)
     bottom = values.get("bottom_text", meme.bottom_text)
     if ("top_text" in values or "bottom_text" in values) and (top or bottom):
-        from pipeline.imaging import check_overlay
+        from pipeline.overlay import check_overlay
 
         check_overlay(meme.width, meme.height, top, bottom, config.overlay)
     return values

@@ -147,6 +147,7 @@ def render_jobs(library: Library, memes: Sequence[Meme]) -> list[RenderJob]:
             original=library.original_path(m),
             top_text=m.top_text,
             bottom_text=m.bottom_text,
+            sha256=m.sha256,  # lets a cache hit skip reading the original
         )
         for m in memes
     ]

@@ -284,3 +284,27 @@ def test_kill_9_during_an_import_leaves_a_clean_catalog(workdir):
     result = memes("import", "m.csv")
     assert len(records(workdir)) == 150
     assert "duplicate of existing meme" in result.stderr
+
+
+def test_size_is_recorded_as_displayed_after_exif_orientation(workdir):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display: a phone photo held upright
+    path = jpeg(workdir / "phone.jpg", 400, 300, exif=exif.tobytes())
+    assert memes("add", str(path), "--caption", "Upright").exit_code == 0
+    [meme] = records(workdir)
+    assert (meme.width, meme.height) == (300, 400)
+
+
+def test_overlay_text_that_cannot_fit_is_refused_at_add_time(workdir):
+    img = str(jpeg(workdir / "small.jpg", 200, 150))
+    long_top = "WHEN YOU " * 400
+    result = memes("add", img, "--caption", "Too long", "--top", long_top)
+    assert result.exit_code == 1 and "small.jpg" in result.stderr
+    assert records(workdir) == []
+    ok = memes("add", img, "--caption", "Fits", "--top", "ONE DOES NOT", "--bottom", "SIMPLY")
+    assert ok.exit_code == 0, ok.output
+    [meme] = records(workdir)
+    assert (meme.top_text, meme.bottom_text) == ("ONE DOES NOT", "SIMPLY")
+    assert meme.alt == "ONE DOES NOT / SIMPLY — Fits"  # a meme is an image of text
