@@ -478,16 +478,12 @@ def newsletter_send(app: App, resume: bool, special: bool, subject: str | None,
         if outcome.warning:
             click.echo(f"memes: warning: {outcome.warning}", err=True)
         sent = [outcome.sent] if outcome.sent else []
-        if not sent and not as_json and not outcome.warning:
+        if not sent and not outcome.warning and not as_json:
             click.echo(
                 f"no edition due: {outcome.pending} memes since the last edition, "
                 f"{outcome.due_in} more to go",
                 err=True,
             )
-        if outcome.warning:
-            if as_json:
-                emit_json({"sent": [], "warning": outcome.warning})
-            sys.exit(EXIT_FAILED)
     if sent:
         upload_newsletter_archive(app.library, app.config)
     if as_json:
@@ -497,6 +493,22 @@ def newsletter_send(app: App, resume: bool, special: bool, subject: str | None,
     else:
         for edition in sent:
             click.echo(f"{edition.kind} #{edition.number}: {edition.subject}")
+    if not special and not resume and not sent and outcome.warning:
+        sys.exit(EXIT_FAILED)  # an edition was due and did not go out
+
+
+@newsletter_group.command("confirm")
+@click.argument("kind", type=click.Choice(["regular", "special"]))
+@click.argument("number", type=click.IntRange(min=1))
+@pass_app
+def newsletter_confirm(app: App, kind: str, number: int) -> None:
+    """Record an edition in doubt as delivered (it did arrive), sending nothing."""
+    from pipeline import newsletter
+    from pipeline.publish import upload_newsletter_archive
+
+    edition = newsletter.confirm_sent(app.library, kind, number)
+    upload_newsletter_archive(app.library, app.config)
+    click.echo(f"{edition.kind} #{edition.number}: {edition.status}")
 
 
 @newsletter_group.command("status")
@@ -509,9 +521,23 @@ def newsletter_status(app: App, as_json: bool) -> None:
     status = newsletter.status(app.library, app.config)
     if as_json:
         emit_json(status)
-    else:
-        for key, value in status.items():
-            click.echo(f"{key}: {value}")
+        return
+
+    def edition_line(e: dict[str, Any] | None) -> str:
+        if e is None:
+            return "none"
+        return f"#{e['number']} {e['subject']!r} ({e['status']}, {e['sent_at'] or e['created_at']})"
+
+    click.echo(f"memes since the last edition: {status['pending']} (an edition every "
+               f"{status['every']}; {status['due_in']} more to go)")  # fmt: skip
+    click.echo(f"next edition: #{status['next_number']}")
+    click.echo(f"last edition: {edition_line(status['last'])}")
+    click.echo(f"last special: {edition_line(status['last_special'])}")
+    click.echo(f"delivery: {status['delivery']}")
+    for edition in status["in_doubt"]:
+        click.echo(f"IN DOUBT: {edition['kind']} {edition_line(edition)}: check the list's "
+                   "archive, then `memes newsletter send --resume` or `memes newsletter confirm "
+                   f"{edition['kind']} {edition['number']}`")  # fmt: skip
 
 
 @newsletter_group.command("preview")
