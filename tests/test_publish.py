@@ -399,3 +399,36 @@ def test_every_12_published_memes_put_one_edition_in_the_outbox(tmp_path):
     assert len(list(outbox.glob("*.eml"))) == 2
     archive = json.loads((tmp_path / "public" / "newsletter" / "index.json").read_text())
     assert len(archive["editions"]) == 2
+
+
+def test_smtp_down_during_publish_keeps_memes_published_and_the_next_run_sends(tmp_path):
+    from test_newsletter import SmtpServer, free_port
+
+    port = free_port()  # nothing listens there yet: the mail server is down
+    cfg = make_site(
+        tmp_path,
+        publish={"batch_size": 12, "workers": 2},
+        newsletter={"smtp": {"host": "127.0.0.1", "port": port, "timeout": 5},
+                    "recipients": ["list@example.org"]},
+    )  # fmt: skip
+    slugs = add_memes(cfg, 12, size=(200, 150))
+    down = subprocess.run([*MEMES, "--config", str(cfg), "publish", "--json"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    assert json.loads(down.stdout)["published"] == slugs
+    warnings = [line for line in down.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and f"127.0.0.1:{port}" in warnings[0]
+    server = SmtpServer.standard(tmp_path, port)
+    try:
+        up = subprocess.run([*MEMES, "--config", str(cfg), "publish", "--json"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert up.returncode == 0, up.stderr
+        assert json.loads(up.stdout)["newsletter"]["sent"] == 1
+        again = run(cfg, "publish", "--json")
+        assert json.loads(again.stdout)["newsletter"]["sent"] is None
+        [message] = server.messages()
+        html = message.get_body(("html",)).get_content()
+        for slug in slugs:  # every meme, by the absolute URL of what publish uploaded
+            assert f'src="https://cdn.example.org/memes/i/{slug}/' in html
+    finally:
+        server.stop()
