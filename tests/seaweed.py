@@ -122,6 +122,29 @@ class SeaweedServer:
             return ""
 
 
+READY_BUCKET = "ready-probe"
+
+
+def _probe(client: Any) -> None:
+    """Ready means objects round-trip, old ones included, not merely that S3 answers.
+
+    Right after a (re)start the S3 gateway lists buckets before the volume server has
+    registered with the master; reads of existing data then fail with InternalError. So read
+    the probe left by the previous start (if any), write a new one and read it back.
+    """
+    from botocore.exceptions import ClientError
+
+    if READY_BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=READY_BUCKET)
+    try:
+        client.get_object(Bucket=READY_BUCKET, Key="probe")["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchKey":
+            raise
+    client.put_object(Bucket=READY_BUCKET, Key="probe", Body=uuid.uuid4().bytes)
+    client.get_object(Bucket=READY_BUCKET, Key="probe")["Body"].read()
+
+
 def _wait_ready(server: SeaweedServer, timeout: float) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -134,7 +157,7 @@ def _wait_ready(server: SeaweedServer, timeout: float) -> None:
                 f"weed exited with code {server.process.returncode}:\n{server.log_tail()}"
             )
         try:
-            client.list_buckets()
+            _probe(client)
             return
         except (BotoCoreError, ClientError) as exc:
             last = exc
