@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
+import operator
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -20,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy
 import yaml
 from PIL import Image, ImageFile
 
@@ -173,11 +174,12 @@ def _decode_all(image: Image.Image, frames: int) -> Image.Image:
     return first
 
 
-def _dct_rows(size: int, rows: int) -> numpy.ndarray:
+def _dct_rows(size: int, rows: int) -> tuple[tuple[float, ...], ...]:
     """The first `rows` rows of the (unnormalised, scipy type II) DCT matrix of order size."""
-    k = numpy.arange(rows)[:, None]
-    n = numpy.arange(size)[None, :]
-    return 2.0 * numpy.cos(numpy.pi * k * (2 * n + 1) / (2 * size))
+    return tuple(
+        tuple(2.0 * math.cos(math.pi * k * (2 * n + 1) / (2 * size)) for n in range(size))
+        for k in range(rows)
+    )
 
 
 _PHASH_DCT = _dct_rows(32, 8)
@@ -185,16 +187,24 @@ _PHASH_DCT = _dct_rows(32, 8)
 
 def phash(image: Image.Image) -> str:
     """64-bit perceptual hash as 16 hex digits: imagehash.phash's algorithm (32x32 Lanczos
-    greyscale, 2-D DCT, low 8x8 above their median), with the DCT as two small matrix
-    products, so no worker process pays for importing scipy."""
-    pixels = numpy.asarray(
-        image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=numpy.float64
-    )
+    greyscale, 2-D DCT, the low 8x8 coefficients above their median), computed here in
+    plain Python (about 10,000 multiplications) so that neither `memes import` nor its
+    worker processes pay for importing numpy and scipy."""
+    small = image.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
+    data = small.tobytes()
+    columns = [data[x::32] for x in range(32)]  # column x, top to bottom
+    # DCT down the columns (first 8 rows of the result), then along those rows.
+    partial = [[math.fsum(map(operator.mul, row, col)) for col in columns] for row in _PHASH_DCT]
     # Rounded so that coefficients which are zero in exact arithmetic (flat and gradient
     # images: text on a plain background) compare as zero, not as float noise of either sign.
-    low = numpy.round(_PHASH_DCT @ pixels @ _PHASH_DCT.T, 6)
-    bits = (low > numpy.median(low)).flatten()
-    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+    low = [
+        round(math.fsum(map(operator.mul, line, basis)), 6)
+        for line in partial
+        for basis in _PHASH_DCT
+    ]
+    ordered = sorted(low)
+    median = (ordered[31] + ordered[32]) / 2
+    return f"{int(''.join('1' if c > median else '0' for c in low), 2):016x}"
 
 
 def _inspect_path(path: str, limits: LimitsConfig) -> Inspection | str:
