@@ -576,6 +576,14 @@ def _cache_keys(job: RenderJob, original_sha: str, config: Config) -> tuple[dict
     return keys, digest({"placeholder": PLACEHOLDER_SIZE, "background": config.background})
 
 
+def settings_fingerprint(config: Config) -> str:
+    """One digest of every setting that shapes rendition bytes (specs, background, watermark
+    and its files, caption fonts, engine version): when it changes, published memes must be
+    rendered again, and their content-hashed names change with them."""
+    keys, placeholder_key = _cache_keys(RenderJob(slug="", original=Path()), "", config)
+    return hashlib.sha256(json.dumps([keys, placeholder_key], sort_keys=True).encode()).hexdigest()
+
+
 class RenderCache:
     """Finished renditions on disk, one file per key; writes are atomic (temp + rename)."""
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,16 @@ from pipeline import gallery, newsletter
 from pipeline.config import Config
 from pipeline.documents import Document
 from pipeline.errors import LockedError, MemesError, NotFoundError, StorageError
-from pipeline.imaging import RenderJob, RenderResult, render_many
+from pipeline.imaging import RenderJob, RenderResult, render_many, settings_fingerprint
 from pipeline.library import Library, Meme, RenditionAsset, iso, utcnow
 from pipeline.storage import Manifest, Storage, collect_garbage, open_storage
 
 INDEX_KEY = "index.json"
+# Catalog meta: what the live documents were written from. A publish compares them with the
+# catalog and the config to know, without a single storage request, whether anything changed.
 WRITTEN_GENERATION = "written_generation"
+RENDER_SETTINGS = "render_settings"  # renditions, watermark, fonts: re-render all when changed
+DOCUMENT_SETTINGS = "document_settings"  # site and gallery settings: rewrite the documents
 
 Progress = Callable[[int], None]
 
@@ -154,13 +159,11 @@ def render_jobs(library: Library, memes: Sequence[Meme]) -> list[RenderJob]:
 
 
 def gallery_memes(library: Library, extra: Sequence[Meme] = ()) -> list[Meme]:
-    """Every meme ever published (removed ones are holes that keep pages stable), plus
-    `extra` (this run's memes, shown as published), oldest first."""
-    memes = library.ever_published()
-    seen = {m.slug for m in memes}
-    memes += [m for m in extra if m.slug not in seen]
-    memes.sort(key=lambda m: (m.published_at, m.publish_at, m.id))
-    return memes
+    """Every meme ever published (removed ones are holes that keep pages stable), with
+    `extra` (this run's memes, as they will be) added or replacing, oldest first."""
+    by_slug = {m.slug: m for m in library.ever_published()}
+    by_slug.update((m.slug, m) for m in extra)  # this run's view of a meme wins
+    return sorted(by_slug.values(), key=lambda m: (m.published_at, m.publish_at, m.id))
 
 
 def site_documents(library: Library, config: Config, extra: Sequence[Meme] = ()) -> list[Document]:
@@ -217,7 +220,13 @@ def publish(
             report.resumed_run = run.id
         else:
             memes = library.due(now, limit if limit is not None else config.publish.batch_size)
-        documents_stale = library.generation != int(library.get_meta(WRITTEN_GENERATION, "-1"))
+        written = library.get_meta(RENDER_SETTINGS)
+        refresh = library.published() if written not in (None, settings_fingerprint(config)) else []
+        documents_stale = (
+            library.generation != int(library.get_meta(WRITTEN_GENERATION, "-1"))
+            or library.get_meta(DOCUMENT_SETTINGS) != document_settings(config)
+            or bool(refresh)
+        )
         if not memes and not documents_stale and run is None:
             # Nothing due, nothing changed: no storage request at all, unless an edition
             # that failed to go out earlier is due now (its archive page must go up).
@@ -228,10 +237,10 @@ def publish(
             return report
         storage = storage or open_storage(config.storage)
         if dry_run:
-            _dry_run(library, config, storage, memes, report, progress)
+            _dry_run(library, config, storage, [*memes, *refresh], report, progress)
         else:
             with storage_lock(storage, config):
-                _publish_run(library, config, storage, memes, run, report, progress)
+                _publish_run(library, config, storage, memes, refresh, run, report, progress)
         report.requests = _requests(storage)
     report.seconds = time.monotonic() - started
     return report
@@ -261,26 +270,35 @@ def _dry_run(library: Library, config: Config, storage: Storage, memes: Sequence
     for result in results:
         assets, documents = assets_of(result)
         planned += documents
-        shown.append(replace(by_slug[result.slug], status="published", published_at=when,
-                             renditions=tuple(assets)))  # fmt: skip
+        meme = by_slug[result.slug]
+        shown.append(replace(meme, status="published", renditions=tuple(assets),
+                             published_at=meme.published_at or when))  # fmt: skip
     planned += site_documents(library, config, shown)
     for document in planned:
         entry = manifest.get(document.key)
         if entry is None or entry.sha256 != document.sha256:
             report.would_upload.append((document.key, document.size))
-    report.published = [m.slug for m in shown]
+    report.published = [m.slug for m in memes if m.status == "queued" and m.slug in by_slug]
+
+
+def document_settings(config: Config) -> str:
+    """A digest of the settings the gallery documents are made from (not the renditions)."""
+    return hashlib.sha256(repr((config.site, config.gallery)).encode()).hexdigest()
 
 
 def _publish_run(
-    library: Library, config: Config, storage: Storage, memes: list[Meme], run: Any,
-    report: PublishReport, progress: Any,
+    library: Library, config: Config, storage: Storage, memes: list[Meme],
+    refresh: list[Meme], run: Any, report: PublishReport, progress: Any,
 ) -> None:  # fmt: skip
+    """Publish `memes` (queued) and render `refresh` (published) again after a settings
+    change; their old objects stay for caches holding an old index, until `memes gc`."""
     if run is None and memes:
         run = library.begin_run([m.slug for m in memes])
     # The journal's start time is the publish time: a resumed run rebuilds the very same
     # documents, so finishing it uploads nothing that is already there.
     when = run.started_at if run is not None else utcnow()
-    results = _render(library, config, memes, report, progress) if memes else []
+    to_render = [*memes, *refresh]
+    results = _render(library, config, to_render, report, progress) if to_render else []
     manifest = storage.load_manifest()
 
     asset_documents: list[Document] = []
@@ -296,7 +314,11 @@ def _publish_run(
 
     for slug, (assets, placeholder) in rendered.items():
         library.set_renditions(slug, assets, placeholder.color, placeholder.blurhash)
-    ready = [replace(m, status="published", published_at=when) for m in library.by_slugs(rendered)]
+    ready = [
+        replace(m, status="published", published_at=when)
+        for m in library.by_slugs(rendered)
+        if m.status == "queued"
+    ]
     generation = library.generation
     upload_documents(storage, manifest, site_documents(library, config, ready), report)
     if run is not None:
@@ -305,6 +327,10 @@ def _publish_run(
         library.finish_run(run.id)
         generation += 1  # mark_published bumped it; the documents above already show it
     library.set_meta(WRITTEN_GENERATION, str(generation))
+    library.set_meta(DOCUMENT_SETTINGS, document_settings(config))
+    refreshed = {m.slug for m in refresh}
+    if not any(slug in refreshed for slug, _ in report.failed):
+        library.set_meta(RENDER_SETTINGS, settings_fingerprint(config))
     report.published = [m.slug for m in ready]
     _newsletter(library, config, lambda: storage, manifest, report)
 
@@ -461,7 +487,9 @@ def gc(library: Library, config: Config, *, grace_days: float | None = None,
         manifest = storage.load_manifest()
         referenced = gallery.asset_keys(library.published())
         referenced |= {d.key for d in site_documents(library, config)}
-        deleted = collect_garbage(storage, manifest, referenced, now or utcnow(), grace)
+        deleted = collect_garbage(
+            storage, manifest, referenced, now or utcnow(), timedelta(days=grace)
+        )
         storage.save_manifest(manifest)
     return deleted
 

@@ -432,3 +432,49 @@ def test_smtp_down_during_publish_keeps_memes_published_and_the_next_run_sends(t
             assert f'src="https://cdn.example.org/memes/i/{slug}/' in html
     finally:
         server.stop()
+
+
+# --- a settings change renames every rendition; gc cleans up after the grace period ---------
+
+
+def test_a_watermark_change_renders_again_and_gc_deletes_old_objects_after_grace(tmp_path):
+    cfg = make_site(tmp_path)
+    add_memes(cfg, 2)
+    run(cfg, "publish")
+    public = tmp_path / "public"
+    old_assets = {p.relative_to(public).as_posix() for p in (public / "i").rglob("*.*")}
+    data = yaml.safe_load(cfg.read_text())
+    data["watermark"]["text"] = "@SomeoneElse"
+    cfg.write_text(yaml.safe_dump(data))
+
+    summary = json.loads(run(cfg, "publish", "--json").stdout)
+    assert summary["published"] == []
+    new_assets = {k for k in summary["uploaded"] if k.startswith("i/")}
+    assert new_assets and not new_assets & old_assets  # watermarked renditions renamed
+    index = (public / "index.json").read_text()
+    assert all(key in index for key in new_assets)
+    assert run(cfg, "verify").exit_code == 0
+    assert json.loads(run(cfg, "publish", "--json").stdout)["uploaded_objects"] == 0
+
+    unmarked = {k for k in old_assets if "/thumb." in k}  # thumb has watermark: false
+    stale = old_assets - unmarked
+    assert json.loads(run(cfg, "gc", "--json").stdout)["deleted"] == []  # within grace
+    assert all((public / key).exists() for key in stale)
+    deleted = json.loads(run(cfg, "gc", "--grace-days", "0", "--json").stdout)["deleted"]
+    assert set(deleted) == stale
+    assert not any((public / key).exists() for key in stale)
+    assert run(cfg, "verify").exit_code == 0
+
+
+def test_a_site_url_change_rewrites_the_documents_only(tmp_path):
+    cfg = make_site(tmp_path)
+    add_memes(cfg, 1)
+    run(cfg, "publish")
+    data = yaml.safe_load(cfg.read_text())
+    data["site"]["base_url"] = "https://memes.example.net/"
+    cfg.write_text(yaml.safe_dump(data))
+    summary = json.loads(run(cfg, "publish", "--json").stdout)
+    assert "index.json" in summary["uploaded"]
+    assert not any(key.startswith("i/") for key in summary["uploaded"])
+    index = json.loads((tmp_path / "public" / "index.json").read_text())
+    assert index["memes"][0]["url"].startswith("https://memes.example.net/")
