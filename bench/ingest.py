@@ -12,7 +12,7 @@ stored sideways with Orientation 6 the way phones do. Generation time is printed
    so the catalog holds what a real one does), timed as the whole command over a few runs
    against ``python -c pass`` in the same run (target: under 1 s).
 
-    .venv/bin/python bench/ingest.py [--count 100] [--memes 10000] [--runs 5]
+    .venv/bin/python bench/ingest.py [--count 100] [--rounds 3] [--memes 10000] [--runs 5]
 """
 
 from __future__ import annotations
@@ -121,9 +121,9 @@ def baseline_decode(paths: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def import_corpus(folder: Path, paths: list[Path]) -> tuple[float, dict]:
+def import_corpus(folder: Path, paths: list[Path], run: int) -> tuple[float, dict]:
     """A fresh library + manifest, then the whole `memes import` command, timed."""
-    site = folder / "site"
+    site = folder / f"site{run}"
     site.mkdir()
     (site / "config.yaml").write_text("library: library\n", encoding="utf-8")
     manifest = site / "manifest.csv"
@@ -167,7 +167,7 @@ def build_library(root: Path, count: int) -> float:
         for i in range(count):
             meme = library.add(
                 NewMeme(
-                    title=f"When the build finishes before the coffee does, part {i}",
+                    title=f"{i} times the build finished before the coffee did",
                     caption=f"Caption {i}: a cat staring at a laptop screen — مرحبا ☕",
                     alt=f"A cat staring at a laptop screen, variant {i}",
                     category=("funny", "informative", "tech")[i % 3],
@@ -235,7 +235,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=100, help="photos to import (default 100)")
     parser.add_argument("--memes", type=int, default=10_000, help="library size for list")
-    parser.add_argument("--runs", type=int, default=5, help="runs of each timed command")
+    parser.add_argument("--runs", type=int, default=5, help="runs of memes list")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of baseline + import")
     args = parser.parse_args()
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="memes-bench-") as tmp:
@@ -250,13 +251,18 @@ def main() -> None:
             f"made in {time.perf_counter() - t0:.1f}s (not counted); cores: {os.cpu_count()}"
         )
 
-        base_s = baseline_decode(corpus)
-        n = len(corpus)
+        # Alternate rounds, best of each: a machine shared with other work slows a two-process
+        # import more than a one-process loop, so single runs swing the ratio.
+        n, base_s, ours_s = len(corpus), float("inf"), float("inf")
+        for run in range(args.rounds):
+            base_s = min(base_s, baseline_decode(corpus))
+            elapsed, summary = import_corpus(folder, corpus, run)
+            ours_s = min(ours_s, elapsed)
+            assert not summary["rejected"], summary["rejected"]
+            assert len(summary["added"]) == n, f"{len(summary['added'])} of {n} added"
+        added = len(summary["added"])
+        print(f"best of {args.rounds} alternating rounds each:")
         print(f"baseline: Image.open(p).load(), 1 process: {base_s:6.2f}s {n / base_s:6.2f} img/s")
-        ours_s, summary = import_corpus(folder, corpus)
-        added, rejected = len(summary["added"]), summary["rejected"]
-        assert not rejected, rejected
-        assert added == n, f"{added} of {n} added"
         print(
             f"ours:     memes import (whole command):    {ours_s:6.2f}s {n / ours_s:6.2f} img/s "
             f"({added} added, {len(summary['warnings'])} near-duplicate warnings)"
