@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import math
-import operator
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -174,37 +172,14 @@ def _decode_all(image: Image.Image, frames: int) -> Image.Image:
     return first
 
 
-def _dct_rows(size: int, rows: int) -> tuple[tuple[float, ...], ...]:
-    """The first `rows` rows of the (unnormalised, scipy type II) DCT matrix of order size."""
-    return tuple(
-        tuple(2.0 * math.cos(math.pi * k * (2 * n + 1) / (2 * size)) for n in range(size))
-        for k in range(rows)
-    )
-
-
-_PHASH_DCT = _dct_rows(32, 8)
-
-
 def phash(image: Image.Image) -> str:
-    """64-bit perceptual hash as 16 hex digits: imagehash.phash's algorithm (32x32 Lanczos
-    greyscale, 2-D DCT, the low 8x8 coefficients above their median), computed here in
-    plain Python (about 10,000 multiplications) so that neither `memes import` nor its
-    worker processes pay for importing numpy and scipy."""
-    small = image.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
-    data = small.tobytes()
-    columns = [data[x::32] for x in range(32)]  # column x, top to bottom
-    # DCT down the columns (first 8 rows of the result), then along those rows.
-    partial = [[math.fsum(map(operator.mul, row, col)) for col in columns] for row in _PHASH_DCT]
-    # Rounded so that coefficients which are zero in exact arithmetic (flat and gradient
-    # images: text on a plain background) compare as zero, not as float noise of either sign.
-    low = [
-        round(math.fsum(map(operator.mul, line, basis)), 6)
-        for line in partial
-        for basis in _PHASH_DCT
-    ]
-    ordered = sorted(low)
-    median = (ordered[31] + ordered[32]) / 2
-    return f"{int(''.join('1' if c > median else '0' for c in low), 2):016x}"
+    """64-bit perceptual hash (imagehash.phash) as 16 hex digits, of the reduced decode.
+
+    imagehash pulls in numpy and scipy: imported here, in the worker that checks a file, so
+    commands that never hash (list, publish) do not pay for it at start-up."""
+    import imagehash
+
+    return str(imagehash.phash(image))
 
 
 def _inspect_path(path: str, limits: LimitsConfig) -> Inspection | str:
