@@ -65,7 +65,12 @@ pass_app = click.make_pass_decorator(App)
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    """Indented for a person at a terminal; compact (and several times faster to write, which
+    shows on `memes list --json` of a large library) for cron and pipes."""
+    if sys.stdout.isatty():
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        click.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
 
 @contextmanager

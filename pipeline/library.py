@@ -435,7 +435,9 @@ class Library:
         }
         if base not in taken:
             return base
-        n = 2
+        # Suffixes are given in order, so with k alike slugs taken, -(k+1) is almost always
+        # free: 10,000 memes titled alike cost linear, not quadratic, probing.
+        n = len(taken) + 1
         while True:
             suffix = f"-{n}"
             candidate = base[: SLUG_MAX - len(suffix)].rstrip("-") + suffix
