@@ -177,10 +177,13 @@ def site_documents(library: Library, config: Config, extra: Sequence[Meme] = ())
 def upload_documents(
     storage: Storage, manifest: Manifest, documents: Sequence[Document], report: PublishReport,
     progress: Progress | None = None,
-) -> None:  # fmt: skip
-    """Upload what changed; index.json strictly after everything it could name."""
+) -> int:  # fmt: skip
+    """Upload what changed, index.json strictly after everything it could name; returns how
+    many objects went up. The caller saves the manifest once, after the last upload: a
+    manifest that lags storage only costs a re-upload, one ahead of it would be a lie."""
     head = [d for d in documents if d.key == INDEX_KEY]
     rest = [d for d in documents if d.key != INDEX_KEY]
+    uploaded = 0
     for batch in (rest, head):
         if not batch:
             continue
@@ -188,8 +191,8 @@ def upload_documents(
         report.uploaded += sync.uploaded
         report.uploaded_bytes += sync.uploaded_bytes
         report.skipped += len(sync.skipped)
-        # Record what is there before anything can name it (a fresh host reads this).
-        storage.save_manifest(manifest)
+        uploaded += len(sync.uploaded)
+    return uploaded
 
 
 def _requests(storage: Storage) -> int:
@@ -333,6 +336,8 @@ def _publish_run(
         library.set_meta(RENDER_SETTINGS, settings_fingerprint(config))
     report.published = [m.slug for m in ready]
     _newsletter(library, config, lambda: storage, manifest, report)
+    if report.uploaded:
+        storage.save_manifest(manifest)
 
 
 def _newsletter(library: Library, config: Config, storage_factory: Callable[[], Storage],
@@ -347,17 +352,20 @@ def _newsletter(library: Library, config: Config, storage_factory: Callable[[], 
         report.warnings.append(outcome.warning)
     if outcome.sent:
         storage = storage_factory()
+        own_manifest = manifest is None
         manifest = manifest or storage.load_manifest()
-        upload_documents(storage, manifest, newsletter.archive_documents(library, config), report)
+        archive = newsletter.archive_documents(library, config)
+        if upload_documents(storage, manifest, archive, report) and own_manifest:
+            storage.save_manifest(manifest)
 
 
 def upload_newsletter_archive(library: Library, config: Config) -> None:
     """After `memes newsletter send`: publish the archive page(s) of what went out."""
     storage = open_storage(config.storage)
     manifest = storage.load_manifest()
-    upload_documents(
-        storage, manifest, newsletter.archive_documents(library, config), PublishReport()
-    )
+    archive = newsletter.archive_documents(library, config)
+    if upload_documents(storage, manifest, archive, PublishReport()):
+        storage.save_manifest(manifest)
 
 
 # --- remove, verify, gc ----------------------------------------------------------------------
@@ -475,6 +483,7 @@ def _repair(library: Library, config: Config, storage: Storage, broken: set[str]
         fixes += [d for d in site_documents(library, config) if d.key in broken]
         sync = PublishReport()
         upload_documents(storage, manifest, fixes, sync)
+        storage.save_manifest(manifest)  # it forgot the broken keys: save even if none went up
         report.repaired = sorted(set(sync.uploaded) & broken)
 
 
