@@ -25,7 +25,15 @@ from PIL import Image, ImageFile
 
 from pipeline.config import Config, LimitsConfig
 from pipeline.errors import IngestError, UsageError
-from pipeline.library import DuplicateError, Library, Meme, NewMeme, parse_iso, utcnow
+from pipeline.library import (
+    DuplicateError,
+    Library,
+    Meme,
+    NewMeme,
+    parse_iso,
+    utcnow,
+    write_original,
+)
 
 try:  # HEIC/AVIF photos from phones, where the plugin is installed
     import pillow_heif
@@ -173,21 +181,27 @@ def _decode_all(image: Image.Image, frames: int) -> Image.Image:
 
 
 def phash(image: Image.Image) -> str:
-    """64-bit perceptual hash (imagehash.phash) as 16 hex digits, of the reduced decode.
+    """64-bit perceptual hash (imagehash's difference hash) as 16 hex digits.
 
-    imagehash pulls in numpy and scipy: imported here, in the worker that checks a file, so
-    commands that never hash (list, publish) do not pay for it at start-up."""
+    A resized or recompressed copy lands within a few bits. dhash needs numpy only; phash
+    would also import scipy, which costs every worker process more than it checks a photo.
+    Imported here, in the worker, so commands that never hash do not pay for it at all."""
     import imagehash
 
-    return str(imagehash.phash(image))
+    return str(imagehash.dhash(image))
 
 
-def _inspect_path(path: str, limits: LimitsConfig) -> Inspection | str:
-    """Worker entry point: an Inspection, or the rejection reason as a string."""
+def _inspect_path(path: str, limits: LimitsConfig, originals: str) -> Inspection | str:
+    """Worker entry point: check one file and, when it is good, store the very bytes that were
+    checked under their hash (so nothing is read or hashed twice, and a file changed while
+    being added cannot slip in unchecked). An Inspection, or the rejection reason."""
     try:
-        return inspect_bytes(_read_limited(Path(path), limits), limits)
+        data = _read_limited(Path(path), limits)
+        inspection = inspect_bytes(data, limits)
     except IngestError as exc:
         return str(exc)
+    write_original(Path(originals), data, inspection.sha256, inspection.ext)
+    return inspection
 
 
 def _read_limited(path: Path, limits: LimitsConfig) -> bytes:
@@ -271,7 +285,8 @@ def add_files(
             report.rejected.append((str(path), str(exc)))
             if progress:
                 progress(1)
-    inspections = _inspect_all([str(p) for p, _ in good], config.limits, workers)
+    originals = str(library.root / "originals")
+    inspections = _inspect_all([str(p) for p, _ in good], config.limits, originals, workers)
     known_hashes = library.phashes()
     for (path, fields), inspection in zip(good, inspections, strict=True):
         try:
@@ -285,6 +300,8 @@ def add_files(
                 report.warnings.append(warning)
         except IngestError as exc:
             report.rejected.append((str(path), str(exc)))
+            if isinstance(inspection, Inspection):  # stored by the check, then refused
+                library.discard_unused_original(inspection.sha256, inspection.ext)
         finally:
             if progress:
                 progress(1)
@@ -292,17 +309,18 @@ def add_files(
 
 
 def _inspect_all(
-    paths: list[str], limits: LimitsConfig, workers: int | None
+    paths: list[str], limits: LimitsConfig, originals: str, workers: int | None
 ) -> Iterator[Inspection | str]:
     """Inspections in input order, each as soon as it is ready, so the caller stores one file
     while the workers are still checking the next ones."""
     workers = workers if workers is not None else min(len(paths), os.cpu_count() or 1)
     if workers <= 1 or len(paths) < 4:
-        yield from (_inspect_path(p, limits) for p in paths)
+        yield from (_inspect_path(p, limits, originals) for p in paths)
         return
     pool = ProcessPoolExecutor(max_workers=workers)
     try:
-        yield from pool.map(_inspect_path, paths, [limits] * len(paths), chunksize=2)
+        n = len(paths)
+        yield from pool.map(_inspect_path, paths, [limits] * n, [originals] * n, chunksize=2)
     finally:  # the caller stopped early (Ctrl-C): do not check the files nobody will add
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -317,10 +335,6 @@ def _add_one(
     existing = library.find_by_sha(inspection.sha256)
     if existing:
         raise IngestError(f"duplicate of existing meme '{existing.slug}'")
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != inspection.sha256:
-        raise IngestError("file changed while it was being added; try again")
-    library.store_original(data, inspection.sha256, inspection.ext)
     new = NewMeme(
         title=fields.title,
         caption=fields.caption,

@@ -227,6 +227,26 @@ class Edition:
     sent_at: datetime | None
 
 
+def write_original(originals: Path, data: bytes, sha256: str, ext: str) -> Path:
+    """Write an original under its hash, atomically (temp file + rename); idempotent, and safe
+    from several processes at once (ingest workers store what they checked)."""
+    target = originals / sha256[:2] / f"{sha256}.{ext}"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
 class DuplicateError(IngestError):
     def __init__(self, message: str, existing_slug: str):
         super().__init__(message)
@@ -323,22 +343,12 @@ class Library:
         return self.root / meme.original_relpath
 
     def store_original(self, data: bytes, sha256: str, ext: str) -> Path:
-        """Write the original under its hash, atomically (temp file + rename); idempotent."""
-        target = self.root / "originals" / sha256[:2] / f"{sha256}.{ext}"
-        if target.exists():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return write_original(self.root / "originals", data, sha256, ext)
+
+    def discard_unused_original(self, sha256: str, ext: str) -> None:
+        """Delete a stored original no record uses (its file was refused after the check)."""
+        if self.find_by_sha(sha256) is None:
+            (self.root / "originals" / sha256[:2] / f"{sha256}.{ext}").unlink(missing_ok=True)
 
     # --- records -------------------------------------------------------------------------
 

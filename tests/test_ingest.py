@@ -303,6 +303,7 @@ def test_overlay_text_that_cannot_fit_is_refused_at_add_time(workdir):
     result = memes("add", img, "--caption", "Too long", "--top", long_top)
     assert result.exit_code == 1 and "small.jpg" in result.stderr
     assert records(workdir) == []
+    assert not any((workdir / "memes" / "originals").rglob("*.jpg"))  # nothing left behind
     ok = memes("add", img, "--caption", "Fits", "--top", "ONE DOES NOT", "--bottom", "SIMPLY")
     assert ok.exit_code == 0, ok.output
     [meme] = records(workdir)

@@ -478,3 +478,15 @@ def test_a_site_url_change_rewrites_the_documents_only(tmp_path):
     assert not any(key.startswith("i/") for key in summary["uploaded"])
     index = json.loads((tmp_path / "public" / "index.json").read_text())
     assert index["memes"][0]["url"].startswith("https://memes.example.net/")
+
+
+def test_render_writes_every_rendition_to_look_at_and_publishes_nothing(tmp_path):
+    cfg = make_site(tmp_path)
+    [slug] = add_memes(cfg, 1)
+    result = run(cfg, "render", slug, "--out", str(tmp_path / "look"))
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "look" / slug).iterdir())
+    assert written == ["large.webp", "og.jpg", "thumb.webp"]
+    assert not (tmp_path / "public").exists()
+    missing = run(cfg, "render", "no-such-meme")
+    assert missing.exit_code == 2 and "no-such-meme" in missing.stderr
