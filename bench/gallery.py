@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import RENDITIONS  # noqa: E402
+
 from pipeline import config as configuration  # noqa: E402
 from pipeline import gallery  # noqa: E402
 from pipeline.library import Meme, RenditionAsset  # noqa: E402
@@ -30,14 +32,6 @@ from pipeline.library import Meme, RenditionAsset  # noqa: E402
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 CATEGORIES = ("funny", "informative", "tech")
 TAGS = tuple(f"tag{n}" for n in range(40))
-RENDITIONS = (  # name, width, height, type: the default config's six
-    ("thumb", 320, 240, "image/webp"),
-    ("large", 1200, 900, "image/webp"),
-    ("social", 1080, 1080, "image/jpeg"),
-    ("portrait", 1080, 1350, "image/jpeg"),
-    ("landscape", 1200, 675, "image/jpeg"),
-    ("og", 1200, 630, "image/jpeg"),
-)
 
 
 def synthetic(i: int) -> Meme:

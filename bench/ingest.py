@@ -37,6 +37,8 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import RENDITIONS  # noqa: E402
+
 from pipeline.library import Library, NewMeme, RenditionAsset  # noqa: E402
 
 SAMPLES = sorted((ROOT / "samples").glob("*.png")) + sorted((ROOT / "samples").glob("*.jpg"))
@@ -155,14 +157,6 @@ def import_corpus(folder: Path, paths: list[Path], run: int) -> tuple[float, flo
 # --- list ------------------------------------------------------------------------------------
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-RENDITIONS = (  # the default config's six
-    ("thumb", 320, 240, "image/webp"),
-    ("large", 1200, 900, "image/webp"),
-    ("social", 1080, 1080, "image/jpeg"),
-    ("portrait", 1080, 1350, "image/jpeg"),
-    ("landscape", 1200, 675, "image/jpeg"),
-    ("og", 1200, 630, "image/jpeg"),
-)
 
 
 def build_library(root: Path, count: int) -> float:

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import yaml  # noqa: E402
+from common import aws_sync  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 from seaweed import SeaweedServer, seaweed  # noqa: E402
 
@@ -240,34 +241,6 @@ def by_operation(counts: Counter[str]) -> str:
     return " ".join(f"{op} {merged[op]}" for op in ("PUT", "GET", "HEAD", "LIST", "DELETE")) + (
         "".join(f" {op} {n}" for op, n in merged.items() if op not in SHORT.values())
     )
-
-
-def aws_env(server: SeaweedServer) -> dict[str, str]:
-    return dict(
-        os.environ,
-        AWS_ACCESS_KEY_ID=server.access_key,
-        AWS_SECRET_ACCESS_KEY=server.secret_key,
-        AWS_DEFAULT_REGION=server.region,
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-    )
-
-
-def aws_sync(aws: str, server: SeaweedServer, mirror: Path, bucket: str,
-             debug: bool = False) -> tuple[float, Counter[str], int]:  # fmt: skip
-    """(seconds, API calls by operation, HTTP requests) of one `aws s3 sync`; counts only
-    with debug (the debug log itself slows awscli down, so timed runs go without it)."""
-    cmd = [aws, "s3", "sync", str(mirror), f"s3://{bucket}/site", "--endpoint-url",
-           server.endpoint, "--only-show-errors"] + (["--debug"] if debug else [])  # fmt: skip
-    started = time.perf_counter()
-    done = subprocess.run(cmd, env=aws_env(server), capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.splitlines()[-5:])
-        raise SystemExit(f"aws s3 sync failed ({done.returncode}):\n{tail}")
-    calls = Counter(re.findall(r"Making request for OperationModel\(name=(\w+)\)", done.stderr))
-    return elapsed, calls, done.stderr.count("Sending http request:")
 
 
 def touch(mirror: Path, keys: list[str], when: float) -> None:

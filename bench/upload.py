@@ -29,7 +29,6 @@ import random
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from common import aws_sync  # noqa: E402
 from seaweed import SeaweedServer, seaweed  # noqa: E402
 
 from pipeline import config as config_mod  # noqa: E402
@@ -145,32 +145,9 @@ def run_aws_sync(aws: str, server: SeaweedServer, tree: Path) -> tuple[float, fl
 def _aws_sync(
     aws: str, server: SeaweedServer, tree: Path, bucket: str, *, count: bool = False
 ) -> tuple[float, int]:
-    """(seconds, HTTP requests) for one `aws s3 sync`.
-
-    Requests are counted from --debug output only when asked: the debug logging itself slows
-    awscli down, so timed runs go without it.
-    """
-    cmd = [aws, "s3", "sync", str(tree), f"s3://{bucket}/site", "--endpoint-url",
-           server.endpoint, "--only-show-errors"] + (["--debug"] if count else [])  # fmt: skip
-    started = time.perf_counter()
-    done = subprocess.run(cmd, env=aws_env(server), capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.splitlines()[-5:])
-        raise SystemExit(f"aws s3 sync failed ({done.returncode}):\n{tail}")
-    return elapsed, done.stderr.count("Sending http request:")
-
-
-def aws_env(server: SeaweedServer) -> dict[str, str]:
-    return dict(
-        os.environ,
-        AWS_ACCESS_KEY_ID=server.access_key,
-        AWS_SECRET_ACCESS_KEY=server.secret_key,
-        AWS_DEFAULT_REGION=server.region,
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-    )
+    """(seconds, HTTP requests) for one `aws s3 sync` (requests counted only when asked)."""
+    elapsed, _calls, requests = aws_sync(aws, server, tree, bucket, debug=count)
+    return elapsed, requests
 
 
 def describe(name: str, runs: list[tuple[float, float, float]], files: int, total: int) -> float:
