@@ -494,3 +494,17 @@ def test_peak_memory_for_a_50_megapixel_jpeg(tmp_path):
     )
     peak_mb = int(out.stdout.split()[-1]) / 1024
     assert peak_mb < 400, peak_mb
+
+
+def test_heic_original_renders_like_any_photo(tmp_path):
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    path = tmp_path / "phone.heic"
+    img = Image.new("RGB", (600, 400), (30, 160, 60))
+    img.save(path, format="HEIF", quality=90)
+    result = render(path, make_config(tmp_path))
+    with opened(result, "j") as out:
+        assert out.size == (400, 267)
+        r, g, b = out.convert("RGB").getpixel((10, 10))
+        assert g > 120 and r < 80 and b < 100

@@ -309,3 +309,18 @@ def test_overlay_text_that_cannot_fit_is_refused_at_add_time(workdir):
     [meme] = records(workdir)
     assert (meme.top_text, meme.bottom_text) == ("ONE DOES NOT", "SIMPLY")
     assert meme.alt == "ONE DOES NOT / SIMPLY — Fits"  # a meme is an image of text
+
+
+def test_heic_from_a_phone_is_accepted_by_content(workdir):
+    from factories import noise_image
+
+    import pipeline.ingest  # noqa: F401 - registers the HEIF plugin, for writing one here
+
+    path = workdir / "IMG_0001.HEIC"
+    noise_image(400, 300, seed=5).save(path, format="HEIF", quality=80)
+    renamed = workdir / "photo.jpg"  # the name lies; the content decides
+    renamed.write_bytes(path.read_bytes())
+    result = memes("add", str(renamed), "--caption", "From a phone")
+    assert result.exit_code == 0, result.output
+    [meme] = records(workdir)
+    assert (meme.format, meme.ext, meme.width, meme.height) == ("HEIF", "heic", 400, 300)
