@@ -208,7 +208,7 @@
     const ratio = Math.min(2, Math.max(0.6, meme.width / meme.height || 1));
     box.style.aspectRatio = String(ratio);
     placeholder(box, meme);
-    const img = image(meme, "(max-width: 520px) 100vw, (max-width: 1100px) 50vw, 360px", 480);
+    const img = image(meme, "(max-width: 520px) 100vw, (max-width: 1100px) 50vw, 300px", 320);
     img.loading = "lazy";
     box.append(img);
     whenLoaded(img, box);
