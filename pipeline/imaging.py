@@ -46,7 +46,7 @@ try:  # HEIC/HEIF originals from phones
 except ImportError:  # pragma: no cover - declared dependency
     pass
 
-ENGINE_VERSION = "1"  # bump when output bytes change for the same inputs (invalidates caches)
+ENGINE_VERSION = "2"  # bump when output bytes change for the same inputs (invalidates caches)
 ANIMATED_FORMATS = ("webp", "gif")
 ALPHA_FORMATS = ("webp", "png", "gif", "avif")
 # Frames x pixels of all animated renditions of one meme held in memory at once (RGBA, 4 bytes
@@ -421,24 +421,53 @@ def _mark(size: tuple[int, int], wm: WatermarkConfig) -> Image.Image:
     return tile
 
 
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
 def _mark_position(
-    size: tuple[int, int], tile: Image.Image, wm: WatermarkConfig
+    size: tuple[int, int], tile: Image.Image, wm: WatermarkConfig, avoid: Sequence[Box] = ()
 ) -> tuple[int, int]:
+    """The mark's corner; moved up (bottom positions) or down (top positions) just clear of
+    any caption box it would cover, so the mark never sits on a meme's words."""
     w, h = size
     margin = round(wm.margin * w)
     horizontal = "left" if "left" in wm.position else "right" if "right" in wm.position else "c"
     vertical = "top" if "top" in wm.position else "bottom" if "bottom" in wm.position else "c"
     x = {"left": margin, "right": w - tile.width - margin}.get(horizontal, (w - tile.width) // 2)
     y = {"top": margin, "bottom": h - tile.height - margin}.get(vertical, (h - tile.height) // 2)
-    return max(0, x), max(0, y)
+    hits = [
+        b for b in avoid
+        if x < b[2] and b[0] < x + tile.width and y < b[3] and b[1] < y + tile.height
+    ]  # fmt: skip
+    gap = max(2, margin // 2)
+    if hits and vertical == "bottom":
+        y = math.floor(min(b[1] for b in hits)) - gap - tile.height
+    elif hits and vertical == "top":
+        y = math.ceil(max(b[3] for b in hits)) + gap
+    return max(0, x), min(max(0, y), max(0, h - tile.height))
+
+
+def _caption_boxes(geo: _Geometry, base_size: tuple[int, int], layout) -> list[Box]:
+    """Where the captions drawn on the base land in this rendition (crop, scale, pad)."""
+    if not layout:
+        return []
+    bx0, by0, bx1, by1 = geo.box
+    plan = geo.plan
+    sx, sy = plan.content[0] / (bx1 - bx0), plan.content[1] / (by1 - by0)
+    ox, oy = (plan.out[0] - plan.content[0]) // 2, (plan.out[1] - plan.content[1]) // 2
+    return [
+        ((x0 - bx0) * sx + ox, (y0 - by0) * sy + oy, (x1 - bx0) * sx + ox, (y1 - by0) * sy + oy)
+        for x0, y0, x1, y1 in captions.caption_boxes(layout, *base_size)
+    ]
 
 
 def _watermark(
-    img: Image.Image, tile: Image.Image, wm: WatermarkConfig, check: bool
-) -> Image.Image:
+    img: Image.Image, tile: Image.Image, wm: WatermarkConfig, check: bool,
+    avoid: Sequence[Box] = (),
+) -> Image.Image:  # fmt: skip
     """Composite the mark (in place, on the rendition's own fresh image); with ``check``, raise
     RenderError unless it visibly changed pixels. Only the mark's box is touched."""
-    x, y = _mark_position(img.size, tile, wm)
+    x, y = _mark_position(img.size, tile, wm, avoid)
     box = (x, y, min(img.width, x + tile.width), min(img.height, y + tile.height))
     before = img.crop(box).convert("RGBA")
     after = before.copy()
@@ -641,10 +670,12 @@ def _rendered(spec: RenditionSpec, data: bytes, size: tuple[int, int], animated:
 def _still(source: _Source, spec: RenditionSpec, config: Config, layout) -> RenderedImage:
     plan = plan_rendition(spec, *source.size)
     base = _captioned_base(source, _reduction(plan, source.jpeg), layout)
-    img = _apply(_geometry(plan, base, source.size), base, spec)
+    geo = _geometry(plan, base, source.size)
+    img = _apply(geo, base, spec)
     wm = config.watermark
     if spec.watermark and wm.enabled and img.width >= wm.min_width:
-        img = _watermark(img, _mark(img.size, wm), wm, check=True)
+        avoid = _caption_boxes(geo, base.size, layout)
+        img = _watermark(img, _mark(img.size, wm), wm, check=True, avoid=avoid)
     if spec.format not in ALPHA_FORMATS:
         img = _flatten(img, config.background)
     return _rendered(spec, _encode([img], spec, None), img.size, False)
@@ -689,7 +720,10 @@ def _animated(
         for i, spec in enumerate(specs):
             img = _apply(geometries[i], frame, spec)
             if tiles[i] is not None:
-                img = _watermark(img.convert("RGBA"), tiles[i], wm, check=not outputs[i])
+                avoid = _caption_boxes(geometries[i], frame.size, layout)
+                img = _watermark(
+                    img.convert("RGBA"), tiles[i], wm, check=not outputs[i], avoid=avoid
+                )
             outputs[i].append(img.convert("RGBA"))
     loop = source.loop
     if loop is None and source.format == "WEBP":

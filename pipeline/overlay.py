@@ -375,16 +375,24 @@ def check_overlay(width: int, height: int, top: str, bottom: str, overlay: Overl
 # --- drawing -------------------------------------------------------------------------------
 
 
-def draw_overlay(image: Image.Image, plan: Layout) -> Image.Image:
-    """Draw the laid-out captions on a copy of an RGB/RGBA image, scaled to its width."""
-    out = image.copy()
-    if plan.empty:
-        return out
-    width, height = out.size
-    draw = ImageDraw.Draw(out)
+@dataclass(frozen=True)
+class _Placed:
+    """A block placed on an image of a given size: font size, metrics and its box."""
+
+    block: Block
+    size: int
+    first: int  # first baseline, from box top
+    pitch: int
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in image pixels
+
+
+def _place(plan: Layout, width: int, height: int) -> list[_Placed]:
+    """Where each block goes on a width x height image (the one geometry drawing and
+    caption_boxes share)."""
     scale = width / REFERENCE_WIDTH
     max_w = width * (1 - 2 * SIDE_MARGIN)
     edge = round(height * EDGE_MARGIN)
+    placed = []
     for block, at_top in ((plan.top, True), (plan.bottom, False)):
         if block is None:
             continue
@@ -394,6 +402,27 @@ def draw_overlay(image: Image.Image, plan: Layout) -> Image.Image:
             size -= 1
         first, pitch, block_h = _block_metrics(block.lines, size)
         y0 = edge if at_top else height - edge - block_h
+        text_w = max(_line_width(line, size) for line in block.lines)
+        x0 = (width - text_w) / 2
+        placed.append(_Placed(block, size, first, pitch, (x0, y0, x0 + text_w, y0 + block_h)))
+    return placed
+
+
+def caption_boxes(plan: Layout, width: int, height: int) -> list[tuple[float, ...]]:
+    """The boxes the captions cover on a width x height image (so a watermark can keep off)."""
+    return [] if plan.empty else [p.box for p in _place(plan, width, height)]
+
+
+def draw_overlay(image: Image.Image, plan: Layout) -> Image.Image:
+    """Draw the laid-out captions on a copy of an RGB/RGBA image, scaled to its width."""
+    out = image.copy()
+    if plan.empty:
+        return out
+    width, height = out.size
+    draw = ImageDraw.Draw(out)
+    for placed in _place(plan, width, height):
+        block, size, first, pitch = placed.block, placed.size, placed.first, placed.pitch
+        y0 = placed.box[1]
         stroke = _stroke(size)
         black = (0, 0, 0, 255) if out.mode == "RGBA" else (0, 0, 0)
         white = (255, 255, 255, 255) if out.mode == "RGBA" else (255, 255, 255)

@@ -508,3 +508,20 @@ def test_heic_original_renders_like_any_photo(tmp_path):
         assert out.size == (400, 267)
         r, g, b = out.convert("RGB").getpixel((10, 10))
         assert g > 120 and r < 80 and b < 100
+
+
+def test_watermark_keeps_off_the_bottom_caption(tmp_path):
+    from pipeline import overlay
+
+    path = tmp_path / "plain.png"
+    Image.new("RGB", (800, 600), (120, 120, 120)).save(path)
+    spec = {"w": {"width": 800, "format": "png"}}
+    mark = {"text": "@Mark", "position": "bottom-right", "size": 0.05, "min_width": 100}
+    words = "A BOTTOM CAPTION AS WIDE AS THE IMAGE ITSELF"
+    with_mark = opened(render(path, make_config(tmp_path, spec, watermark=mark), bottom=words), "w")
+    without = opened(render(path, make_config(tmp_path, spec), bottom=words), "w")
+    x0, _, _, y1 = ImageChops.difference(with_mark.convert("RGB"), without.convert("RGB")).getbbox()
+    cfg = make_config(tmp_path, spec)
+    [caption] = overlay.caption_boxes(overlay.layout(800, 600, "", words, cfg.overlay), 800, 600)
+    assert y1 <= caption[1]  # the mark ends above the words
+    assert x0 > 400  # and stays in its corner's column
