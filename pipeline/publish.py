@@ -225,11 +225,12 @@ def publish(
             memes = library.due(now, limit if limit is not None else config.publish.batch_size)
         written = library.get_meta(RENDER_SETTINGS)
         refresh = library.published() if written not in (None, settings_fingerprint(config)) else []
+        never_written = library.get_meta(WRITTEN_GENERATION) is None
         documents_stale = (
             library.generation != int(library.get_meta(WRITTEN_GENERATION, "-1"))
             or library.get_meta(DOCUMENT_SETTINGS) != document_settings(config)
             or bool(refresh)
-        )
+        ) and not (never_written and not library.ever_published())  # a new, empty library
         if not memes and not documents_stale and run is None:
             # Nothing due, nothing changed: no storage request at all, unless an edition
             # that failed to go out earlier is due now (its archive page must go up).

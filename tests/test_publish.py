@@ -490,3 +490,12 @@ def test_render_writes_every_rendition_to_look_at_and_publishes_nothing(tmp_path
     assert not (tmp_path / "public").exists()
     missing = run(cfg, "render", "no-such-meme")
     assert missing.exit_code == 2 and "no-such-meme" in missing.stderr
+
+
+def test_nothing_due_in_a_new_library_uploads_nothing(tmp_path):
+    cfg = make_site(tmp_path)
+    add_memes(cfg, 1)
+    run(cfg, "edit", "meme", "--publish-at", "2099-01-01T00:00:00Z")
+    summary = json.loads(run(cfg, "publish", "--json").stdout)
+    assert summary["published"] == [] and summary["requests"] == 0
+    assert not (tmp_path / "public").exists()
