@@ -200,6 +200,7 @@ def resume(library: Library, config: Config) -> list[Edition]:
             extra=note,
             message_id=edition.message_id,
         )
+        _remember_images(library, edition.kind, edition.number, memes, config)
         try:
             deliver(message, config, name=_name(edition.kind, edition.number))
         except DeliveryError as exc:
@@ -595,6 +596,7 @@ def _send_new(
     slugs = [m.slug for m in memes]
     # The note is kept beside the edition so resume() and the archive can render it again.
     library.set_meta(_note_key(kind, number), note or "")
+    _remember_images(library, kind, number, memes, config)
     try:
         library.begin_edition(kind, slugs, subject, message_id, number=number)
     except sqlite3.IntegrityError:
@@ -702,6 +704,27 @@ def _extra(config: Config, extra: str | None) -> str | None:
 
 def _note_key(kind: str, number: int) -> str:
     return f"newsletter.note.{kind}.{number}"
+
+
+def _images_key(kind: str, number: int) -> str:
+    return f"newsletter.images.{kind}.{number}"
+
+
+def _remember_images(library: Library, kind: str, number: int, memes: Sequence[Meme],
+                     config: Config) -> None:  # fmt: skip
+    """Record the rendition keys an edition's email points at: mail in inboxes keeps those
+    URLs forever, so gc must never delete them, even after a re-render renamed them."""
+    keys = set(json.loads(library.get_meta(_images_key(kind, number)) or "[]"))
+    keys |= {asset.key for m in memes if (asset := pick_rendition(m, config)) is not None}
+    library.set_meta(_images_key(kind, number), json.dumps(sorted(keys)))
+
+
+def emailed_keys(library: Library) -> set[str]:
+    """Every rendition key any edition's email has pointed at (kept by `memes gc`)."""
+    keys: set[str] = set()
+    for edition in library.editions():
+        keys.update(json.loads(library.get_meta(_images_key(edition.kind, edition.number)) or "[]"))
+    return keys
 
 
 def _stored_note(library: Library, kind: str, number: int) -> str | None:

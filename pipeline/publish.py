@@ -497,6 +497,7 @@ def gc(library: Library, config: Config, *, grace_days: float | None = None,
         manifest = storage.load_manifest()
         referenced = gallery.asset_keys(library.published())
         referenced |= {d.key for d in site_documents(library, config)}
+        referenced |= newsletter.emailed_keys(library)  # sent mail keeps its image URLs
         deleted = collect_garbage(
             storage, manifest, referenced, now or utcnow(), timedelta(days=grace)
         )

@@ -5,8 +5,11 @@ File storage tests need nothing; S3 tests run on the session's real SeaweedFS (c
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -499,3 +502,23 @@ def test_nothing_due_in_a_new_library_uploads_nothing(tmp_path):
     summary = json.loads(run(cfg, "publish", "--json").stdout)
     assert summary["published"] == [] and summary["requests"] == 0
     assert not (tmp_path / "public").exists()
+
+
+def test_gc_keeps_the_images_that_sent_newsletters_point_at(tmp_path):
+    cfg = make_site(tmp_path, newsletter={"every": 2})
+    add_memes(cfg, 2)
+    assert json.loads(run(cfg, "publish", "--json").stdout)["newsletter"]["sent"] == 1
+    [eml] = (tmp_path / "memes" / "outbox").glob("*.eml")
+    base = "https://cdn.example.org/memes/"
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()
+    emailed = set(re.findall(re.escape(base) + r'(i/[^"]+)"', html))
+    assert len(emailed) == 2
+    data = yaml.safe_load(cfg.read_text())
+    data["watermark"]["text"] = "@Renamed"
+    cfg.write_text(yaml.safe_dump(data))
+    run(cfg, "publish")
+    run(cfg, "gc")  # marks what no index references any more
+    deleted = set(json.loads(run(cfg, "gc", "--grace-days", "0", "--json").stdout)["deleted"])
+    assert deleted and not deleted & emailed  # old renditions go, the emailed ones stay
+    assert all((tmp_path / "public" / key).exists() for key in emailed)
