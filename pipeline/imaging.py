@@ -22,7 +22,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -38,6 +37,7 @@ from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageFilter, ImageOps
 from pipeline import overlay as captions
 from pipeline.config import Config, RenditionSpec, WatermarkConfig
 from pipeline.errors import RenderError
+from pipeline.files import write_atomic
 
 try:  # HEIC/HEIF originals from phones
     import pillow_heif
@@ -639,17 +639,9 @@ class RenderCache:
         return meta, data
 
     def put(self, key: str, meta: dict, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         head = json.dumps({**meta, "sha256": hashlib.sha256(data).hexdigest()}, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(_MAGIC + head.encode() + b"\n" + data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # No fsync: a torn entry fails its checksum on read and is simply rendered again.
+        write_atomic(self._path(key), _MAGIC + head.encode() + b"\n" + data, sync=False)
 
 
 # --- rendering -------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 from slugify import slugify
 
 from pipeline.errors import IngestError, MemesError, NotFoundError
+from pipeline.files import write_atomic
 
 SCHEMA_VERSION = 1
 SLUG_MAX = 60
@@ -231,20 +231,7 @@ def write_original(originals: Path, data: bytes, sha256: str, ext: str) -> Path:
     """Write an original under its hash, atomically (temp file + rename); idempotent, and safe
     from several processes at once (ingest workers store what they checked)."""
     target = originals / sha256[:2] / f"{sha256}.{ext}"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return target if target.exists() else write_atomic(target, data)
 
 
 class DuplicateError(IngestError):

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import smtplib
 import sqlite3
 import ssl
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +47,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from pipeline.config import Config, SmtpConfig
 from pipeline.documents import Document
 from pipeline.errors import DeliveryError, LockedError, NotFoundError, UsageError
+from pipeline.files import write_atomic
 from pipeline.library import Edition, Library, Meme, RenditionAsset, iso, utcnow
 
 REGULAR = "regular"
@@ -475,24 +474,12 @@ def deliver(message: EmailMessage, config: Config, *, name: str) -> str:
 def _write_outbox(message: EmailMessage, outbox: Path, name: str) -> Path:
     """Atomic (temp file + fsync + rename): a reader never sees half a message."""
     target = outbox / f"{name}.eml"
-    tmp: str | None = None
     try:
-        outbox.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=outbox, prefix=".tmp-", suffix=".eml")
-        with os.fdopen(fd, "wb") as out:
-            out.write(message.as_bytes())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-        tmp = None
+        return write_atomic(target, message.as_bytes())
     except OSError as exc:
         raise DeliveryError(
             f"outbox {outbox}: cannot write {target.name}: {exc.strerror or exc}"
         ) from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-    return target
 
 
 def _send_smtp(message: EmailMessage, smtp: SmtpConfig, config: Config) -> str:

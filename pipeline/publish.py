@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +31,7 @@ from pipeline import gallery, newsletter
 from pipeline.config import Config
 from pipeline.documents import Document
 from pipeline.errors import LockedError, MemesError, NotFoundError, StorageError
+from pipeline.files import write_atomic
 from pipeline.imaging import RenderJob, RenderResult, render_many, settings_fingerprint
 from pipeline.library import Library, Meme, RenditionAsset, iso, utcnow
 from pipeline.storage import Manifest, Storage, collect_garbage, open_storage
@@ -520,13 +520,9 @@ def render_to_folder(
     written = []
     for result in results:
         folder = out / result.slug
-        folder.mkdir(parents=True, exist_ok=True)
         for image in result.renditions:
             target = folder / f"{image.name}.{image.extension}"
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_bytes(image.data)
-            os.replace(tmp, target)
-            written.append(target)
+            written.append(write_atomic(target, image.data, sync=False))
     return written, [(f.slug, f.reason) for f in failures]
 
 

@@ -25,7 +25,6 @@ import hashlib
 import json
 import mimetypes
 import os
-import tempfile
 import threading
 import time
 import uuid
@@ -42,6 +41,7 @@ from typing import Any, Protocol, runtime_checkable
 from pipeline.config import StorageConfig
 from pipeline.documents import Document
 from pipeline.errors import StorageError
+from pipeline.files import write_atomic
 from pipeline.library import iso, parse_iso
 
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -382,22 +382,9 @@ class FileStorage(_Backend):
 
     def _write(self, key: str, data: bytes) -> None:
         """Write atomically: temp file in the same folder, fsync, rename over the target."""
-        path = self._path(key)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        try:  # fsync: the manifest saved next must never name an empty file
+            write_atomic(self._path(key), data, temp_prefix=TEMP_PREFIX)
         except OSError as exc:
-            raise self._fail("write", key, exc) from None
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())  # the manifest saved next must never name empty files
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a web server must read it
-            os.replace(tmp, path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             raise self._fail("write", key, exc) from None
 
     def _read(self, key: str) -> bytes | None:
