@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,10 +31,16 @@ from typing import Any
 from pipeline import gallery, newsletter
 from pipeline.config import Config
 from pipeline.documents import Document
-from pipeline.errors import LockedError, MemesError, NotFoundError, StorageError
+from pipeline.errors import LockedError, MemesError, NotFoundError
 from pipeline.files import write_atomic
-from pipeline.imaging import RenderJob, RenderResult, render_many, settings_fingerprint
-from pipeline.library import Library, Meme, RenditionAsset, iso, utcnow
+from pipeline.imaging import (
+    RenderFailure,
+    RenderJob,
+    RenderResult,
+    render_many,
+    settings_fingerprint,
+)
+from pipeline.library import Library, Meme, RenditionAsset, utcnow
 from pipeline.storage import Manifest, Storage, collect_garbage, open_storage
 
 INDEX_KEY = "index.json"
@@ -145,8 +152,11 @@ def assets_of(result: RenderResult) -> tuple[list[RenditionAsset], list[Document
     return assets, documents
 
 
-def render_jobs(library: Library, memes: Sequence[Meme]) -> list[RenderJob]:
-    return [
+def render_memes(
+    library: Library, config: Config, memes: Sequence[Meme], progress: Progress | None = None
+) -> tuple[list[RenderResult], list[RenderFailure]]:
+    """Render memes from their originals through the library's render cache."""
+    jobs = [
         RenderJob(
             slug=m.slug,
             original=library.original_path(m),
@@ -156,6 +166,8 @@ def render_jobs(library: Library, memes: Sequence[Meme]) -> list[RenderJob]:
         )
         for m in memes
     ]
+    return render_many(jobs, config, cache_dir=library.root / "cache",
+                       workers=config.publish.workers, progress=progress)  # fmt: skip
 
 
 def gallery_memes(library: Library, extra: Sequence[Meme] = ()) -> list[Meme]:
@@ -167,11 +179,9 @@ def gallery_memes(library: Library, extra: Sequence[Meme] = ()) -> list[Meme]:
 
 
 def site_documents(library: Library, config: Config, extra: Sequence[Meme] = ()) -> list[Document]:
-    """The gallery documents and the newsletter archive, index.json last."""
-    documents = gallery.build_documents(gallery_memes(library, extra), config)
-    documents += newsletter.archive_documents(library, config)
-    documents.sort(key=lambda d: d.key == INDEX_KEY)  # stable: index.json goes last
-    return documents
+    """The gallery documents and the newsletter archive (upload_documents orders them)."""
+    gallery_documents = gallery.build_documents(gallery_memes(library, extra), config)
+    return gallery_documents + newsletter.archive_documents(library, config)
 
 
 def upload_documents(
@@ -193,10 +203,6 @@ def upload_documents(
         report.skipped += len(sync.skipped)
         uploaded += len(sync.uploaded)
     return uploaded
-
-
-def _requests(storage: Storage) -> int:
-    return int(getattr(storage, "requests", 0))
 
 
 # --- publish ---------------------------------------------------------------------------------
@@ -234,9 +240,8 @@ def publish(
         if not memes and not documents_stale and run is None:
             # Nothing due, nothing changed: no storage request at all, unless an edition
             # that failed to go out earlier is due now (its archive page must go up).
-            if not dry_run:
-                _newsletter(library, config, lambda: storage or open_storage(config.storage),
-                            None, report)  # fmt: skip
+            if not dry_run and _newsletter(library, config, report):
+                upload_newsletter_archive(library, config, storage, report)
             report.seconds = time.monotonic() - started
             return report
         storage = storage or open_storage(config.storage)
@@ -245,7 +250,7 @@ def publish(
         else:
             with storage_lock(storage, config):
                 _publish_run(library, config, storage, memes, refresh, run, report, progress)
-        report.requests = _requests(storage)
+        report.requests = storage.requests
     report.seconds = time.monotonic() - started
     return report
 
@@ -255,10 +260,7 @@ def _render(
     progress: Callable[[str, int], Progress] | None,
 ) -> list[RenderResult]:  # fmt: skip
     step = progress("Rendering", len(memes)) if progress else None
-    results, failures = render_many(
-        render_jobs(library, memes), config, cache_dir=library.root / "cache",
-        workers=config.publish.workers, progress=step,
-    )  # fmt: skip
+    results, failures = render_memes(library, config, memes, step)
     report.failed += [(f.slug, f.reason) for f in failures]
     return results
 
@@ -336,13 +338,15 @@ def _publish_run(
     if not any(slug in refreshed for slug, _ in report.failed):
         library.set_meta(RENDER_SETTINGS, settings_fingerprint(config))
     report.published = [m.slug for m in ready]
-    _newsletter(library, config, lambda: storage, manifest, report)
+    if _newsletter(library, config, report):
+        upload_documents(storage, manifest, newsletter.archive_documents(library, config), report)
     if report.uploaded:
         storage.save_manifest(manifest)
 
 
-def _newsletter(library: Library, config: Config, storage_factory: Callable[[], Storage],
-                manifest: Manifest | None, report: PublishReport) -> None:  # fmt: skip
+def _newsletter(library: Library, config: Config, report: PublishReport) -> bool:
+    """Run the newsletter rule into the report; True when an edition went out (its archive
+    page must go up)."""
     outcome = newsletter.run_rule(library, config)
     report.newsletter = {
         "sent": outcome.sent.number if outcome.sent else None,
@@ -351,21 +355,18 @@ def _newsletter(library: Library, config: Config, storage_factory: Callable[[], 
     }
     if outcome.warning:
         report.warnings.append(outcome.warning)
-    if outcome.sent:
-        storage = storage_factory()
-        own_manifest = manifest is None
-        manifest = manifest or storage.load_manifest()
-        archive = newsletter.archive_documents(library, config)
-        if upload_documents(storage, manifest, archive, report) and own_manifest:
-            storage.save_manifest(manifest)
+    return outcome.sent is not None
 
 
-def upload_newsletter_archive(library: Library, config: Config) -> None:
-    """After `memes newsletter send`: publish the archive page(s) of what went out."""
-    storage = open_storage(config.storage)
+def upload_newsletter_archive(
+    library: Library, config: Config, storage: Storage | None = None,
+    report: PublishReport | None = None,
+) -> None:  # fmt: skip
+    """After an edition went out with no publish run around it: publish its archive page."""
+    storage = storage or open_storage(config.storage)
     manifest = storage.load_manifest()
     archive = newsletter.archive_documents(library, config)
-    if upload_documents(storage, manifest, archive, PublishReport()):
+    if upload_documents(storage, manifest, archive, report or PublishReport()):
         storage.save_manifest(manifest)
 
 
@@ -383,14 +384,9 @@ def remove(library: Library, config: Config, slug: str, *, purge: bool = False,
             storage = storage or open_storage(config.storage)
             with storage_lock(storage, config):
                 manifest = storage.load_manifest()
-                gone = replace(meme, status="removed")
-                others = [m for m in gallery_memes(library) if m.slug != slug]
-                memes = sorted([*others, gone], key=lambda m: (m.published_at, m.publish_at, m.id))
-                documents = gallery.build_documents(memes, config)
-                documents += newsletter.archive_documents(library, config)
-                documents.sort(key=lambda d: d.key == INDEX_KEY)
+                documents = site_documents(library, config, [replace(meme, status="removed")])
                 upload_documents(storage, manifest, documents, PublishReport())
-                doomed = [a.key for a in meme.renditions] + [f"m/{slug}.json"]
+                doomed = [a.key for a in meme.renditions] + [gallery.permalink_key(slug)]
                 storage.delete_many([k for k in doomed if manifest.get(k)], manifest)
                 storage.save_manifest(manifest)
             meme = library.mark_removed(slug)
@@ -421,10 +417,8 @@ class VerifyReport:
         }
 
 
-def _index_entries(storage: Storage, config: Config) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Walk the published index (head, then `next` pages): (document key, meme entry)."""
-    import json
-
+def _index_entries(storage: Storage, config: Config) -> Iterator[dict[str, Any]]:
+    """Walk the published index (head, then `next` pages), yielding its meme entries."""
     base = config.site.base_url
     key: str | None = INDEX_KEY
     seen: set[str] = set()
@@ -434,8 +428,7 @@ def _index_entries(storage: Storage, config: Config) -> Iterator[tuple[str, dict
         if raw is None:
             raise MemesError(f"verify: {storage.description}: {key} is missing")
         document = json.loads(raw)
-        for entry in document.get("memes", []):
-            yield key, entry
+        yield from document.get("memes", [])
         following = document.get("next")
         key = following[len(base) :] if following and following.startswith(base) else None
 
@@ -447,7 +440,7 @@ def verify(library: Library, config: Config, *, repair: bool = False,
     report = VerifyReport()
     base = config.site.base_url
     expected: dict[str, tuple[int | None, str | None]] = {}
-    for _, entry in _index_entries(storage, config):
+    for entry in _index_entries(storage, config):
         for rendition in entry.get("renditions", {}).values():
             expected[rendition["url"][len(base) :]] = (
                 rendition["bytes"],
@@ -477,8 +470,7 @@ def _repair(library: Library, config: Config, storage: Storage, broken: set[str]
             manifest.remove(key)  # the manifest was wrong about it: upload again
         memes = [m for m in library.published() if any(a.key in broken for a in m.renditions)]
         fixes: list[Document] = []
-        results, failures = render_many(render_jobs(library, memes), config,
-                                        cache_dir=library.root / "cache")  # fmt: skip
+        results, _ = render_memes(library, config, memes)
         for result in results:
             fixes += [d for d in assets_of(result)[1] if d.key in broken]
         fixes += [d for d in site_documents(library, config) if d.key in broken]
@@ -514,9 +506,7 @@ def render_to_folder(
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """`memes render`: write what would be published, for staff to look at."""  # fmt: skip
     memes = [library.get(slug) for slug in slugs]
-    results, failures = render_many(render_jobs(library, memes), config,
-                                    cache_dir=library.root / "cache",
-                                    workers=config.publish.workers, progress=progress)  # fmt: skip
+    results, failures = render_memes(library, config, memes, progress)
     written = []
     for result in results:
         folder = out / result.slug
@@ -524,7 +514,3 @@ def render_to_folder(
             target = folder / f"{image.name}.{image.extension}"
             written.append(write_atomic(target, image.data, sync=False))
     return written, [(f.slug, f.reason) for f in failures]
-
-
-__all__ = ["PublishReport", "VerifyReport", "publish", "remove", "verify", "gc",
-           "render_to_folder", "StorageError", "iso"]  # fmt: skip
