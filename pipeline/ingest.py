@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - optional
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-# Pillow format name -> (file extension for the stored original, accepted)
+# Pillow format name of an accepted image -> file extension of its stored original
 ACCEPTED_FORMATS = {
     "JPEG": "jpg",
     "MPO": "jpg",  # phone JPEGs with a depth map / second frame
@@ -54,7 +54,7 @@ ACCEPTED_FORMATS = {
     "HEIF": "heic",
     "AVIF": "avif",
 }
-NEAR_DUPLICATE_DISTANCE = 6  # of 64 phash bits: resized or recompressed copies land well below
+NEAR_DUPLICATE_DISTANCE = 6  # of 64 hash bits: resized or recompressed copies land well below
 DRAFT_SIDE = 256  # decode JPEGs at no less than this for the check and the perceptual hash
 HASH_SOURCE_SIDE = 512  # the perceptual hash reads a 32x32 copy; more would be wasted work
 ORIENTATION_TAG = 0x0112
@@ -147,7 +147,7 @@ def inspect_bytes(data: bytes, limits: LimitsConfig) -> Inspection:
             raise IngestError(f"truncated or corrupt image ({exc})") from None
     return Inspection(
         sha256=hashlib.sha256(data).hexdigest(),
-        phash=phash(small),
+        phash=perceptual_hash(small),
         format=fmt if fmt != "MPO" else "JPEG",
         ext=ACCEPTED_FORMATS[fmt],
         width=width,
@@ -180,7 +180,7 @@ def _decode_all(image: Image.Image, frames: int) -> Image.Image:
     return first
 
 
-def phash(image: Image.Image) -> str:
+def perceptual_hash(image: Image.Image) -> str:
     """64-bit perceptual hash (imagehash's difference hash) as 16 hex digits.
 
     A resized or recompressed copy lands within a few bits. dhash needs numpy only; phash
@@ -232,20 +232,31 @@ def default_alt(fields: MemeFields) -> str:
     return fields.caption
 
 
+def normal_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Tags as stored: trimmed, lower case, each once, in the order given."""
+    return tuple(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))
+
+
+def unknown_category(category: str, config: Config) -> str | None:
+    """The complaint about a category that is not in the config, or None."""
+    if category in config.categories:
+        return None
+    return f"unknown category '{category}' (known: {', '.join(config.categories)})"
+
+
 def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
     """Normalise and check what staff typed; UsageError names the field."""
     caption = (fields.caption or "").strip()
     if not caption:
         raise UsageError("caption: must not be empty")
     category = fields.category or config.categories[0]
-    if category not in config.categories:
-        raise IngestError(f"unknown category '{category}' (known: {', '.join(config.categories)})")
-    tags = tuple(dict.fromkeys(t.strip().lower() for t in fields.tags if t.strip()))
+    if complaint := unknown_category(category, config):
+        raise IngestError(complaint)
     return MemeFields(
         caption=caption,
         title=(fields.title or "").strip(),
         category=category,
-        tags=tags,
+        tags=normal_tags(fields.tags),
         alt=(fields.alt or "").strip() or None,
         credit=(fields.credit or "").strip(),
         publish_at=fields.publish_at,
@@ -332,9 +343,6 @@ def _add_one(
     inspection: Inspection,
     known_hashes: Iterable[tuple[str, str]],
 ) -> tuple[Meme, str | None]:
-    existing = library.find_by_sha(inspection.sha256)
-    if existing:
-        raise IngestError(f"duplicate of existing meme '{existing.slug}'")
     new = NewMeme(
         title=fields.title,
         caption=fields.caption,
@@ -356,16 +364,12 @@ def _add_one(
     )
     try:
         meme = library.add(new)
-    except DuplicateError as exc:  # another process added the same bytes a moment ago
+    except DuplicateError as exc:  # the same bytes are in the library already
         raise IngestError(str(exc)) from None
-    similar = [
-        (hamming(inspection.phash, other), slug)
-        for slug, other in known_hashes
-        if other and hamming(inspection.phash, other) <= NEAR_DUPLICATE_DISTANCE
-    ]
+    distances = [(hamming(inspection.phash, other), slug) for slug, other in known_hashes if other]
+    distance, slug = min(distances, default=(NEAR_DUPLICATE_DISTANCE + 1, ""))
     warning = None
-    if similar:
-        distance, slug = min(similar)
+    if distance <= NEAR_DUPLICATE_DISTANCE:
         warning = f"{path}: added as '{meme.slug}', but it looks like existing meme '{slug}'"
     return meme, warning
 
@@ -423,7 +427,7 @@ def _manifest_row(row: Any, base: Path) -> tuple[Path, MemeFields]:
         raise UsageError("file: missing")
     tags = row.get("tags") or ()
     if isinstance(tags, str):
-        tags = [t for t in tags.split(",")]
+        tags = tags.split(",")
     publish_at = row.get("publish_at")
     if isinstance(publish_at, datetime):
         publish_at = publish_at.isoformat()
@@ -456,14 +460,10 @@ def check_edit(library: Library, config: Config, slug: str, **changes: Any) -> d
     values = {k: v for k, v in changes.items() if v is not None}
     if "caption" in values and not values["caption"].strip():
         raise UsageError("--caption: must not be empty")
-    if "category" in values and values["category"] not in config.categories:
-        raise UsageError(
-            f"unknown category '{values['category']}' (known: {', '.join(config.categories)})"
-        )
+    if "category" in values and (complaint := unknown_category(values["category"], config)):
+        raise UsageError(complaint)
     if "tags" in values:
-        values["tags"] = tuple(
-            dict.fromkeys(t.strip().lower() for t in values["tags"] if t.strip())
-        )
+        values["tags"] = normal_tags(values["tags"])
     for key in ("caption", "title", "alt", "credit", "top_text", "bottom_text"):
         if key in values:
             values[key] = values[key].strip()

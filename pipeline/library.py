@@ -235,9 +235,7 @@ def write_original(originals: Path, data: bytes, sha256: str, ext: str) -> Path:
 
 
 class DuplicateError(IngestError):
-    def __init__(self, message: str, existing_slug: str):
-        super().__init__(message)
-        self.existing_slug = existing_slug
+    """The exact bytes are in the library already; the message names the existing slug."""
 
 
 EDITABLE = ("title", "caption", "alt", "category", "tags", "credit", "top_text", "bottom_text",
@@ -329,9 +327,6 @@ class Library:
     def original_path(self, meme: Meme) -> Path:
         return self.root / meme.original_relpath
 
-    def store_original(self, data: bytes, sha256: str, ext: str) -> Path:
-        return write_original(self.root / "originals", data, sha256, ext)
-
     def discard_unused_original(self, sha256: str, ext: str) -> None:
         """Delete a stored original no record uses (its file was refused after the check)."""
         if self.find_by_sha(sha256) is None:
@@ -403,9 +398,7 @@ class Library:
         with self.transaction() as db:
             existing = db.execute("SELECT slug FROM memes WHERE sha256=?", (new.sha256,)).fetchone()
             if existing:
-                raise DuplicateError(
-                    f"duplicate of existing meme '{existing['slug']}'", existing["slug"]
-                )
+                raise DuplicateError(f"duplicate of existing meme '{existing['slug']}'")
             slug = self._free_slug(db, base)
             cursor = db.execute(
                 "INSERT INTO memes (slug, title, caption, alt, category, tags, credit, top_text,"
