@@ -114,16 +114,12 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 # --- add / import ----------------------------------------------------------------------------
 
 
-def _print_add_report(report: Any, as_json: bool) -> None:
+def _print_problems(report: Any) -> None:
+    """What add/import refused or warned about: one line each on stderr."""
     for name, reason in report.rejected:
         click.echo(f"memes: {name}: {reason}", err=True)
     for warning in report.warnings:
         click.echo(f"memes: warning: {warning}", err=True)
-    if as_json:
-        emit_json([m.slug for m in report.added])
-    else:
-        for meme in report.added:
-            click.echo(meme.slug)
 
 
 @cli.command()
@@ -155,7 +151,12 @@ def add(app: App, files: tuple[Path, ...], caption: str, title: str, category: s
     )  # fmt: skip
     with progress_bar(len(files), "Adding", not as_json) as step:
         report = add_files(app.library, app.config, [(f, fields) for f in files], progress=step)
-    _print_add_report(report, as_json)
+    _print_problems(report)
+    if as_json:
+        emit_json([m.slug for m in report.added])
+    else:
+        for meme in report.added:
+            click.echo(meme.slug)
     if not report.ok:
         sys.exit(EXIT_FAILED)
 
@@ -174,10 +175,7 @@ def import_(app: App, manifest: Path, as_json: bool) -> None:
     with progress_bar(len(items), "Importing", not as_json) as step:
         report = add_files(app.library, app.config, items, progress=step)  # type: ignore[arg-type]
     report.rejected[:0] = [(str(label), str(reason)) for label, reason in bad_rows]
-    for name, reason in report.rejected:
-        click.echo(f"memes: {name}: {reason}", err=True)
-    for warning in report.warnings:
-        click.echo(f"memes: warning: {warning}", err=True)
+    _print_problems(report)
     if as_json:
         emit_json(
             {
