@@ -218,7 +218,7 @@ class NewsletterConfig:
     outbox: Path
     list_id: str
     unsubscribe_url: str | None
-    unsubscribe_mailto: str | None
+    unsubscribe_mailto: str | None  # always a mailto: URL
     subject: str
     extra: str | None  # an extra HTML-safe text block (plain text, escaped in the template)
 
@@ -463,6 +463,9 @@ def _newsletter(r: _Reader, raw: Any) -> NewsletterConfig:
             "a template using {number}, {first_title}, {more}, {count}",
             subject,
         ) from exc
+    mailto = r.optional_string(d["unsubscribe_mailto"], "newsletter.unsubscribe_mailto")
+    if mailto and not mailto.startswith("mailto:"):
+        mailto = "mailto:" + mailto  # accept a bare address; List-Unsubscribe needs the URL
     unsubscribe_url = d["unsubscribe_url"]
     if unsubscribe_url is not None:
         unsubscribe_url = r.url(unsubscribe_url, "newsletter.unsubscribe_url").rstrip("/")
@@ -474,9 +477,7 @@ def _newsletter(r: _Reader, raw: Any) -> NewsletterConfig:
         outbox=r.path(d["outbox"], "newsletter.outbox"),
         list_id=r.string(d["list_id"], "newsletter.list_id"),
         unsubscribe_url=unsubscribe_url,
-        unsubscribe_mailto=r.optional_string(
-            d["unsubscribe_mailto"], "newsletter.unsubscribe_mailto"
-        ),
+        unsubscribe_mailto=mailto,
         subject=subject,
         extra=r.optional_string(d["extra"], "newsletter.extra"),
     )

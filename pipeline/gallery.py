@@ -270,7 +270,7 @@ def _feed_items(visible: Sequence[Meme], config: Config) -> list[Meme]:
     return list(reversed(visible[-config.gallery.feed_size :])) if visible else []
 
 
-def _view_url(base_url: str, slug: str) -> str:
+def view_url(base_url: str, slug: str) -> str:
     """The human permalink: the viewer's single-meme view."""
     return f"{base_url}index.html#/m/{slug}"
 
@@ -320,7 +320,7 @@ def feed_xml(visible: Sequence[Meme], config: Config) -> Document:
     fg.lastBuildDate(_newest(visible))  # never the clock: same memes, same bytes
     for meme in reversed(items):  # feedgen prepends: add oldest first to list newest first
         entry = fg.add_entry()
-        link = _view_url(base, meme.slug)
+        link = view_url(base, meme.slug)
         entry.guid(link, permalink=True)
         entry.link(href=link)
         entry.title(_xml_text(_item_title(meme)))
@@ -342,7 +342,7 @@ def feed_json(visible: Sequence[Meme], config: Config) -> Document:
         image = primary_rendition(meme)
         item: dict = {
             "id": base + permalink_key(meme.slug),
-            "url": _view_url(base, meme.slug),
+            "url": view_url(base, meme.slug),
             "title": _item_title(meme),
             "content_text": meme.caption,
             "content_html": _item_html(meme, base),

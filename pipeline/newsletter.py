@@ -44,6 +44,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from pipeline import gallery
 from pipeline.config import Config, SmtpConfig
 from pipeline.documents import Document
 from pipeline.errors import DeliveryError, LockedError, NotFoundError, UsageError
@@ -295,8 +296,7 @@ def compose(
     if news.unsubscribe_url:
         unsubscribe.append(f"<{news.unsubscribe_url}>")
     if news.unsubscribe_mailto:
-        mailto = news.unsubscribe_mailto
-        unsubscribe.append(f"<{mailto if mailto.startswith('mailto:') else 'mailto:' + mailto}>")
+        unsubscribe.append(f"<{news.unsubscribe_mailto}>")
     if unsubscribe:
         message["List-Unsubscribe"] = ", ".join(unsubscribe)
     if news.unsubscribe_url and news.unsubscribe_url.startswith("https://"):
@@ -640,9 +640,6 @@ def _context(
                 height=max(1, round(asset.height * width / asset.width)),
             )
         items.append(item)
-    mailto = news.unsubscribe_mailto
-    if mailto and not mailto.startswith("mailto:"):
-        mailto = "mailto:" + mailto
     heading = f"{config.site.title} #{number}" if kind == REGULAR else _one_line(subject)
     return {
         "site_title": config.site.title,
@@ -659,13 +656,13 @@ def _context(
         "gallery_url": base + "index.html",
         "archive_url": base + ARCHIVE_PREFIX + "index.html",
         "unsubscribe_url": news.unsubscribe_url,
-        "unsubscribe_mailto": mailto,
+        "unsubscribe_mailto": news.unsubscribe_mailto,
     }
 
 
 def permalink(meme: Meme, config: Config) -> str:
     """The meme's page in the gallery (the reference gallery's permalink view)."""
-    return f"{config.site.base_url}index.html#/m/{quote(meme.slug, safe='')}"
+    return gallery.view_url(config.site.base_url, meme.slug)
 
 
 @cache
