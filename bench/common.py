@@ -1,4 +1,5 @@
-"""What several benchmarks share: the synthetic rendition set and awscli's environment."""
+"""What several benchmarks share: the synthetic rendition set, how to name a published
+key's kind, and running awscli against the bench's SeaweedFS."""
 
 from __future__ import annotations
 
@@ -49,3 +50,16 @@ def aws_sync(
         raise SystemExit(f"aws s3 sync failed ({done.returncode}):\n{tail}")
     calls = Counter(re.findall(r"Making request for OperationModel\(name=(\w+)\)", done.stderr))
     return elapsed, calls, done.stderr.count("Sending http request:")
+
+
+def document_kind(key: str) -> str:
+    """What a published gallery key is, for counting what a publish changed."""
+    if key.startswith("m/"):
+        return "permalinks"
+    if key in ("feed.xml", "feed.json"):
+        return "feeds"
+    if re.fullmatch(r"((categories|tags)/[^/]+/)?index\.json", key):
+        return "heads"
+    if re.fullmatch(r"((categories|tags)/[^/]+/)?pages/\d+\.json", key):
+        return "pages"
+    return "other"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import RENDITIONS  # noqa: E402
+from common import RENDITIONS, document_kind  # noqa: E402
 
 from pipeline import config as configuration  # noqa: E402
 from pipeline import gallery  # noqa: E402
@@ -64,18 +63,6 @@ def timed(fn, repeat: int = 3):
     return best, result
 
 
-def kind(key: str) -> str:
-    if key.startswith("m/"):
-        return "permalinks"
-    if key in ("feed.xml", "feed.json"):
-        return "feeds"
-    if re.fullmatch(r"((categories|tags)/[^/]+/)?index\.json", key):
-        return "heads"
-    if re.fullmatch(r"((categories|tags)/[^/]+/)?pages/\d+\.json", key):
-        return "pages"
-    return "other"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--memes", type=int, default=10_000)
@@ -105,9 +92,9 @@ def main() -> None:
     old = {d.key: d.data for d in docs}
     changed = [d.key for d in docs_after if old.get(d.key) != d.data]
     new = [k for k in changed if k not in old]
-    by_kind = Counter(kind(k) for k in changed)
-    indexes = sum(1 for d in docs_after if kind(d.key) == "heads")
-    per_index = Counter(k.split("pages/")[0] for k in changed if kind(k) == "pages")
+    by_kind = Counter(document_kind(k) for k in changed)
+    indexes = sum(1 for d in docs_after if document_kind(d.key) == "heads")
+    per_index = Counter(k.split("pages/")[0] for k in changed if document_kind(k) == "pages")
     total_bytes = sum(d.size for d in docs)
 
     print(f"memes: {args.memes:,} published, 6 renditions each, page size {args.page_size}")
@@ -121,7 +108,7 @@ def main() -> None:
     print(
         f"  indexes (root + categories + tags): {indexes}; "
         f"pages changed: {by_kind['pages']} (all new: "
-        f"{all(k in new for k in changed if kind(k) == 'pages')}, at most "
+        f"{all(k in new for k in changed if document_kind(k) == 'pages')}, at most "
         f"{max(per_index.values(), default=0)} per index); "
         f"permalinks changed: {by_kind['permalinks']} (expected {args.batch})"
     )

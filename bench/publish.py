@@ -32,7 +32,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -49,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import yaml  # noqa: E402
-from common import aws_sync  # noqa: E402
+from common import aws_env, aws_sync, document_kind  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 from seaweed import SeaweedServer, seaweed  # noqa: E402
 
@@ -223,17 +222,9 @@ def purpose(key: str) -> str:
         return "lock"
     if key.startswith("i/"):
         return "renditions"
-    if key.startswith("m/"):
-        return "permalinks"
     if key.startswith("newsletter/"):
         return "newsletter archive"
-    if key in ("feed.xml", "feed.json"):
-        return "feeds"
-    if re.fullmatch(r"((categories|tags)/[^/]+/)?index\.json", key):
-        return "index heads"
-    if re.fullmatch(r"((categories|tags)/[^/]+/)?pages/\d+\.json", key):
-        return "index pages"
-    return "other documents"
+    return document_kind(key)
 
 
 def by_operation(counts: Counter[str]) -> str:
@@ -263,12 +254,7 @@ def main() -> None:
     rows: list[tuple[str, str, str]] = []
     try:
         with seaweed() as server:
-            os.environ.update(
-                AWS_ACCESS_KEY_ID=server.access_key,
-                AWS_SECRET_ACCESS_KEY=server.secret_key,
-                AWS_DEFAULT_REGION=server.region,
-                AWS_EC2_METADATA_DISABLED="true",
-            )
+            os.environ.update(aws_env(server))
             bucket = server.new_bucket("site")
             config_path = write_config(work, server, bucket)
             config = config_mod.load(config_path)

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from common import aws_sync  # noqa: E402
+from common import aws_env, aws_sync  # noqa: E402
 from seaweed import SeaweedServer, seaweed  # noqa: E402
 
 from pipeline import config as config_mod  # noqa: E402
@@ -180,12 +180,7 @@ def main() -> None:
         total = sum(d.size for d in docs)
         print(f"tree: {len(docs)} files, {total / 1e6:.1f} MB, cores: {os.cpu_count()}")
         with seaweed() as server:
-            os.environ.update(
-                AWS_ACCESS_KEY_ID=server.access_key,
-                AWS_SECRET_ACCESS_KEY=server.secret_key,
-                AWS_DEFAULT_REGION=server.region,
-                AWS_EC2_METADATA_DISABLED="true",
-            )
+            os.environ.update(aws_env(server))
             ours: list[tuple[float, float, float]] = []
             pooled: list[tuple[float, float, float]] = []
             theirs: list[tuple[float, float, float]] = []
