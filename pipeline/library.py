@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -247,6 +248,28 @@ def make_slug_base(title: str, caption: str) -> str:
     return base or "meme"
 
 
+def _enter_wal_mode(db: sqlite3.Connection, timeout: float = 60.0) -> None:
+    """Switch a catalog to WAL, waiting out a concurrent first open.
+
+    Turning a fresh database into WAL needs an exclusive lock and SQLite answers "database is
+    locked" at once, without calling the busy handler, when another process is doing the same
+    (two cron jobs or two `memes add` starting on a new library). So wait here instead.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 class Library:
     """The meme library folder: catalog.sqlite plus content-addressed originals."""
 
@@ -258,7 +281,7 @@ class Library:
         try:
             self._db = sqlite3.connect(self.catalog_path, timeout=60, isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _enter_wal_mode(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA busy_timeout=60000")
