@@ -198,9 +198,13 @@ def page(browser):
 
 
 def wait(driver, condition, timeout: float = 10):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+    # The page replaces its cards when a route changes: an element gone mid-poll means "not yet".
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition)
 
 
 def cards(driver):
@@ -216,7 +220,10 @@ def open_gallery(driver, url: str) -> None:
 
 
 def shown_slugs(driver) -> list[str]:
-    return [c.get_attribute("data-slug") for c in cards(driver)]
+    # One script reads them all, so a re-render between find and read cannot split the answer.
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#grid figure.card')].map(c => c.dataset.slug)"
+    )
 
 
 def newest_first(site: Site, category: str | None = None) -> list[str]:
