@@ -10,17 +10,17 @@ Each caption block (top, bottom) is set in the first font of the chain that has 
 every character (configured font or bundled Anton, then DejaVu Sans Bold for Greek, Cyrillic,
 Arabic, Hebrew, then Droid Sans Fallback for CJK). A block no single font covers falls back per
 character run. A character no bundled font has is an error (never a box), raised at add time
-by check_overlay. Glyph coverage comes from the fonts' own cmap tables, read here directly.
+by check_overlay. Glyph coverage comes from the fonts' own cmap tables, read with fontTools.
 """
 
 from __future__ import annotations
 
-import struct
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from fontTools.ttLib import TTFont
 from PIL import Image, ImageDraw, ImageFont, features
 
 from pipeline.config import OverlayConfig
@@ -53,64 +53,9 @@ class OverlayTextError(ValueError):
 
 @lru_cache(maxsize=16)
 def glyph_coverage(path: Path) -> frozenset[int]:
-    """Code points the font at ``path`` maps to a real glyph (reads its cmap table)."""
-    data = Path(path).read_bytes()
-    base = struct.unpack(">I", data[12:16])[0] if data[:4] == b"ttcf" else 0
-    (num_tables,) = struct.unpack(">H", data[base + 4 : base + 6])
-    cmap = None
-    for i in range(num_tables):
-        rec = base + 12 + 16 * i
-        if data[rec : rec + 4] == b"cmap":
-            cmap = struct.unpack(">I", data[rec + 8 : rec + 12])[0]
-    if cmap is None:
-        return frozenset()
-    (count,) = struct.unpack(">H", data[cmap + 2 : cmap + 4])
-    subtables: dict[int, int] = {}
-    for i in range(count):
-        platform, encoding, offset = struct.unpack(
-            ">HHI", data[cmap + 4 + 8 * i : cmap + 12 + 8 * i]
-        )
-        if platform in (0, 3):  # Unicode tables only
-            fmt = struct.unpack(">H", data[cmap + offset : cmap + offset + 2])[0]
-            subtables.setdefault(fmt, cmap + offset)
-    if 12 in subtables:
-        return _cmap_format12(data, subtables[12])
-    if 4 in subtables:
-        return _cmap_format4(data, subtables[4])
-    return frozenset()
-
-
-def _cmap_format12(data: bytes, off: int) -> frozenset[int]:
-    (groups,) = struct.unpack(">I", data[off + 12 : off + 16])
-    points: set[int] = set()
-    for g in range(groups):
-        start, end, glyph = struct.unpack(">III", data[off + 16 + 12 * g : off + 28 + 12 * g])
-        points.update(range(start if glyph else start + 1, end + 1))
-    return frozenset(points)
-
-
-def _cmap_format4(data: bytes, off: int) -> frozenset[int]:
-    (seg_x2,) = struct.unpack(">H", data[off + 6 : off + 8])
-    n = seg_x2 // 2
-    ends = struct.unpack(f">{n}H", data[off + 14 : off + 14 + seg_x2])
-    starts = struct.unpack(f">{n}H", data[off + 16 + seg_x2 : off + 16 + 2 * seg_x2])
-    deltas = struct.unpack(f">{n}h", data[off + 16 + 2 * seg_x2 : off + 16 + 3 * seg_x2])
-    ro_pos = off + 16 + 3 * seg_x2
-    range_offsets = struct.unpack(f">{n}H", data[ro_pos : ro_pos + seg_x2])
-    points: set[int] = set()
-    for i in range(n):
-        for c in range(starts[i], ends[i] + 1):
-            if c == 0xFFFF:
-                continue
-            if range_offsets[i] == 0:
-                glyph = (c + deltas[i]) & 0xFFFF
-            else:
-                at = ro_pos + 2 * i + range_offsets[i] + 2 * (c - starts[i])
-                glyph = struct.unpack(">H", data[at : at + 2])[0]
-                glyph = (glyph + deltas[i]) & 0xFFFF if glyph else 0
-            if glyph:
-                points.add(c)
-    return frozenset(points)
+    """Code points the font at ``path`` maps to a real glyph (from its best Unicode cmap)."""
+    cmap = TTFont(path, fontNumber=0, lazy=True).getBestCmap() or {}
+    return frozenset(point for point, glyph in cmap.items() if glyph != ".notdef")
 
 
 @lru_cache(maxsize=64)
@@ -158,7 +103,8 @@ def assign_fonts(text: str, chain: tuple[Path, ...], what: str = "text") -> list
                 continue
             name = unicodedata.name(c, "unnamed character")
             raise OverlayTextError(
-                f"{what}: character {c!r} (U+{ord(c):04X} {name}) is not in any bundled font"
+                f"{what}: character {c!r} (U+{ord(c):04X} {name}) is not in any bundled font; "
+                "set overlay.font to a font that has it"
             )
         out.append(found)
         previous = found

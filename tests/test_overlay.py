@@ -133,8 +133,51 @@ def test_min_font_size_is_configurable():
 
 def test_hangul_is_a_documented_gap_reported_by_name():
     # Droid Sans Fallback has Chinese and Japanese but no Hangul; a Korean font is 4+ MB.
-    with pytest.raises(IngestError, match=r"U\+C548 HANGUL SYLLABLE AN"):
+    with pytest.raises(IngestError, match=r"U\+C548 HANGUL SYLLABLE AN.*set overlay.font"):
         overlay.check_overlay(800, 600, "안녕", "", OVERLAY)
+
+
+def block_font(path, text: str):
+    """A real TrueType font whose only glyphs are solid blocks for the characters of ``text``."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    def block(filled: bool):
+        pen = TTGlyphPen(None)
+        if filled:
+            pen.moveTo((50, 0))
+            pen.lineTo((50, 700))
+            pen.lineTo((850, 700))
+            pen.lineTo((850, 0))
+            pen.closePath()
+        return pen.glyph()
+
+    names = [f"uni{ord(c):04X}" for c in text]
+    builder = FontBuilder(1000, isTTF=True)
+    builder.setupGlyphOrder([".notdef", "space", *names])
+    builder.setupCharacterMap({32: "space", **{ord(c): f"uni{ord(c):04X}" for c in text}})
+    builder.setupGlyf({".notdef": block(False), "space": block(False),
+                       **{n: block(True) for n in names}})  # fmt: skip
+    builder.setupHorizontalMetrics({n: (900, 50) for n in [".notdef", "space", *names]})
+    builder.setupHorizontalHeader(ascent=800, descent=-200)
+    builder.setupNameTable({"familyName": "Blocks", "styleName": "Regular"})
+    builder.setupOS2()
+    builder.setupPost()
+    builder.save(str(path))
+    return path
+
+
+def test_overlay_font_brings_the_glyphs_the_bundled_fonts_lack(tmp_path):
+    font = block_font(tmp_path / "blocks.ttf", "안녕")
+    korean = configuration.parse({"overlay": {"font": str(font)}}, root=tmp_path).overlay
+    assert overlay.assign_fonts("안녕 W", overlay.font_chain(font)) == [
+        font, font, font, overlay.FALLBACK_FONTS[0]  # the Latin letter from DejaVu
+    ]  # fmt: skip
+    overlay.check_overlay(800, 600, "안녕 WORLD", "", korean)
+    plain = Image.new("RGB", (800, 600), (60, 120, 180))
+    captioned = overlay.draw_overlay(plain, overlay.layout(800, 600, "안녕", "", korean))
+    box = ink_box(plain, captioned)
+    assert box is not None and box[3] < 300  # drawn, in the top half
 
 
 def test_caption_on_transparent_image_is_opaque():
