@@ -24,11 +24,10 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from functools import cached_property, lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 
 import blurhash
@@ -38,6 +37,7 @@ from pipeline import overlay as captions
 from pipeline.config import Config, RenditionSpec, WatermarkConfig
 from pipeline.errors import RenderError
 from pipeline.files import write_atomic
+from pipeline.workers import process_pool
 
 try:  # HEIC/HEIF originals from phones
     import pillow_heif
@@ -855,14 +855,7 @@ def render_many(
             if progress:
                 progress(1)
     else:
-        # spawn, not fork: the caller may hold threads (storage uploads) that fork would copy
-        # mid-operation.
-        with ProcessPoolExecutor(
-            max_workers=count,
-            mp_context=get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(config, cache_dir),
-        ) as pool:
+        with process_pool(count, _init_worker, (config, cache_dir)) as pool:
             futures = {pool.submit(_run, job): i for i, job in enumerate(jobs)}
             for future in as_completed(futures):
                 i = futures[future]

@@ -14,7 +14,6 @@ import io
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from pipeline.library import (
     utcnow,
     write_original,
 )
+from pipeline.workers import process_pool
 
 try:  # HEIC/AVIF photos from phones, where the plugin is installed
     import pillow_heif
@@ -328,7 +328,7 @@ def _inspect_all(
     if workers <= 1 or len(paths) < 4:
         yield from (_inspect_path(p, limits, originals) for p in paths)
         return
-    pool = ProcessPoolExecutor(max_workers=workers)
+    pool = process_pool(workers, start="fork")  # no threads here; fork starts faster
     try:
         n = len(paths)
         yield from pool.map(_inspect_path, paths, [limits] * n, [originals] * n, chunksize=2)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from factories import animated_gif, jpeg, noise_image, png, save
+from processes import children_of, wait_until_gone
 
 from pipeline.cli import cli
 from pipeline.library import Library
@@ -272,8 +273,10 @@ def test_kill_9_during_an_import_leaves_a_clean_catalog(workdir):
             ):
                 break
         time.sleep(0.02)
+    workers = children_of(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert workers and wait_until_gone(workers) == []  # no checking process left behind
     db = sqlite3.connect(catalog)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     added = records(workdir)
