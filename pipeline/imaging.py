@@ -23,7 +23,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
@@ -256,7 +256,7 @@ class _Source:
                 self._bases[factor] = self._orient(to_srgb(im, icc))
         return self._bases[factor]
 
-    def frames_iter(self):
+    def frames_iter(self) -> Iterator[tuple[Image.Image, int, int]]:
         """(frame RGBA sRGB oriented, duration ms, disposal) for every frame, decoded once.
         Also sets self.loop (None for a GIF that plays once)."""
         with Image.open(self.path) as im:
@@ -447,7 +447,9 @@ def _mark_position(
     return max(0, x), min(max(0, y), max(0, h - tile.height))
 
 
-def _caption_boxes(geo: _Geometry, base_size: tuple[int, int], layout) -> list[Box]:
+def _caption_boxes(
+    geo: _Geometry, base_size: tuple[int, int], layout: captions.Layout
+) -> list[Box]:
     """Where the captions drawn on the base land in this rendition (crop, scale, pad)."""
     if not layout:
         return []
@@ -647,7 +649,9 @@ class RenderCache:
 # --- rendering -------------------------------------------------------------------------------
 
 
-def _rendered(spec: RenditionSpec, data: bytes, size: tuple[int, int], animated: bool):
+def _rendered(
+    spec: RenditionSpec, data: bytes, size: tuple[int, int], animated: bool
+) -> RenderedImage:
     return RenderedImage(
         name=spec.name,
         data=data,
@@ -659,7 +663,9 @@ def _rendered(spec: RenditionSpec, data: bytes, size: tuple[int, int], animated:
     )
 
 
-def _still(source: _Source, spec: RenditionSpec, config: Config, layout) -> RenderedImage:
+def _still(
+    source: _Source, spec: RenditionSpec, config: Config, layout: captions.Layout
+) -> RenderedImage:
     plan = plan_rendition(spec, *source.size)
     base = _captioned_base(source, _reduction(plan, source.jpeg), layout)
     geo = _geometry(plan, base, source.size)
@@ -673,7 +679,7 @@ def _still(source: _Source, spec: RenditionSpec, config: Config, layout) -> Rend
     return _rendered(spec, _encode([img], spec, None), img.size, False)
 
 
-def _captioned_base(source: _Source, factor: int, layout) -> Image.Image:
+def _captioned_base(source: _Source, factor: int, layout: captions.Layout) -> Image.Image:
     if factor not in source._captioned:
         base = source.base(factor)
         source._captioned[factor] = captions.draw_overlay(base, layout) if layout else base
@@ -681,7 +687,7 @@ def _captioned_base(source: _Source, factor: int, layout) -> Image.Image:
 
 
 def _animated(
-    source: _Source, specs: list[RenditionSpec], config: Config, layout
+    source: _Source, specs: list[RenditionSpec], config: Config, layout: captions.Layout
 ) -> list[RenderedImage]:
     """Every animated rendition in one pass over the frames (each frame decoded once)."""
     plans = [plan_rendition(spec, *source.size) for spec in specs]

@@ -183,7 +183,9 @@ def _tokens(paragraph: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _wrap(text: str, fonts: list[Path | None], size: int, max_w: float, split_words: bool):
+def _wrap(
+    text: str, fonts: list[Path | None], size: int, max_w: float, split_words: bool
+) -> tuple[tuple[Run, ...], ...] | None:
     """Greedy wrap of ``text`` into lines no wider than max_w; None if a word will not fit."""
     lines: list[tuple[Run, ...]] = []
     offset = 0
@@ -260,7 +262,7 @@ def _fit_block(
     max_h = height * MAX_BLOCK - height * EDGE_MARGIN
     top_size = max(min_size, round(width * MAX_FONT))
 
-    def fits(size: int, split: bool):
+    def fits(size: int, split: bool) -> tuple[tuple[Run, ...], ...] | None:
         lines = _wrap(text, fonts, size, max_w, split)
         if lines is None or not lines:
             return None
