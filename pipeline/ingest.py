@@ -328,6 +328,8 @@ def _inspect_all(
     if workers <= 1 or len(paths) < 4:
         yield from (_inspect_path(p, limits, originals) for p in paths)
         return
+    import imagehash  # noqa: F401 - loaded once here, so each forked worker inherits it
+
     pool = process_pool(workers, start="fork")  # no threads here; fork starts faster
     try:
         n = len(paths)
