@@ -25,7 +25,8 @@ def test_bundled_fonts_and_licences_are_present():
     for font in (overlay.MEME_FONT, overlay.WATERMARK_FONT, *overlay.FALLBACK_FONTS):
         assert font.is_file() and overlay.glyph_coverage(font)
     names = {p.name for p in overlay.FONT_DIR.iterdir()}
-    assert {"OFL-Anton.txt", "LICENSE-DejaVu.txt", "LICENSE-DroidSansFallback.txt"} <= names
+    assert {"OFL-Anton.txt", "LICENSE-DejaVu.txt", "LICENSE-DroidSansFallback.txt",
+            "OFL-Nanum.txt", "OFL-Noto.txt"} <= names  # fmt: skip
 
 
 def test_glyph_coverage_reads_the_cmap():
@@ -90,6 +91,12 @@ def test_long_word_breaks_only_when_it_must():
         "مرحبا بالعالم",
         "你好，世界",
         "こんにちは世界",
+        "안녕하세요 세계",
+        "नमस्ते दुनिया",
+        "ওহে বিশ্ব",
+        "வணக்கம் உலகம்",
+        "สวัสดีชาวโลก",
+        "ሰላም ልዑል",
     ],
 )
 def test_unicode_scripts_render_with_a_font_that_has_them(text):
@@ -131,10 +138,9 @@ def test_min_font_size_is_configurable():
         overlay.check_overlay(1000, 1000, text, "", strict)
 
 
-def test_hangul_is_a_documented_gap_reported_by_name():
-    # Droid Sans Fallback has Chinese and Japanese but no Hangul; a Korean font is 4+ MB.
-    with pytest.raises(IngestError, match=r"U\+C548 HANGUL SYLLABLE AN.*set overlay.font"):
-        overlay.check_overlay(800, 600, "안녕", "", OVERLAY)
+def test_a_script_no_bundled_font_has_is_refused_by_name_pointing_at_overlay_font():
+    with pytest.raises(IngestError, match=r"U\+0F56 TIBETAN LETTER BA.*set overlay.font"):
+        overlay.check_overlay(800, 600, "བཀྲ་ཤིས", "", OVERLAY)
 
 
 def block_font(path, text: str):
@@ -168,14 +174,14 @@ def block_font(path, text: str):
 
 
 def test_overlay_font_brings_the_glyphs_the_bundled_fonts_lack(tmp_path):
-    font = block_font(tmp_path / "blocks.ttf", "안녕")
-    korean = configuration.parse({"overlay": {"font": str(font)}}, root=tmp_path).overlay
-    assert overlay.assign_fonts("안녕 W", overlay.font_chain(font)) == [
+    font = block_font(tmp_path / "blocks.ttf", "བཀ")
+    tibetan = configuration.parse({"overlay": {"font": str(font)}}, root=tmp_path).overlay
+    assert overlay.assign_fonts("བཀ W", overlay.font_chain(font)) == [
         font, font, font, overlay.FALLBACK_FONTS[0]  # the Latin letter from DejaVu
     ]  # fmt: skip
-    overlay.check_overlay(800, 600, "안녕 WORLD", "", korean)
+    overlay.check_overlay(800, 600, "བཀ WORLD", "", tibetan)
     plain = Image.new("RGB", (800, 600), (60, 120, 180))
-    captioned = overlay.draw_overlay(plain, overlay.layout(800, 600, "안녕", "", korean))
+    captioned = overlay.draw_overlay(plain, overlay.layout(800, 600, "བཀ", "", tibetan))
     box = ink_box(plain, captioned)
     assert box is not None and box[3] < 300  # drawn, in the top half
 
