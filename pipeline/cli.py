@@ -7,6 +7,7 @@ no traceback ever reaches staff or cron.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +50,15 @@ class App:
             self._library.close()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (systemd stopping the unit, a cron timeout, kill): unwind like Ctrl-C, so a
+    transaction rolls back and the publish locks are released before the process exits."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 class MemesGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -56,6 +66,9 @@ class MemesGroup(click.Group):
         except MemesError as exc:
             click.echo(f"memes: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except Terminated:
+            click.echo("memes: terminated; the next run completes the work", err=True)
+            ctx.exit(143)
         except KeyboardInterrupt:
             click.echo("memes: interrupted", err=True)
             ctx.exit(130)
@@ -564,6 +577,7 @@ def newsletter_preview(app: App, out: Path | None, extra: Path | None) -> None:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _raise_terminated)
     cli(prog_name="memes")
 
 

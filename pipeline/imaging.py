@@ -863,16 +863,20 @@ def render_many(
     else:
         with process_pool(count, _init_worker, (config, cache_dir)) as pool:
             futures = {pool.submit(_run, job): i for i, job in enumerate(jobs)}
-            for future in as_completed(futures):
-                i = futures[future]
-                try:
-                    outcomes[i] = future.result()
-                except BrokenProcessPool:
-                    outcomes[i] = RenderFailure(
-                        jobs[i].slug, "render worker died (out of memory or killed)"
-                    )
-                if progress:
-                    progress(1)
+            try:
+                for future in as_completed(futures):
+                    i = futures[future]
+                    try:
+                        outcomes[i] = future.result()
+                    except BrokenProcessPool:
+                        outcomes[i] = RenderFailure(
+                            jobs[i].slug, "render worker died (out of memory or killed)"
+                        )
+                    if progress:
+                        progress(1)
+            except BaseException:  # Ctrl-C or SIGTERM: finish the jobs running, start no more
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     results = [o for o in outcomes if isinstance(o, RenderResult)]
     failures = [o for o in outcomes if isinstance(o, RenderFailure)]
     return results, failures

@@ -258,6 +258,32 @@ def test_two_publish_processes_at_once_publish_each_meme_once(tmp_path, s3_serve
     assert sorted(in_index) == sorted(slugs)
 
 
+def test_sigterm_mid_publish_stops_cleanly_and_releases_the_locks(tmp_path, s3_server, s3_bucket):
+    # systemd stopping the unit, or a cron timeout, sends SIGTERM before any SIGKILL.
+    cfg = make_site(tmp_path, s3_storage_config(s3_server, s3_bucket))
+    slugs = add_memes(cfg, 30, size=(900, 700))
+    proc = subprocess.Popen([*MEMES, "--config", str(cfg), "publish"], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 120
+    with Library(tmp_path / "memes") as library:
+        while library.open_run() is None and time.monotonic() < deadline:  # rendering now
+            time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err == "memes: terminated; the next run completes the work\n"
+    client = s3_server.client()
+    lock = client.list_objects_v2(Bucket=s3_bucket, Prefix="site/_memes/lock")
+    assert lock.get("KeyCount", 0) == 0  # another host need not wait for the lock's ttl
+    with Library(tmp_path / "memes") as library:
+        assert library.count("published") == 0
+        assert library.open_run() is not None  # the journal hands the batch to the next run
+    result = run(cfg, "publish", "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(json.loads(result.stdout)["published"]) == sorted(slugs)
+    assert run(cfg, "verify").exit_code == 0
+
+
 def test_storage_unreachable_is_one_line_and_nothing_is_marked(tmp_path, s3_server):
     from seaweed import free_ports
 
