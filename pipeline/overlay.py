@@ -39,7 +39,11 @@ FALLBACK_FONTS = (
     FONT_DIR / "DroidSansFallbackFull.ttf",
     FONT_DIR / "NanumSquareB.ttf",
     *(FONT_DIR / f"NotoSans{script}-Bold.ttf" for script in NOTO_SCRIPTS),
+    FONT_DIR / "Symbola.ttf",
 )
+# Emoji (to Unicode 9) and symbols, drawn as outlines like the text. Symbola has Latin letters
+# too, in a serif: it only ever sets the characters no other font has, never a whole block.
+SYMBOL_FONTS = frozenset({FONT_DIR / "Symbola.ttf"})
 
 REFERENCE_WIDTH = 1000  # px; overlay.min_font_size is measured at this image width
 MAX_FONT = 0.10  # largest caption font, as a fraction of the image width
@@ -101,7 +105,7 @@ def assign_fonts(text: str, chain: tuple[Path, ...], what: str = "text") -> list
     """
     visible = [ord(c) for c in text if not c.isspace() and ord(c) not in _DROPPABLE]
     for path in chain:
-        if glyph_coverage(path).issuperset(visible):
+        if path not in SYMBOL_FONTS and glyph_coverage(path).issuperset(visible):
             return [_keep(c, path) for c in text]
     out: list[Path | None] = []
     previous = chain[0]
@@ -109,13 +113,19 @@ def assign_fonts(text: str, chain: tuple[Path, ...], what: str = "text") -> list
         if c.isspace():
             out.append(previous)
             continue
-        # Stay in the current run's font while it has the glyph: fewer, longer runs.
-        chain_here = (previous, *chain)
+        if ord(c) in _DROPPABLE:  # a variation selector or joiner belongs to the glyph before
+            out.append(_keep(c, previous))
+            continue
+        if unicodedata.category(c) == "So":  # emoji and symbols: all in one style
+            chain_here = (*(p for p in chain if p in SYMBOL_FONTS), *chain)
+        elif previous in SYMBOL_FONTS:
+            chain_here = chain
+        else:
+            # The primary font first, so Latin after a CJK word is set in it again; else stay
+            # in the current run's font while it has the glyph: fewer, longer runs.
+            chain_here = (chain[0], previous, *chain[1:])
         found = next((p for p in chain_here if ord(c) in glyph_coverage(p)), None)
         if found is None:
-            if ord(c) in _DROPPABLE:
-                out.append(None)
-                continue
             name = unicodedata.name(c, "unnamed character")
             raise OverlayTextError(
                 f"{what}: character {c!r} (U+{ord(c):04X} {name}) is not in any bundled font; "

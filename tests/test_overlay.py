@@ -26,7 +26,7 @@ def test_bundled_fonts_and_licences_are_present():
         assert font.is_file() and overlay.glyph_coverage(font)
     names = {p.name for p in overlay.FONT_DIR.iterdir()}
     assert {"OFL-Anton.txt", "LICENSE-DejaVu.txt", "LICENSE-DroidSansFallback.txt",
-            "OFL-Nanum.txt", "OFL-Noto.txt"} <= names  # fmt: skip
+            "OFL-Nanum.txt", "OFL-Noto.txt", "LICENSE-Symbola.txt"} <= names  # fmt: skip
 
 
 def test_glyph_coverage_reads_the_cmap():
@@ -115,6 +115,26 @@ def test_latin_caption_uses_the_meme_font_and_mixed_text_falls_back_per_run():
     mixed = overlay.layout(800, 600, "PUTIN 你好", "", OVERLAY).top
     fonts = [font.name for line in mixed.lines for font, _ in line]
     assert fonts == ["Anton-Regular.ttf", "DroidSansFallbackFull.ttf"]
+
+
+def test_emoji_are_set_in_the_symbol_font_and_the_words_around_them_in_the_meme_font():
+    fonts = overlay.assign_fonts("FINE 🔥😂 OK ❤️", overlay.font_chain(None))
+    names = [font.name if font else None for font in fonts]
+    anton, symbola = "Anton-Regular.ttf", "Symbola.ttf"
+    assert names[:5] == [anton] * 5  # "FINE "
+    assert names[5:8] == [symbola] * 3  # both emoji, and the space after them
+    assert names[8:11] == [anton] * 3  # "OK "
+    assert names[11] == symbola and names[12] in (symbola, None)  # ❤ and its U+FE0F
+    plain, captioned = drawn((800, 600), "THIS IS FINE 🔥")
+    assert ink_box(plain, captioned) is not None
+
+
+def test_symbol_font_never_sets_a_whole_caption_of_latin_letters():
+    # Symbola has Latin letters, in a serif; a Latin caption stays in Anton whatever follows.
+    top = overlay.layout(800, 600, "DEPLOY ON FRIDAY 👍", "", OVERLAY).top
+    runs = [(font.name, text) for line in top.lines for font, text in line]
+    assert {font for font, text in runs if any(c.isalpha() for c in text)} == {"Anton-Regular.ttf"}
+    assert {font for font, text in runs if "👍" in text} == {"Symbola.ttf"}
 
 
 def test_missing_glyph_is_an_ingest_error_naming_the_character():
