@@ -52,7 +52,10 @@ class App:
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (systemd stopping the unit, a cron timeout, kill): unwind like Ctrl-C, so a
-    transaction rolls back and the publish locks are released before the process exits."""
+    transaction rolls back and the publish locks are released before the process exits.
+
+    Python drops an exception raised where it cannot propagate (a fork hook, a finalizer): a
+    SIGTERM landing there is lost and the run simply completes, which is safe."""
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
