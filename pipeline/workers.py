@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +43,11 @@ def process_pool(
 def _start_worker(
     parent_pid: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]
 ) -> None:
+    # Signals are the parent's business: Ctrl-C reaches the whole process group, and the
+    # parent cancels the pool; SIGTERM (systemd stops the whole group) ends a worker quietly
+    # rather than through a handler a forked worker would inherit from the parent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     watch = threading.Thread(
         target=_exit_with_parent, args=(parent_pid,), name="memes-parent-watch", daemon=True
     )

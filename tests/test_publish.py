@@ -259,16 +259,18 @@ def test_two_publish_processes_at_once_publish_each_meme_once(tmp_path, s3_serve
 
 
 def test_sigterm_mid_publish_stops_cleanly_and_releases_the_locks(tmp_path, s3_server, s3_bucket):
-    # systemd stopping the unit, or a cron timeout, sends SIGTERM before any SIGKILL.
+    # systemd stopping the unit sends SIGTERM to all its processes, render workers included,
+    # before any SIGKILL; so does a cron timeout that kills the process group.
     cfg = make_site(tmp_path, s3_storage_config(s3_server, s3_bucket))
     slugs = add_memes(cfg, 30, size=(900, 700))
     proc = subprocess.Popen([*MEMES, "--config", str(cfg), "publish"], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
     cache = tmp_path / "memes" / "cache"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (cache.exists() and any(cache.rglob("*.*"))):
         time.sleep(0.01)  # the first renditions are done: the others are rendering now
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert err == "memes: terminated; the next run completes the work\n"

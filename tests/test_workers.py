@@ -48,3 +48,33 @@ def test_workers_exit_when_their_parent_is_killed(start):
         parent.send_signal(signal.SIGKILL)
         parent.wait()
     assert wait_until_gone(workers) == []
+
+
+def test_a_forked_worker_ends_quietly_on_sigterm_whatever_handler_its_parent_has():
+    # systemd stops a unit by sending SIGTERM to every process in it; a forked worker must not
+    # run the parent's handler (cli's raises an exception) and print a traceback.
+    script = textwrap.dedent("""
+        import os, signal, sys, time
+        from pipeline.workers import process_pool
+        def handler(signum, frame):
+            raise KeyboardInterrupt
+        if __name__ == "__main__":
+            signal.signal(signal.SIGTERM, handler)
+            pool = process_pool(2, start="fork")
+            pool.submit(os.getpid).result()  # both workers started, now idle on the queue
+            print("ready", flush=True)
+            time.sleep(120)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert parent.stdout.readline().strip() == "ready"
+        workers = children_of(parent.pid)
+        assert len(workers) == 2
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)
+        assert wait_until_gone(workers) == []
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        _out, err = parent.communicate()
+    assert "Traceback" not in err, err
