@@ -41,9 +41,14 @@ from pipeline.imaging import (
     settings_fingerprint,
 )
 from pipeline.library import Library, Meme, RenditionAsset, utcnow
-from pipeline.storage import Manifest, Storage, collect_garbage, open_storage
+from pipeline.storage import (
+    Manifest,
+    Storage,
+    cache_control_for,
+    collect_garbage,
+    open_storage,
+)
 
-INDEX_KEY = "index.json"
 # Catalog meta: what the live documents were written from. A publish compares them with the
 # catalog and the config to know, without a single storage request, whether anything changed.
 WRITTEN_GENERATION = "written_generation"
@@ -175,7 +180,7 @@ def gallery_memes(library: Library, extra: Sequence[Meme] = ()) -> list[Meme]:
     `extra` (this run's memes, as they will be) added or replacing, oldest first."""
     by_slug = {m.slug: m for m in library.ever_published()}
     by_slug.update((m.slug, m) for m in extra)  # this run's view of a meme wins
-    return sorted(by_slug.values(), key=lambda m: (m.published_at, m.publish_at, m.id))
+    return list(by_slug.values())  # build_documents puts them in publishing order
 
 
 def site_documents(library: Library, config: Config, extra: Sequence[Meme] = ()) -> list[Document]:
@@ -188,13 +193,16 @@ def upload_documents(
     storage: Storage, manifest: Manifest, documents: Sequence[Document], report: PublishReport,
     progress: Progress | None = None,
 ) -> int:  # fmt: skip
-    """Upload what changed, index.json strictly after everything it could name; returns how
-    many objects went up. The caller saves the manifest once, after the last upload: a
-    manifest that lags storage only costs a re-upload, one ahead of it would be a lie."""
-    head = [d for d in documents if d.key == INDEX_KEY]
-    rest = [d for d in documents if d.key != INDEX_KEY]
+    """Upload what changed, every index strictly after everything it could name: pages,
+    permalinks and archive pages first, then the category, tag and newsletter indexes, then
+    the root index.json, which names those. Returns how many objects went up. The caller saves
+    the manifest once, after the last upload: a manifest that lags storage only costs a
+    re-upload, one ahead of it would be a lie."""
+    root = [d for d in documents if d.key == gallery.INDEX]
+    heads = [d for d in documents if d.key.endswith("/" + gallery.INDEX)]
+    rest = [d for d in documents if d.key != gallery.INDEX and d not in heads]
     uploaded = 0
-    for batch in (rest, head):
+    for batch in (rest, heads, root):
         if not batch:
             continue
         sync = storage.put_many(batch, manifest, progress=progress)
@@ -280,11 +288,11 @@ def _dry_run(library: Library, config: Config, storage: Storage, memes: Sequence
         shown.append(replace(meme, status="published", renditions=tuple(assets),
                              published_at=meme.published_at or when))  # fmt: skip
     planned += site_documents(library, config, shown)
+    max_age = config.storage.document_max_age
     for document in planned:
-        entry = manifest.get(document.key)
-        if entry is None or entry.sha256 != document.sha256:
+        if not manifest.is_current(document, cache_control_for(document, max_age)):
             report.would_upload.append((document.key, document.size))
-    report.published = [m.slug for m in memes if m.status == "queued" and m.slug in by_slug]
+    report.published = [m.slug for m in memes if m.status == "queued"]
 
 
 def document_settings(config: Config) -> str:
@@ -420,7 +428,7 @@ class VerifyReport:
 def _index_entries(storage: Storage, config: Config) -> Iterator[dict[str, Any]]:
     """Walk the published index (head, then `next` pages), yielding its meme entries."""
     base = config.site.base_url
-    key: str | None = INDEX_KEY
+    key: str | None = gallery.INDEX
     seen: set[str] = set()
     while key and key not in seen:
         seen.add(key)
