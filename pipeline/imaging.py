@@ -22,7 +22,6 @@ import io
 import json
 import math
 import os
-import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import as_completed
@@ -862,10 +861,7 @@ def render_many(
             if progress:
                 progress(1)
     else:
-        # fork starts a worker in milliseconds, spawn in ~0.3 s (a fresh interpreter imports
-        # Pillow and the pipeline); fork is only safe while no other thread may hold a lock.
-        start = "fork" if threading.active_count() == 1 else "spawn"
-        with process_pool(count, _init_worker, (config, cache_dir), start=start) as pool:
+        with process_pool(count, _init_worker, (config, cache_dir)) as pool:
             futures = {pool.submit(_run, job): i for i, job in enumerate(jobs)}
             try:
                 for future in as_completed(futures):

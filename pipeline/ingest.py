@@ -330,7 +330,7 @@ def _inspect_all(
         return
     import imagehash  # noqa: F401 - loaded once here, so each forked worker inherits it
 
-    pool = process_pool(workers, start="fork")  # no threads here; fork starts faster
+    pool = process_pool(workers)
     try:
         n = len(paths)
         yield from pool.map(_inspect_path, paths, [limits] * n, [originals] * n, chunksize=2)
