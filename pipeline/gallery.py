@@ -64,11 +64,11 @@ CONTENT_TYPES = {
     SCHEMA: "application/schema+json",
     FEED_XML: "application/rss+xml",
     FEED_JSON: "application/feed+json",
-    "index.html": "text/html; charset=utf-8",
+    PAGE_HTML: "text/html; charset=utf-8",
     "gallery.js": "text/javascript; charset=utf-8",
     "gallery.css": "text/css; charset=utf-8",
 }
-STATIC_FILES = ("index.html", "gallery.js", "gallery.css")
+STATIC_FILES = (PAGE_HTML, "gallery.js", "gallery.css")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Characters XML 1.0 cannot carry at all (lxml refuses them); JSON keeps them as entered.
@@ -256,10 +256,10 @@ def static_documents() -> tuple[Document, ...]:
     """
     folder = resources.files("pipeline").joinpath("static")
     files = {name: folder.joinpath(name).read_bytes() for name in STATIC_FILES}
-    page = files["index.html"]
+    page = files[PAGE_HTML]
     for name, marker in (("gallery.js", b"__JS_VERSION__"), ("gallery.css", b"__CSS_VERSION__")):
         page = page.replace(marker, hashlib.sha256(files[name]).hexdigest()[:12].encode())
-    files["index.html"] = page
+    files[PAGE_HTML] = page
     return tuple(Document(name, files[name], CONTENT_TYPES[name]) for name in STATIC_FILES)
 
 
@@ -279,7 +279,12 @@ def _item_title(meme: Meme) -> str:
     if meme.title.strip():
         return meme.title
     first = meme.caption.strip().splitlines()[0] if meme.caption.strip() else meme.slug
-    return first if len(first) <= 80 else first[:79].rstrip() + "…"
+    return shorten(first, 80)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _item_html(meme: Meme, base_url: str) -> str:

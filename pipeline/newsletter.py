@@ -53,7 +53,6 @@ from pipeline.library import Edition, Library, Meme, RenditionAsset, iso, utcnow
 
 REGULAR = "regular"
 SPECIAL = "special"
-KINDS = (REGULAR, SPECIAL)
 
 #: Widest image the email shows: the single column is 600 px, the width every client handles.
 MAX_IMAGE_WIDTH = 600
@@ -62,6 +61,7 @@ EMAIL_SAFE_TYPES = ("image/jpeg", "image/png", "image/gif")
 
 TEMPLATES = Path(__file__).parent / "templates"
 ARCHIVE_PREFIX = "newsletter/"
+HTML_TYPE = gallery.CONTENT_TYPES[gallery.PAGE_HTML]
 
 # Messages are 7-bit clean (non-ASCII bodies are quoted-printable or base64), so any server
 # takes them, with or without 8BITMIME/SMTPUTF8.
@@ -262,7 +262,7 @@ def preview(library: Library, config: Config, *, extra: str | None = None) -> st
 def regular_subject(memes: Sequence[Meme], config: Config, *, number: int) -> str:
     """The subject from ``newsletter.subject``: {number}, {first_title}, {more}, {count}."""
     first = memes[0] if memes else None
-    first_title = _shorten(_one_line(first.title or first.caption), 80) if first else ""
+    first_title = gallery.shorten(_one_line(first.title or first.caption), 80) if first else ""
     more = f" and {len(memes) - 1} more" if len(memes) > 1 else ""
     return _one_line(
         config.newsletter.subject.format(
@@ -305,9 +305,7 @@ def compose(
     message["X-Memes-Edition"] = f"{kind} {number}"
     context = _context(memes, config, number=number, kind=kind, subject=subject, extra=extra)
     message.set_content(_env().get_template("newsletter.txt").render(context))
-    message.add_alternative(
-        _env().get_template("newsletter.html").render(context, web=False), subtype="html"
-    )
+    message.add_alternative(_html(context, web=False), subtype="html")
     return message
 
 
@@ -323,6 +321,10 @@ def render_html(
 ) -> str:
     """The HTML part alone (``web=True``: the archive page, without the mail-only footer)."""
     context = _context(memes, config, number=number, kind=kind, subject=subject, extra=extra)
+    return _html(context, web=web)
+
+
+def _html(context: dict[str, Any], *, web: bool) -> str:
     return _env().get_template("newsletter.html").render(context, web=web)
 
 
@@ -402,7 +404,7 @@ def archive_documents(library: Library, config: Config) -> list[Document]:
             extra=note,
             web=True,
         )
-        documents.append(Document(key, html.encode("utf-8"), "text/html; charset=utf-8"))
+        documents.append(Document(key, html.encode("utf-8"), HTML_TYPE))
         entries.append(
             {
                 "number": edition.number,
@@ -427,12 +429,16 @@ def archive_documents(library: Library, config: Config) -> list[Document]:
         .from_string(_ARCHIVE_INDEX)
         .render(
             title=f"{config.site.title} newsletter",
-            gallery_url=base + "index.html",
+            gallery_url=base + gallery.PAGE_HTML,
             editions=entries,
         )
     )
     documents.append(
-        Document(ARCHIVE_PREFIX + "index.html", page.encode("utf-8"), "text/html; charset=utf-8")
+        Document(
+            ARCHIVE_PREFIX + gallery.PAGE_HTML,
+            page.encode("utf-8"),
+            gallery.CONTENT_TYPES[gallery.PAGE_HTML],
+        )
     )
     return documents
 
@@ -622,7 +628,9 @@ def _context(
         item: dict[str, Any] = {
             "slug": meme.slug,
             "title": _one_line(meme.title),
-            "label": _one_line(meme.title) or _shorten(_one_line(meme.caption), 80) or meme.slug,
+            "label": _one_line(meme.title)
+            or gallery.shorten(_one_line(meme.caption), 80)
+            or meme.slug,
             "caption": meme.caption.strip(),
             "credit": _one_line(meme.credit),
             "permalink": permalink(meme, config),
@@ -651,10 +659,10 @@ def _context(
         "items": items,
         "note_lines": (extra or "").strip("\n").splitlines() if extra and extra.strip() else [],
         "preheader": ", ".join(
-            i["title"] or _shorten(_one_line(i["caption"]), 40) for i in items[:3]
+            i["title"] or gallery.shorten(_one_line(i["caption"]), 40) for i in items[:3]
         ),
-        "gallery_url": base + "index.html",
-        "archive_url": base + ARCHIVE_PREFIX + "index.html",
+        "gallery_url": base + gallery.PAGE_HTML,
+        "archive_url": base + ARCHIVE_PREFIX + gallery.PAGE_HTML,
         "unsubscribe_url": news.unsubscribe_url,
         "unsubscribe_mailto": news.unsubscribe_mailto,
     }
@@ -752,10 +760,6 @@ def _domain(config: Config) -> str:
 def _one_line(text: str) -> str:
     """Collapse whitespace: header values (and one-line fields) must not carry newlines."""
     return " ".join(text.split())
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _text(reply: bytes | str) -> str:
