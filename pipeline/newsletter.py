@@ -378,18 +378,25 @@ def archive_path(kind: str, number: int) -> str:
     )
 
 
-def archive_documents(library: Library, config: Config) -> list[Document]:
+def archive_documents(
+    library: Library, config: Config, published: Sequence[Meme] | None = None
+) -> list[Document]:
     """The public archive: one HTML page per sent edition, newsletter/index.html and
     newsletter/index.json (newest first). Removed memes are left out (a regular edition's
-    title is recomputed from what remains). Deterministic: same catalog, same bytes."""
+    title is recomputed from what remains). Deterministic: same catalog, same bytes.
+
+    ``published``: the published memes as the caller's documents show them (a publish or a
+    remove in progress), instead of the catalog's."""
     base = config.site.base_url
     documents: list[Document] = []
     entries: list[dict[str, Any]] = []
     sent = [e for e in library.editions() if e.status == "sent"]
     sent.sort(key=lambda e: (e.sent_at or e.created_at, e.kind, e.number))
-    published = {m.slug: m for m in library.published()} if sent else {}  # one query for all
+    if published is None and sent:
+        published = library.published()  # one query for all
+    by_slug = {m.slug: m for m in published or ()}
     for edition in sent:
-        memes = [published[slug] for slug in edition.slugs if slug in published]
+        memes = [by_slug[slug] for slug in edition.slugs if slug in by_slug]
         note = _stored_note(library, edition.kind, edition.number)
         subject = edition.subject
         if edition.kind == REGULAR:

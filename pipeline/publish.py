@@ -185,8 +185,11 @@ def gallery_memes(library: Library, extra: Sequence[Meme] = ()) -> list[Meme]:
 
 def site_documents(library: Library, config: Config, extra: Sequence[Meme] = ()) -> list[Document]:
     """The gallery documents and the newsletter archive (upload_documents orders them)."""
-    gallery_documents = gallery.build_documents(gallery_memes(library, extra), config)
-    return gallery_documents + newsletter.archive_documents(library, config)
+    memes = gallery_memes(library, extra)
+    published = [m for m in memes if m.status == "published"]  # as this run leaves them
+    return gallery.build_documents(memes, config) + newsletter.archive_documents(
+        library, config, published
+    )
 
 
 def upload_documents(
