@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from PIL import Image, ImageFile
 
-from pipeline.config import Config, LimitsConfig
+from pipeline.config import Config, LimitsConfig, OverlayConfig
 from pipeline.errors import IngestError, UsageError
 from pipeline.library import (
     DuplicateError,
@@ -191,13 +191,21 @@ def perceptual_hash(image: Image.Image) -> str:
     return str(imagehash.dhash(image))
 
 
-def _inspect_path(path: str, limits: LimitsConfig, originals: str) -> Inspection | str:
-    """Worker entry point: check one file and, when it is good, store the very bytes that were
-    checked under their hash (so nothing is read or hashed twice, and a file changed while
-    being added cannot slip in unchecked). An Inspection, or the rejection reason."""
+def _inspect_path(
+    path: str, limits: LimitsConfig, overlay: OverlayConfig, top: str, bottom: str, originals: str
+) -> Inspection | str:
+    """Worker entry point: check one file (and that its caption fits it) and, when it is good,
+    store the very bytes that were checked under their hash (so nothing is read or hashed
+    twice, and a file changed while being added cannot slip in unchecked). A refused file is
+    never stored: deleting it afterwards could take the original of a duplicate being added.
+    An Inspection, or the rejection reason."""
     try:
         data = _read_limited(Path(path), limits)
         inspection = inspect_bytes(data, limits)
+        if top or bottom:
+            from pipeline.overlay import check_overlay  # the renderer decides what fits
+
+            check_overlay(inspection.width, inspection.height, top, bottom, overlay)
     except IngestError as exc:
         return str(exc)
     write_original(Path(originals), data, inspection.sha256, inspection.ext)
@@ -265,16 +273,6 @@ def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
     )
 
 
-def _check_overlay(inspection: Inspection, fields: MemeFields, config: Config) -> None:
-    if not (fields.top_text or fields.bottom_text):
-        return
-    from pipeline.overlay import check_overlay  # the renderer decides what fits
-
-    check_overlay(
-        inspection.width, inspection.height, fields.top_text, fields.bottom_text, config.overlay
-    )
-
-
 def add_files(
     library: Library,
     config: Config,
@@ -297,22 +295,19 @@ def add_files(
             if progress:
                 progress(1)
     originals = str(library.root / "originals")
-    inspections = _inspect_all([str(p) for p, _ in good], config.limits, originals, workers)
+    inspections = _inspect_all(good, config, originals, workers)
     known_hashes = library.phashes()
     for (path, fields), inspection in zip(good, inspections, strict=True):
         try:
             if isinstance(inspection, str):
                 raise IngestError(inspection)
-            _check_overlay(inspection, fields, config)
             meme, warning = _add_one(library, path, fields, inspection, known_hashes)
             report.added.append(meme)
             known_hashes.append((meme.slug, meme.phash))
             if warning:
                 report.warnings.append(warning)
-        except IngestError as exc:
+        except IngestError as exc:  # an exact duplicate: its original is the existing meme's
             report.rejected.append((str(path), str(exc)))
-            if isinstance(inspection, Inspection):  # stored by the check, then refused
-                library.discard_unused_original(inspection.sha256, inspection.ext)
         finally:
             if progress:
                 progress(1)
@@ -320,20 +315,28 @@ def add_files(
 
 
 def _inspect_all(
-    paths: list[str], limits: LimitsConfig, originals: str, workers: int | None
+    items: list[tuple[Path, MemeFields]], config: Config, originals: str, workers: int | None
 ) -> Iterator[Inspection | str]:
     """Inspections in input order, each as soon as it is ready, so the caller stores one file
     while the workers are still checking the next ones."""
-    workers = workers if workers is not None else min(len(paths), os.cpu_count() or 1)
-    if workers <= 1 or len(paths) < 4:
-        yield from (_inspect_path(p, limits, originals) for p in paths)
+    n = len(items)
+    columns = (
+        [str(path) for path, _ in items],
+        [config.limits] * n,
+        [config.overlay] * n,
+        [fields.top_text for _, fields in items],
+        [fields.bottom_text for _, fields in items],
+        [originals] * n,
+    )
+    workers = workers if workers is not None else min(n, os.cpu_count() or 1)
+    if workers <= 1 or n < 4:
+        yield from map(_inspect_path, *columns)
         return
     import imagehash  # noqa: F401 - loaded once here, so each forked worker inherits it
 
     pool = process_pool(workers)
     try:
-        n = len(paths)
-        yield from pool.map(_inspect_path, paths, [limits] * n, [originals] * n, chunksize=2)
+        yield from pool.map(_inspect_path, *columns, chunksize=2)
     finally:  # the caller stopped early (Ctrl-C): do not check the files nobody will add
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -350,11 +350,6 @@ class Library:
     def original_path(self, meme: Meme) -> Path:
         return self.root / meme.original_relpath
 
-    def discard_unused_original(self, sha256: str, ext: str) -> None:
-        """Delete a stored original no record uses (its file was refused after the check)."""
-        if self.find_by_sha(sha256) is None:
-            (self.root / "originals" / sha256[:2] / f"{sha256}.{ext}").unlink(missing_ok=True)
-
     # --- records -------------------------------------------------------------------------
 
     def _row_to_meme(self, row: sqlite3.Row, assets: Sequence[RenditionAsset] = ()) -> Meme:

@@ -314,6 +314,29 @@ def test_overlay_text_that_cannot_fit_is_refused_at_add_time(workdir):
     assert meme.alt == "ONE DOES NOT / SIMPLY — Fits"  # a meme is an image of text
 
 
+def test_a_refused_row_leaves_the_original_of_a_later_copy_in_place(workdir):
+    # Row 1's caption cannot fit, row 2 is the same bytes with one that does: row 2's meme
+    # must keep its original (the workers check every row before the first is added).
+    pics = workdir / "pics"
+    jpeg(pics / "a.jpg", 200, 150)
+    (pics / "a-copy.jpg").write_bytes((pics / "a.jpg").read_bytes())
+    for n in range(3):
+        png(pics / f"{n}.png", 64, 48, seed=50 + n)
+    rows = [
+        "file,caption,top",
+        f"pics/a.jpg,Too long,{'WHEN YOU ' * 400}",
+        "pics/a-copy.jpg,Fits,OK",
+    ]
+    rows += [f"pics/{n}.png,Other {n}," for n in range(3)]
+    (workdir / "m.csv").write_text("\n".join(rows) + "\n")
+    result = memes("import", "m.csv")
+    assert result.exit_code == 1 and "a.jpg" in result.stderr
+    added = records(workdir)
+    assert len(added) == 4
+    for meme in added:
+        assert (workdir / "memes" / meme.original_relpath).is_file(), meme.slug
+
+
 def test_heic_from_a_phone_is_accepted_by_content(workdir):
     from factories import noise_image
 
