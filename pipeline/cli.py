@@ -226,7 +226,7 @@ def import_(app: App, manifest: Path, as_json: bool) -> None:
 @pass_app
 def list_(app: App, status: str, as_json: bool) -> None:
     """List memes in the library."""
-    memes = app.library.list(status)
+    memes = app.library.list(status, renditions=False)  # neither output shows them
     if as_json:
         emit_json([m.as_dict() for m in memes])
         return

@@ -382,11 +382,22 @@ class Library:
             renditions=tuple(assets),
         )
 
-    def _memes(self, where: str, params: Sequence[Any] = (), order: str = "id") -> list[Meme]:
-        rows = self._db.execute(f"SELECT * FROM memes WHERE {where} ORDER BY {order}", params)
-        rows = rows.fetchall()
+    def _memes(
+        self,
+        where: str,
+        params: Sequence[Any] = (),
+        order: str = "id",
+        *,
+        limit: int | None = None,
+        renditions: bool = True,
+    ) -> list[Meme]:
+        """The memes matching ``where``, with their rendition assets unless told not to."""
+        sql = f"SELECT * FROM memes WHERE {where} ORDER BY {order}"
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", [*params, limit]
+        rows = self._db.execute(sql, params).fetchall()
         assets: dict[int, list[RenditionAsset]] = {}
-        if rows:
+        if rows and renditions:
             ids = [row["id"] for row in rows]
             # One query for all assets; chunked to stay under SQLite's variable limit.
             for start in range(0, len(ids), 30000):
@@ -470,10 +481,10 @@ class Library:
             raise NotFoundError(f"meme '{slug}': no such slug")
         return found[0]
 
-    def list(self, status: str | None = None) -> list[Meme]:
+    def list(self, status: str | None = None, *, renditions: bool = True) -> list[Meme]:
         if status in (None, "all"):
-            return self._memes("1", order="added_at, id")
-        return self._memes("status=?", (status,), order="added_at, id")
+            return self._memes("1", order="added_at, id", renditions=renditions)
+        return self._memes("status=?", (status,), order="added_at, id", renditions=renditions)
 
     def count(self, status: str | None = None) -> int:
         if status in (None, "all"):
@@ -484,17 +495,8 @@ class Library:
 
     def due(self, now: datetime | None = None, limit: int | None = None) -> list[Meme]:
         """Queued memes whose publish_at has come, oldest first."""
-        params: list[Any] = [iso(now or utcnow())]
-        sql = "status='queued' AND publish_at<=?"
-        if limit is not None:
-            sql += " ORDER BY publish_at, id LIMIT ?"
-            params.append(limit)
-            rows = self._db.execute(f"SELECT id FROM memes WHERE {sql}", params).fetchall()
-            ids = [row["id"] for row in rows]
-            if not ids:
-                return []
-            return self._memes(f"id IN ({','.join('?' * len(ids))})", ids, order="publish_at, id")
-        return self._memes(sql, params, order="publish_at, id")
+        return self._memes("status='queued' AND publish_at<=?", [iso(now or utcnow())],
+                           order="publish_at, id", limit=limit)  # fmt: skip
 
     def published(self) -> list[Meme]:
         """Every published meme with its renditions, oldest first (publish order)."""
