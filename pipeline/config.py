@@ -13,7 +13,7 @@ import copy
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +238,6 @@ class Config:
     publish: PublishConfig
     gallery: GalleryConfig
     newsletter: NewsletterConfig
-    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     def rendition(self, name: str) -> RenditionSpec:
         for spec in self.renditions:
@@ -528,7 +527,6 @@ def parse(data: Any, *, source: str = "config.yaml", root: Path | None = None) -
             feed_size=r.integer(gallery["feed_size"], "gallery.feed_size"),
         ),
         newsletter=_newsletter(r, top["newsletter"]),
-        raw=data or {},
     )
 
 

@@ -279,7 +279,6 @@ def add_files(
     items: Sequence[tuple[Path, MemeFields]],
     *,
     progress: Callable[[int], None] | None = None,
-    workers: int | None = None,
 ) -> AddReport:
     """Check every file (in parallel), then add the good ones one transaction each.
 
@@ -295,7 +294,7 @@ def add_files(
             if progress:
                 progress(1)
     originals = str(library.root / "originals")
-    inspections = _inspect_all(good, config, originals, workers)
+    inspections = _inspect_all(good, config, originals)
     known_hashes = library.phashes()
     for (path, fields), inspection in zip(good, inspections, strict=True):
         try:
@@ -315,7 +314,7 @@ def add_files(
 
 
 def _inspect_all(
-    items: list[tuple[Path, MemeFields]], config: Config, originals: str, workers: int | None
+    items: list[tuple[Path, MemeFields]], config: Config, originals: str
 ) -> Iterator[Inspection | str]:
     """Inspections in input order, each as soon as it is ready, so the caller stores one file
     while the workers are still checking the next ones."""
@@ -328,7 +327,7 @@ def _inspect_all(
         [fields.bottom_text for _, fields in items],
         [originals] * n,
     )
-    workers = workers if workers is not None else min(n, os.cpu_count() or 1)
+    workers = min(n, os.cpu_count() or 1)
     if workers <= 1 or n < 4:
         yield from map(_inspect_path, *columns)
         return
