@@ -703,6 +703,7 @@ def _animated(
     disposals: list[int] = []
     geometries: list[_Geometry] = []
     tiles: list[Image.Image | None] = []
+    avoids: list[list[Box]] = []
     transparent = False
     for frame, duration, disposal in source.frames_iter():
         durations.append(duration)
@@ -714,13 +715,14 @@ def _animated(
             for spec, plan in zip(specs, plans, strict=True):
                 marked = spec.watermark and wm.enabled and plan.out[0] >= wm.min_width
                 tiles.append(_mark(plan.out, wm) if marked else None)
+            # Every frame has the same size and captions: where they land is computed once.
+            avoids = [_caption_boxes(g, frame.size, layout) for g in geometries]
         transparent = transparent or frame.getchannel("A").getextrema()[0] < 255
         for i, spec in enumerate(specs):
             img = _apply(geometries[i], frame, spec)
             if tiles[i] is not None:
-                avoid = _caption_boxes(geometries[i], frame.size, layout)
                 img = _watermark(
-                    img.convert("RGBA"), tiles[i], wm, check=not outputs[i], avoid=avoid
+                    img.convert("RGBA"), tiles[i], wm, check=not outputs[i], avoid=avoids[i]
                 )
             outputs[i].append(img.convert("RGBA"))
     loop = source.loop
@@ -746,14 +748,19 @@ def render_meme(job: RenderJob, config: Config, cache_dir: Path | None = None) -
     """Every configured rendition of one meme, plus its placeholder; RenderError on failure."""
     try:
         return _render_meme(job, config, cache_dir)
-    except RenderError as exc:
-        raise RenderError(f"{job.slug}: {exc}") from None
-    except captions.OverlayTextError as exc:
-        raise RenderError(f"{job.slug}: {exc}") from None
-    except _DECODE_ERRORS as exc:
-        raise RenderError(f"{job.slug}: cannot read image {job.original.name}: {exc}") from None
-    except MemoryError:
-        raise RenderError(f"{job.slug}: out of memory rendering {job.original.name}") from None
+    except (RenderError, captions.OverlayTextError, *_DECODE_ERRORS, MemoryError) as exc:
+        raise RenderError(f"{job.slug}: {_failure_reason(job, exc)}") from None
+
+
+def _failure_reason(job: RenderJob, exc: Exception) -> str | None:
+    """Why a meme could not be rendered, for an expected failure; None for a bug."""
+    if isinstance(exc, (RenderError, captions.OverlayTextError)):
+        return str(exc)
+    if isinstance(exc, _DECODE_ERRORS):
+        return f"cannot read image {job.original.name}: {exc}"
+    if isinstance(exc, MemoryError):
+        return f"out of memory rendering {job.original.name}"
+    return None
 
 
 def _render_meme(job: RenderJob, config: Config, cache_dir: Path | None) -> RenderResult:
@@ -830,15 +837,9 @@ def _attempt(
     job: RenderJob, config: Config, cache_dir: Path | None
 ) -> RenderResult | RenderFailure:
     try:
-        return render_meme(job, config, cache_dir)
-    except RenderError as exc:
-        reason = str(exc)
-        prefix = f"{job.slug}: "
-        return RenderFailure(
-            job.slug, reason[len(prefix) :] if reason.startswith(prefix) else reason
-        )
+        return _render_meme(job, config, cache_dir)
     except Exception as exc:  # one meme's bug must not sink the batch; reported with its type
-        return RenderFailure(job.slug, f"{type(exc).__name__}: {exc}")
+        return RenderFailure(job.slug, _failure_reason(job, exc) or f"{type(exc).__name__}: {exc}")
 
 
 def render_many(
