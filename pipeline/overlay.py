@@ -359,9 +359,10 @@ class _Placed:
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in image pixels
 
 
-def _place(plan: Layout, width: int, height: int) -> list[_Placed]:
+@lru_cache(maxsize=64)
+def _place(plan: Layout, width: int, height: int) -> tuple[_Placed, ...]:
     """Where each block goes on a width x height image (the one geometry drawing and
-    caption_boxes share)."""
+    caption_boxes share). Cached: every frame of an animation asks the same question."""
     scale = width / REFERENCE_WIDTH
     max_w = width * (1 - 2 * SIDE_MARGIN)
     edge = round(height * EDGE_MARGIN)
@@ -378,7 +379,7 @@ def _place(plan: Layout, width: int, height: int) -> list[_Placed]:
         text_w = max(_line_width(line, size) for line in block.lines)
         x0 = (width - text_w) / 2
         placed.append(_Placed(block, size, first, pitch, (x0, y0, x0 + text_w, y0 + block_h)))
-    return placed
+    return tuple(placed)
 
 
 def caption_boxes(plan: Layout, width: int, height: int) -> list[tuple[float, ...]]:
