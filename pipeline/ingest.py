@@ -192,7 +192,12 @@ def perceptual_hash(image: Image.Image) -> str:
 
 
 def _inspect_path(
-    path: str, limits: LimitsConfig, overlay: OverlayConfig, top: str, bottom: str, originals: str
+    path: str,
+    limits: LimitsConfig,
+    overlay: OverlayConfig,
+    top: str,
+    bottom: str,
+    library_root: str,
 ) -> Inspection | str:
     """Worker entry point: check one file (and that its caption fits it) and, when it is good,
     store the very bytes that were checked under their hash (so nothing is read or hashed
@@ -208,7 +213,7 @@ def _inspect_path(
             check_overlay(inspection.width, inspection.height, top, bottom, overlay)
     except IngestError as exc:
         return str(exc)
-    write_original(Path(originals), data, inspection.sha256, inspection.ext)
+    write_original(Path(library_root), data, inspection.sha256, inspection.ext)
     return inspection
 
 
@@ -293,8 +298,8 @@ def add_files(
             report.rejected.append((str(path), str(exc)))
             if progress:
                 progress(1)
-    originals = str(library.root / "originals")
-    inspections = _inspect_all(good, config, originals)
+    library_root = str(library.root)
+    inspections = _inspect_all(good, config, library_root)
     known_hashes = library.phashes()
     for (path, fields), inspection in zip(good, inspections, strict=True):
         try:
@@ -314,7 +319,7 @@ def add_files(
 
 
 def _inspect_all(
-    items: list[tuple[Path, MemeFields]], config: Config, originals: str
+    items: list[tuple[Path, MemeFields]], config: Config, library_root: str
 ) -> Iterator[Inspection | str]:
     """Inspections in input order, each as soon as it is ready, so the caller stores one file
     while the workers are still checking the next ones."""
@@ -325,7 +330,7 @@ def _inspect_all(
         [config.overlay] * n,
         [fields.top_text for _, fields in items],
         [fields.bottom_text for _, fields in items],
-        [originals] * n,
+        [library_root] * n,
     )
     workers = min(n, os.cpu_count() or 1)
     if workers <= 1 or n < 4:

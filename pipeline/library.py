@@ -180,7 +180,7 @@ class Meme:
 
     @property
     def original_relpath(self) -> str:
-        return f"originals/{self.sha256[:2]}/{self.sha256}.{self.ext}"
+        return original_relpath(self.sha256, self.ext)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data view for `--json` output."""
@@ -228,10 +228,15 @@ class Edition:
     sent_at: datetime | None
 
 
-def write_original(originals: Path, data: bytes, sha256: str, ext: str) -> Path:
+def original_relpath(sha256: str, ext: str) -> str:
+    """Where an original lives in the library folder: by its hash, fanned out by 2 digits."""
+    return f"originals/{sha256[:2]}/{sha256}.{ext}"
+
+
+def write_original(library_root: Path, data: bytes, sha256: str, ext: str) -> Path:
     """Write an original under its hash, atomically (temp file + rename); idempotent, and safe
     from several processes at once (ingest workers store what they checked)."""
-    target = originals / sha256[:2] / f"{sha256}.{ext}"
+    target = library_root / original_relpath(sha256, ext)
     return target if target.exists() else write_atomic(target, data)
 
 
