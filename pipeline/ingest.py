@@ -233,10 +233,6 @@ def _read_limited(path: Path, limits: LimitsConfig) -> bytes:
         raise IngestError("permission denied") from None
 
 
-def hamming(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
 def default_alt(fields: MemeFields) -> str:
     """A meme is an image of text: the default alt carries the overlay words verbatim."""
     words = " / ".join(t for t in (fields.top_text, fields.bottom_text) if t)
@@ -300,14 +296,15 @@ def add_files(
                 progress(1)
     library_root = str(library.root)
     inspections = _inspect_all(good, config, library_root)
-    known_hashes = library.phashes()
+    # Parsed once: each new file is compared with every meme in the library.
+    known_hashes = [(slug, int(phash, 16)) for slug, phash in library.phashes()]
     for (path, fields), inspection in zip(good, inspections, strict=True):
         try:
             if isinstance(inspection, str):
                 raise IngestError(inspection)
             meme, warning = _add_one(library, path, fields, inspection, known_hashes)
             report.added.append(meme)
-            known_hashes.append((meme.slug, meme.phash))
+            known_hashes.append((meme.slug, int(meme.phash, 16)))
             if warning:
                 report.warnings.append(warning)
         except IngestError as exc:  # an exact duplicate: its original is the existing meme's
@@ -350,7 +347,7 @@ def _add_one(
     path: Path,
     fields: MemeFields,
     inspection: Inspection,
-    known_hashes: Iterable[tuple[str, str]],
+    known_hashes: Iterable[tuple[str, int]],
 ) -> tuple[Meme, str | None]:
     new = NewMeme(
         title=fields.title,
@@ -375,7 +372,8 @@ def _add_one(
         meme = library.add(new)
     except DuplicateError as exc:  # the same bytes are in the library already
         raise IngestError(str(exc)) from None
-    distances = [(hamming(inspection.phash, other), slug) for slug, other in known_hashes if other]
+    new_hash = int(inspection.phash, 16)
+    distances = [((new_hash ^ other).bit_count(), slug) for slug, other in known_hashes]
     distance, slug = min(distances, default=(NEAR_DUPLICATE_DISTANCE + 1, ""))
     warning = None
     if distance <= NEAR_DUPLICATE_DISTANCE:
