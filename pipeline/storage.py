@@ -269,6 +269,19 @@ class _Backend:
         with self._count_lock:
             self.request_counts[operation] += 1
 
+    def get(self, key: str) -> bytes | None:
+        raise NotImplementedError
+
+    def load_manifest(self) -> Manifest:
+        """What is in storage, from the manifest kept there; empty for a new target."""
+        data = self.get(MANIFEST_KEY)
+        if data is None:
+            return Manifest()
+        try:
+            return Manifest.from_json(data)
+        except ValueError as exc:
+            raise StorageError(f"storage {self.description}: {MANIFEST_KEY}: {exc}") from None
+
     def _put_document(self, document: Document, cache_control: str) -> None:
         raise NotImplementedError
 
@@ -398,16 +411,6 @@ class FileStorage(_Backend):
     def _put_document(self, document: Document, cache_control: str) -> None:
         self._count("PutObject")
         self._write(document.key, document.data)
-
-    def load_manifest(self) -> Manifest:
-        self._count("GetObject")
-        data = self._read(MANIFEST_KEY)
-        if data is None:
-            return Manifest()
-        try:
-            return Manifest.from_json(data)
-        except ValueError as exc:
-            raise StorageError(f"storage {self.description}: {MANIFEST_KEY}: {exc}") from None
 
     def save_manifest(self, manifest: Manifest) -> None:
         self._count("PutObject")
@@ -636,15 +639,6 @@ class S3Storage(_Backend):
             raise self._fail(exc, action, key) from None
         except BotoCoreError as exc:
             raise self._fail(exc, action, key) from None
-
-    def load_manifest(self) -> Manifest:
-        got = self._get(MANIFEST_KEY, "read")
-        if got is None:
-            return Manifest()
-        try:
-            return Manifest.from_json(got[0])
-        except ValueError as exc:
-            raise StorageError(f"storage {self.description}: {MANIFEST_KEY}: {exc}") from None
 
     def save_manifest(self, manifest: Manifest) -> None:
         # Never public, never cached: it is bookkeeping, not content.
