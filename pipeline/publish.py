@@ -475,7 +475,9 @@ def verify(library: Library, config: Config, *, repair: bool = False,
 
 def _repair(library: Library, config: Config, storage: Storage, broken: set[str],
             report: VerifyReport) -> None:  # fmt: skip
-    with publish_lock(library):
+    # Both locks, as publish, remove and gc take them: another host must not save its
+    # manifest between this load and save.
+    with publish_lock(library), storage_lock(storage, config):
         manifest = storage.load_manifest()
         for key in broken:
             manifest.remove(key)  # the manifest was wrong about it: upload again
