@@ -433,38 +433,15 @@ def archive_documents(
     )
     page = (
         _env()
-        .from_string(_ARCHIVE_INDEX)
+        .get_template("newsletter_index.html")
         .render(
             title=f"{config.site.title} newsletter",
             gallery_url=base + gallery.PAGE_HTML,
             editions=entries,
         )
     )
-    documents.append(
-        Document(
-            ARCHIVE_PREFIX + gallery.PAGE_HTML,
-            page.encode("utf-8"),
-            gallery.CONTENT_TYPES[gallery.PAGE_HTML],
-        )
-    )
+    documents.append(Document(ARCHIVE_PREFIX + gallery.PAGE_HTML, page.encode("utf-8"), HTML_TYPE))
     return documents
-
-
-_ARCHIVE_INDEX = """<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title></head>
-<body style="margin:0;padding:16px;background:#f2f2f2;font-family:-apple-system,\
-'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1a1a1a;">
-<main style="max-width:600px;margin:0 auto;background:#fff;padding:24px;border-radius:8px;">
-<h1 style="margin:0 0 16px;font-size:24px;">{{ title }}</h1>
-{% if editions %}<ul style="padding-left:20px;line-height:1.6;">
-{% for e in editions %}<li><a href="{{ e.url }}">{{ e.subject }}</a> \
-<span style="color:#666;">{{ e.sent_at[:10] }}</span></li>
-{% endfor %}</ul>{% else %}<p>No edition yet.</p>{% endif %}
-<p><a href="{{ gallery_url }}">The gallery</a></p>
-</main></body></html>
-"""
 
 
 # --- delivery -----------------------------------------------------------------------------
