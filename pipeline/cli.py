@@ -162,8 +162,8 @@ def add(app: App, files: tuple[Path, ...], caption: str, title: str, category: s
     if not caption.strip():
         raise UsageError("--caption: must not be empty")
     fields = MemeFields(
-        caption=caption, title=title, category=category, tags=tags, alt=alt, credit=credit,
-        publish_at=publish_at, top_text=top, bottom_text=bottom,
+        caption=caption, title=title, category=category or "", tags=tags, alt=alt or "",
+        credit=credit, publish_at=publish_at, top_text=top, bottom_text=bottom,
     )  # fmt: skip
     with progress_bar(len(files), "Adding", not as_json) as step:
         report = add_files(app.library, app.config, [(f, fields) for f in files], progress=step)
@@ -226,7 +226,7 @@ def import_(app: App, manifest: Path, as_json: bool) -> None:
 @pass_app
 def list_(app: App, status: str, as_json: bool) -> None:
     """List memes in the library."""
-    memes = app.library.list(status, renditions=False)  # neither output shows them
+    memes = app.library.memes(status, renditions=False)  # neither output shows them
     if as_json:
         emit_json([m.as_dict() for m in memes])
         return

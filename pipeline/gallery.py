@@ -170,14 +170,9 @@ def meme_object(meme: Meme, base_url: str) -> dict:
     """The public JSON shape of one meme (see schema.json ``$defs/meme``)."""
     color = meme.placeholder_color.lower() if meme.placeholder_color else None
     return {
-        "alt": meme.alt,
+        **meme.public_fields(),
         "animated": meme.animated,
-        "caption": meme.caption,
-        "category": meme.category,
-        "credit": meme.credit,
-        "height": meme.height,
         "placeholder": {"blurhash": meme.blurhash or None, "color": color or "#808080"},
-        "published_at": iso(meme.published_at or _EPOCH),
         "renditions": {
             r.name: {
                 "bytes": r.bytes,
@@ -188,11 +183,7 @@ def meme_object(meme: Meme, base_url: str) -> dict:
             }
             for r in sorted(meme.renditions, key=lambda r: r.name)
         },
-        "slug": meme.slug,
-        "tags": list(meme.tags),
-        "title": meme.title,
         "url": base_url + permalink_key(meme.slug),
-        "width": meme.width,
     }
 
 

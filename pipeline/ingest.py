@@ -14,7 +14,7 @@ import io
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,15 @@ from PIL import Image, ImageFile
 from pipeline.config import Config, LimitsConfig, OverlayConfig
 from pipeline.errors import IngestError, UsageError
 from pipeline.library import (
+    MEME_FIELD_COLUMNS,
     DuplicateError,
+    Inspection,
     Library,
     Meme,
+    MemeFields,
     NewMeme,
+    field_values,
     parse_iso,
-    utcnow,
     write_original,
 )
 from pipeline.workers import process_pool
@@ -58,34 +61,6 @@ NEAR_DUPLICATE_DISTANCE = 6  # of 64 hash bits: resized or recompressed copies l
 DRAFT_SIDE = 256  # decode JPEGs at no less than this for the check and the perceptual hash
 HASH_SOURCE_SIDE = 512  # the perceptual hash reads a 32x32 copy; more would be wasted work
 ORIENTATION_TAG = 0x0112
-
-
-@dataclass(frozen=True)
-class MemeFields:
-    """What staff type for a meme (CLI options or a manifest row)."""
-
-    caption: str
-    title: str = ""
-    category: str | None = None
-    tags: tuple[str, ...] = ()
-    alt: str | None = None
-    credit: str = ""
-    publish_at: datetime | None = None
-    top_text: str = ""
-    bottom_text: str = ""
-
-
-@dataclass(frozen=True)
-class Inspection:
-    """What the content check learned about a file (picklable, from a worker process)."""
-
-    sha256: str
-    phash: str
-    format: str
-    ext: str
-    width: int
-    height: int
-    frames: int
 
 
 @dataclass
@@ -255,22 +230,22 @@ def unknown_category(category: str, config: Config) -> str | None:
 
 def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
     """Normalise and check what staff typed; UsageError names the field."""
-    caption = (fields.caption or "").strip()
+    caption = fields.caption.strip()
     if not caption:
         raise UsageError("caption: must not be empty")
     category = fields.category or config.categories[0]
     if complaint := unknown_category(category, config):
         raise IngestError(complaint)
-    return MemeFields(
+    return replace(
+        fields,
         caption=caption,
-        title=(fields.title or "").strip(),
+        title=fields.title.strip(),
         category=category,
         tags=normal_tags(fields.tags),
-        alt=(fields.alt or "").strip() or None,
-        credit=(fields.credit or "").strip(),
-        publish_at=fields.publish_at,
-        top_text=(fields.top_text or "").strip(),
-        bottom_text=(fields.bottom_text or "").strip(),
+        alt=fields.alt.strip(),
+        credit=fields.credit.strip(),
+        top_text=fields.top_text.strip(),
+        bottom_text=fields.bottom_text.strip(),
     )
 
 
@@ -350,24 +325,12 @@ def _add_one(
     known_hashes: Iterable[tuple[str, int]],
 ) -> tuple[Meme, str | None]:
     new = NewMeme(
-        title=fields.title,
-        caption=fields.caption,
-        alt=fields.alt or default_alt(fields),
-        category=fields.category or "",
-        tags=fields.tags,
-        credit=fields.credit,
+        **field_values(fields, MemeFields),
+        **field_values(inspection, Inspection),
         original_name=path.name,
-        sha256=inspection.sha256,
-        phash=inspection.phash,
-        ext=inspection.ext,
-        width=inspection.width,
-        height=inspection.height,
-        format=inspection.format,
-        frames=inspection.frames,
-        publish_at=fields.publish_at or utcnow(),
-        top_text=fields.top_text,
-        bottom_text=fields.bottom_text,
     )
+    if not new.alt:
+        new = replace(new, alt=default_alt(fields))
     try:
         meme = library.add(new)
     except DuplicateError as exc:  # the same bytes are in the library already
@@ -383,9 +346,9 @@ def _add_one(
 
 # --- import manifests ------------------------------------------------------------------------
 
-MANIFEST_KEYS = (
-    "file", "caption", "title", "category", "tags", "alt", "credit", "publish_at", "top", "bottom",
-)  # fmt: skip
+# A manifest column per field staff type, named as in `--json` output ("top", "bottom").
+FIELD_KEYS = {c.json or c.name: c for c in MEME_FIELD_COLUMNS}
+MANIFEST_KEYS = ("file", *FIELD_KEYS)
 
 
 def read_manifest(path: Path) -> list[tuple[Path, MemeFields] | tuple[str, str]]:
@@ -432,26 +395,20 @@ def _manifest_row(row: Any, base: Path) -> tuple[Path, MemeFields]:
     file = str(row.get("file") or "").strip()
     if not file:
         raise UsageError("file: missing")
-    tags = row.get("tags") or ()
-    if isinstance(tags, str):
-        tags = tags.split(",")
-    publish_at = row.get("publish_at")
-    if isinstance(publish_at, datetime):
-        publish_at = publish_at.isoformat()
-    return (
-        (base / os.path.expanduser(file)),
-        MemeFields(
-            caption=str(row.get("caption") or ""),
-            title=str(row.get("title") or ""),
-            category=(str(row["category"]) if row.get("category") else None),
-            tags=tuple(str(t) for t in tags),
-            alt=(str(row["alt"]) if row.get("alt") else None),
-            credit=str(row.get("credit") or ""),
-            publish_at=parse_publish_at(str(publish_at)) if publish_at else None,
-            top_text=str(row.get("top") or ""),
-            bottom_text=str(row.get("bottom") or ""),
-        ),
-    )
+    values: dict[str, Any] = {}
+    for key, column in FIELD_KEYS.items():
+        value = row.get(key)
+        if value is None or value == "":
+            continue
+        if column.type == tuple[str, ...]:  # tags: a list, or comma-separated text
+            items = value.split(",") if isinstance(value, str) else value
+            values[column.name] = tuple(str(item) for item in items)
+        elif column.type == datetime | None:  # YAML reads an unquoted time as a datetime
+            text = value.isoformat() if isinstance(value, datetime) else str(value)
+            values[column.name] = parse_publish_at(text)
+        else:
+            values[column.name] = str(value)
+    return base / os.path.expanduser(file), MemeFields(**values)
 
 
 def parse_publish_at(text: str) -> datetime:

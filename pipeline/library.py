@@ -13,12 +13,12 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from slugify import slugify
 
@@ -31,33 +31,7 @@ STATUSES = ("queued", "published", "removed")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS memes (
-    id INTEGER PRIMARY KEY,
-    slug TEXT NOT NULL UNIQUE,
-    title TEXT NOT NULL DEFAULT '',
-    caption TEXT NOT NULL,
-    alt TEXT NOT NULL,
-    category TEXT NOT NULL,
-    tags TEXT NOT NULL DEFAULT '[]',
-    credit TEXT NOT NULL DEFAULT '',
-    top_text TEXT NOT NULL DEFAULT '',
-    bottom_text TEXT NOT NULL DEFAULT '',
-    original_name TEXT NOT NULL,
-    sha256 TEXT NOT NULL UNIQUE,
-    phash TEXT NOT NULL DEFAULT '',
-    ext TEXT NOT NULL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    format TEXT NOT NULL,
-    frames INTEGER NOT NULL DEFAULT 1,
-    added_at TEXT NOT NULL,
-    publish_at TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'queued',
-    published_at TEXT,
-    updated_at TEXT NOT NULL,
-    placeholder_color TEXT NOT NULL DEFAULT '',
-    blurhash TEXT NOT NULL DEFAULT ''
-);
+{memes_table}
 CREATE INDEX IF NOT EXISTS memes_status ON memes (status, publish_at, id);
 CREATE TABLE IF NOT EXISTS assets (
     meme_id INTEGER NOT NULL REFERENCES memes(id),
@@ -122,57 +96,81 @@ class RenditionAsset:
     animated: bool = False
 
 
-@dataclass(frozen=True)
-class NewMeme:
-    """What ingest hands the library: a validated original already stored by hash."""
-
-    title: str
-    caption: str
-    alt: str
-    category: str
-    tags: tuple[str, ...]
-    credit: str
-    original_name: str
-    sha256: str
-    phash: str
-    ext: str
-    width: int
-    height: int
-    format: str
-    frames: int
-    publish_at: datetime
-    top_text: str = ""
-    bottom_text: str = ""
+# --- a meme's fields, declared once -------------------------------------------------------
+#
+# The dataclasses below are the one declaration of a meme's fields. Each field's type says how
+# it is stored and shown (see _codec); its metadata (``meta(...)``) says what else it is: its
+# column's SQL, its key in `--json` output (or none), whether the public gallery object carries
+# it and whether `memes edit` may change it. The catalog's columns (and the migration that
+# adds a new one), the row mapping, `as_dict` and `gallery.meme_object` are all derived from
+# them, so a new field is one edit here.
 
 
-@dataclass(frozen=True)
-class Meme:
-    id: int
-    slug: str
-    title: str
-    caption: str
-    alt: str
-    category: str
-    tags: tuple[str, ...]
-    credit: str
-    top_text: str
-    bottom_text: str
-    original_name: str
-    sha256: str
-    phash: str
-    ext: str
-    width: int
-    height: int
-    format: str
-    frames: int
+def meta(*, sql: str | None = None, json: str | None | bool = True, public: bool = False,
+         editable: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Field metadata: ``sql`` the column definition after its name (default: from the type),
+    ``json`` its key in `--json` output (True: the field's name, None: not shown), ``public``
+    in the gallery's meme object, ``editable`` by `memes edit`."""
+    return {"memes": {"sql": sql, "json": json, "public": public, "editable": editable}}
+
+
+NOT_A_COLUMN = {"memes": {"column": False}}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemeFields:
+    """What staff type for a meme (CLI options, a manifest row, an edit). Empty values are
+    filled by ingest: ``alt`` from the caption and overlay text, ``category`` with the first
+    configured one, ``publish_at`` with now."""
+
+    title: str = field(default="", metadata=meta(public=True, editable=True))
+    caption: str = field(default="", metadata=meta(sql="TEXT NOT NULL", public=True,
+                                                   editable=True))  # fmt: skip
+    alt: str = field(default="", metadata=meta(sql="TEXT NOT NULL", public=True, editable=True))
+    category: str = field(default="", metadata=meta(sql="TEXT NOT NULL", public=True,
+                                                    editable=True))  # fmt: skip
+    tags: tuple[str, ...] = field(default=(), metadata=meta(public=True, editable=True))
+    credit: str = field(default="", metadata=meta(public=True, editable=True))
+    top_text: str = field(default="", metadata=meta(json="top", editable=True))
+    bottom_text: str = field(default="", metadata=meta(json="bottom", editable=True))
+    publish_at: datetime | None = field(default=None, metadata=meta(sql="TEXT NOT NULL",
+                                                                    editable=True))  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inspection:
+    """What the content check learned about a file (picklable, from a worker process)."""
+
+    sha256: str = field(metadata=meta(sql="TEXT NOT NULL UNIQUE"))
+    phash: str = field(metadata=meta(json=None))
+    format: str = field(metadata=meta(sql="TEXT NOT NULL"))
+    ext: str = field(metadata=meta(sql="TEXT NOT NULL", json=None))
+    width: int = field(metadata=meta(public=True))
+    height: int = field(metadata=meta(public=True))
+    frames: int = field(default=1, metadata=meta(sql="INTEGER NOT NULL DEFAULT 1"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewMeme(Inspection, MemeFields):
+    """What ingest hands the library: checked fields and an original already stored by hash."""
+
+    original_name: str = field(metadata=meta(sql="TEXT NOT NULL"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Meme(NewMeme):
+    """A meme as the catalog records it."""
+
+    id: int = field(metadata=meta(sql="INTEGER PRIMARY KEY", json=None))
+    slug: str = field(metadata=meta(sql="TEXT NOT NULL UNIQUE", public=True))
+    publish_at: datetime = field(metadata=meta(sql="TEXT NOT NULL", editable=True))
     added_at: datetime
-    publish_at: datetime
-    status: str
-    published_at: datetime | None
-    updated_at: datetime
-    placeholder_color: str = ""
-    blurhash: str = ""
-    renditions: tuple[RenditionAsset, ...] = field(default=())
+    status: str = field(metadata=meta(sql="TEXT NOT NULL DEFAULT 'queued'"))
+    published_at: datetime | None = field(default=None, metadata=meta(public=True))
+    updated_at: datetime = field(metadata=meta(json=None))
+    placeholder_color: str = field(default="", metadata=meta(json=None))
+    blurhash: str = field(default="", metadata=meta(json=None))
+    renditions: tuple[RenditionAsset, ...] = field(default=(), metadata=NOT_A_COLUMN)
 
     @property
     def animated(self) -> bool:
@@ -183,29 +181,98 @@ class Meme:
         return original_relpath(self.sha256, self.ext)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain-data view for `--json` output."""
-        return {
-            "slug": self.slug,
-            "title": self.title,
-            "caption": self.caption,
-            "alt": self.alt,
-            "category": self.category,
-            "tags": list(self.tags),
-            "credit": self.credit,
-            "top": self.top_text,
-            "bottom": self.bottom_text,
-            "original_name": self.original_name,
-            "sha256": self.sha256,
-            "width": self.width,
-            "height": self.height,
-            "format": self.format,
-            "frames": self.frames,
-            "added_at": iso(self.added_at),
-            "publish_at": iso(self.publish_at),
-            "status": self.status,
-            "published_at": iso(self.published_at) if self.published_at else None,
-        }
+        """Plain-data view for `--json` output (times in UTC ISO 8601 with a Z)."""
+        return {c.json: c.to_json(getattr(self, c.name)) for c in MEME_COLUMNS if c.json}
 
+    def public_fields(self) -> dict[str, Any]:
+        """The fields the public gallery object carries, as plain data."""
+        return {c.name: c.to_json(getattr(self, c.name)) for c in MEME_COLUMNS if c.public}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One catalog column of a meme, derived from its dataclass field."""
+
+    name: str
+    type: Any  # the field's type, e.g. str, tuple[str, ...], datetime | None
+    sql: str
+    json: str | None
+    public: bool
+    editable: bool
+    to_sql: Callable[[Any], Any]
+    from_sql: Callable[[Any], Any]
+    to_json: Callable[[Any], Any]
+
+
+def field_values(record: Any, cls: type) -> dict[str, Any]:
+    """The values of ``cls``'s fields in ``record`` (an instance of it or of a subclass), to
+    build another of these dataclasses from."""
+    return {f.name: getattr(record, f.name) for f in fields(cls)}
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _iso_or_none(value: datetime | None) -> str | None:
+    return iso(value) if value is not None else None
+
+
+def _parse_or_none(value: str | None) -> datetime | None:
+    return parse_iso(value) if value else None
+
+
+def _tags_to_sql(value: Sequence[str]) -> str:
+    return json.dumps(list(value))
+
+
+def _tags_from_sql(value: str) -> tuple[str, ...]:
+    return tuple(json.loads(value))
+
+
+# type -> (default column SQL, to SQL, from SQL, to JSON)
+_CODECS: dict[Any, tuple[str, Callable[[Any], Any], Callable[[Any], Any], Callable[[Any], Any]]] = {
+    str: ("TEXT NOT NULL DEFAULT ''", _same, _same, _same),
+    int: ("INTEGER NOT NULL DEFAULT 0", _same, _same, _same),
+    tuple[str, ...]: ("TEXT NOT NULL DEFAULT '[]'", _tags_to_sql, _tags_from_sql, list),
+    datetime: ("TEXT NOT NULL", iso, parse_iso, iso),
+    datetime | None: ("TEXT", _iso_or_none, _parse_or_none, _iso_or_none),
+}
+
+
+def _columns(cls: type) -> tuple[Column, ...]:
+    hints = get_type_hints(cls)
+    columns = []
+    for f in fields(cls):
+        spec = f.metadata.get("memes", {})
+        if spec.get("column", True) is False:
+            continue
+        sql, to_sql, from_sql, to_json = _CODECS[hints[f.name]]
+        key = spec.get("json", True)
+        columns.append(
+            Column(
+                name=f.name,
+                type=hints[f.name],
+                sql=spec.get("sql") or sql,
+                json=f.name if key is True else key or None,
+                public=spec.get("public", False),
+                editable=spec.get("editable", False),
+                to_sql=to_sql,
+                from_sql=from_sql,
+                to_json=to_json,
+            )
+        )
+    # The record's identity first: the table's first columns, the first lines of `memes show`.
+    return tuple(sorted(columns, key=lambda c: (c.name != "id", c.name != "slug")))
+
+
+MEME_COLUMNS = _columns(Meme)  # every column of the memes table
+NEW_MEME_COLUMNS = _columns(NewMeme)  # what an add supplies; the library sets the rest
+MEME_FIELD_COLUMNS = _columns(MemeFields)  # what staff type
+EDITABLE = tuple(c.name for c in MEME_COLUMNS if c.editable)
+_MEMES_TABLE = "CREATE TABLE IF NOT EXISTS memes (\n    {}\n)".format(
+    ",\n    ".join(f"{c.name} {c.sql}" for c in MEME_COLUMNS)
+)
 
 @dataclass(frozen=True)
 class PublishRun:
@@ -242,10 +309,6 @@ def write_original(library_root: Path, data: bytes, sha256: str, ext: str) -> Pa
 
 class DuplicateError(IngestError):
     """The exact bytes are in the library already; the message names the existing slug."""
-
-
-EDITABLE = ("title", "caption", "alt", "category", "tags", "credit", "top_text", "bottom_text",
-            "publish_at")  # fmt: skip
 
 
 def make_slug_base(title: str, caption: str) -> str:
@@ -319,9 +382,14 @@ class Library:
 
     def _migrate(self) -> None:
         with self.transaction() as db:
-            for statement in _SCHEMA.split(";"):
+            for statement in _SCHEMA.replace("{memes_table}", _MEMES_TABLE + ";").split(";"):
                 if statement.strip():
                     db.execute(statement)
+            # A field added to the dataclasses since this catalog was made: its column.
+            have = {row["name"] for row in db.execute("PRAGMA table_info(memes)")}
+            for column in MEME_COLUMNS:
+                if column.name not in have:
+                    db.execute(f"ALTER TABLE memes ADD COLUMN {column.name} {column.sql}")
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -358,36 +426,10 @@ class Library:
     # --- records -------------------------------------------------------------------------
 
     def _row_to_meme(self, row: sqlite3.Row, assets: Sequence[RenditionAsset] = ()) -> Meme:
-        return Meme(
-            id=row["id"],
-            slug=row["slug"],
-            title=row["title"],
-            caption=row["caption"],
-            alt=row["alt"],
-            category=row["category"],
-            tags=tuple(json.loads(row["tags"])),
-            credit=row["credit"],
-            top_text=row["top_text"],
-            bottom_text=row["bottom_text"],
-            original_name=row["original_name"],
-            sha256=row["sha256"],
-            phash=row["phash"],
-            ext=row["ext"],
-            width=row["width"],
-            height=row["height"],
-            format=row["format"],
-            frames=row["frames"],
-            added_at=parse_iso(row["added_at"]),
-            publish_at=parse_iso(row["publish_at"]),
-            status=row["status"],
-            published_at=parse_iso(row["published_at"]) if row["published_at"] else None,
-            updated_at=parse_iso(row["updated_at"]),
-            placeholder_color=row["placeholder_color"],
-            blurhash=row["blurhash"],
-            renditions=tuple(assets),
-        )
+        values = {c.name: c.from_sql(row[c.name]) for c in MEME_COLUMNS}
+        return Meme(**values, renditions=tuple(assets))
 
-    def _memes(
+    def _select(
         self,
         where: str,
         params: Sequence[Any] = (),
@@ -429,25 +471,20 @@ class Library:
         """Insert one record with a fresh unique slug, in one transaction."""
         now = now or utcnow()
         base = make_slug_base(new.title, new.caption)
+        values = {c.name: c.to_sql(getattr(new, c.name)) for c in NEW_MEME_COLUMNS}
+        values.update(publish_at=iso(new.publish_at or now), added_at=iso(now),
+                      updated_at=iso(now), status="queued")  # fmt: skip
         with self.transaction() as db:
             existing = db.execute("SELECT slug FROM memes WHERE sha256=?", (new.sha256,)).fetchone()
             if existing:
                 raise DuplicateError(f"duplicate of existing meme '{existing['slug']}'")
-            slug = self._free_slug(db, base)
+            values["slug"] = self._free_slug(db, base)
             cursor = db.execute(
-                "INSERT INTO memes (slug, title, caption, alt, category, tags, credit, top_text,"
-                " bottom_text, original_name, sha256, phash, ext, width, height, format, frames,"
-                " added_at, publish_at, status, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'queued',?)",
-                (
-                    slug, new.title, new.caption, new.alt, new.category, json.dumps(list(new.tags)),
-                    new.credit, new.top_text, new.bottom_text, new.original_name, new.sha256,
-                    new.phash, new.ext, new.width, new.height, new.format, new.frames, iso(now),
-                    iso(new.publish_at), iso(now),
-                ),
-            )  # fmt: skip
+                f"INSERT INTO memes ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                list(values.values()),
+            )
             meme_id = cursor.lastrowid
-        return self._memes("id=?", (meme_id,))[0]
+        return self._select("id=?", (meme_id,))[0]
 
     @staticmethod
     def _free_slug(db: sqlite3.Connection, base: str) -> str:
@@ -470,7 +507,7 @@ class Library:
             n += 1
 
     def find_by_sha(self, sha256: str) -> Meme | None:
-        found = self._memes("sha256=?", (sha256,))
+        found = self._select("sha256=?", (sha256,))
         return found[0] if found else None
 
     def phashes(self) -> list[tuple[str, str]]:
@@ -481,15 +518,16 @@ class Library:
         ]
 
     def get(self, slug: str) -> Meme:
-        found = self._memes("slug=?", (slug,))
+        found = self._select("slug=?", (slug,))
         if not found:
             raise NotFoundError(f"meme '{slug}': no such slug")
         return found[0]
 
-    def list(self, status: str | None = None, *, renditions: bool = True) -> list[Meme]:
+    def memes(self, status: str | None = None, *, renditions: bool = True) -> list[Meme]:
+        """Every meme (or those with this status), in the order they were added."""
         if status in (None, "all"):
-            return self._memes("1", order="added_at, id", renditions=renditions)
-        return self._memes("status=?", (status,), order="added_at, id", renditions=renditions)
+            return self._select("1", order="added_at, id", renditions=renditions)
+        return self._select("status=?", (status,), order="added_at, id", renditions=renditions)
 
     def count(self, status: str | None = None) -> int:
         if status in (None, "all"):
@@ -500,17 +538,17 @@ class Library:
 
     def due(self, now: datetime | None = None, limit: int | None = None) -> list[Meme]:
         """Queued memes whose publish_at has come, oldest first."""
-        return self._memes("status='queued' AND publish_at<=?", [iso(now or utcnow())],
+        return self._select("status='queued' AND publish_at<=?", [iso(now or utcnow())],
                            order="publish_at, id", limit=limit)  # fmt: skip
 
     def published(self) -> list[Meme]:
         """Every published meme with its renditions, oldest first (publish order)."""
-        return self._memes("status='published'", order="published_at, publish_at, id")
+        return self._select("status='published'", order="published_at, publish_at, id")
 
     def ever_published(self) -> list[Meme]:
         """Published memes plus removed ones that had been published (the gallery keeps their
         places as holes so its pages stay stable), oldest first."""
-        return self._memes(
+        return self._select(
             "published_at IS NOT NULL AND status IN ('published', 'removed')",
             order="published_at, publish_at, id",
         )
@@ -519,7 +557,8 @@ class Library:
         wanted = list(slugs)
         if not wanted:
             return []
-        found = {m.slug: m for m in self._memes(f"slug IN ({','.join('?' * len(wanted))})", wanted)}
+        marks = ",".join("?" * len(wanted))
+        found = {m.slug: m for m in self._select(f"slug IN ({marks})", wanted)}
         return [found[s] for s in wanted if s in found]
 
     def edit(self, slug: str, **changes: Any) -> Meme:
@@ -531,10 +570,8 @@ class Library:
         values = {k: v for k, v in changes.items() if v is not None}
         if not values:
             return self.get(slug)
-        if "tags" in values:
-            values["tags"] = json.dumps(list(values["tags"]))
-        if "publish_at" in values:
-            values["publish_at"] = iso(values["publish_at"])
+        columns = {c.name: c for c in MEME_COLUMNS}
+        values = {k: columns[k].to_sql(v) for k, v in values.items()}
         values["updated_at"] = iso(utcnow())
         with self.transaction() as db:
             row = db.execute("SELECT status FROM memes WHERE slug=?", (slug,)).fetchone()

@@ -40,7 +40,7 @@ def memes(*args: str):
 
 def records(workdir: Path):
     with Library(workdir / "memes") as library:
-        return library.list()
+        return library.memes()
 
 
 def test_add_prints_the_slug_and_queues_the_meme(workdir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import NotFoundError
-from pipeline.library import SLUG_MAX, DuplicateError, Library, NewMeme, make_slug_base
+from pipeline.library import SLUG_MAX, DuplicateError, Library, Meme, NewMeme, make_slug_base
 
 
 def new_meme(n: int, title: str = "Hello World", **changes) -> NewMeme:
@@ -151,3 +152,67 @@ def test_processes_opening_a_new_catalog_at_once_all_succeed(tmp_path):
         for proc in procs:
             proc.join(timeout=60)
     assert [o for o in outcomes if o != "ok"] == []
+
+
+# A catalog made by an earlier memes: the memes table as it was first written, before the
+# placeholder columns (a field added since gets its column when the catalog is opened).
+OLD_MEMES_TABLE = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+CREATE TABLE memes (
+    id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE, title TEXT NOT NULL DEFAULT '',
+    caption TEXT NOT NULL, alt TEXT NOT NULL, category TEXT NOT NULL,
+    tags TEXT NOT NULL DEFAULT '[]', credit TEXT NOT NULL DEFAULT '',
+    top_text TEXT NOT NULL DEFAULT '', bottom_text TEXT NOT NULL DEFAULT '',
+    original_name TEXT NOT NULL, sha256 TEXT NOT NULL UNIQUE, phash TEXT NOT NULL DEFAULT '',
+    ext TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, format TEXT NOT NULL,
+    frames INTEGER NOT NULL DEFAULT 1, added_at TEXT NOT NULL, publish_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'queued', published_at TEXT, updated_at TEXT NOT NULL
+);
+INSERT INTO memes (slug, title, caption, alt, category, tags, original_name, sha256, ext, width,
+                   height, format, added_at, publish_at, status, published_at, updated_at)
+VALUES ('old-one', 'Old one', 'It was here first', 'alt', 'funny', '["cats","work"]', 'a.png',
+        'ab12', 'png', 640, 480, 'PNG', '2026-01-01T10:00:00Z', '2026-01-02T10:00:00Z',
+        'published', '2026-01-02T10:05:00Z', '2026-01-01T10:00:00Z');
+"""
+
+
+def test_a_catalog_from_an_earlier_version_opens_and_gets_the_new_columns(tmp_path):
+    root = tmp_path / "memes"
+    root.mkdir()
+    with sqlite3.connect(root / "catalog.sqlite") as db:
+        db.executescript(OLD_MEMES_TABLE)
+    with Library(root) as library:
+        meme = library.get("old-one")
+        assert (meme.title, meme.tags, meme.width, meme.status) == (
+            "Old one", ("cats", "work"), 640, "published")  # fmt: skip
+        assert meme.published_at == datetime(2026, 1, 2, 10, 5, tzinfo=UTC)
+        assert (meme.placeholder_color, meme.blurhash) == ("", "")
+        library.set_renditions("old-one", [], "#102030", "LKO2?U%2Tw=w")
+        assert library.get("old-one").blurhash == "LKO2?U%2Tw=w"
+        library.add(new_meme(1))  # and new memes go in beside it
+
+
+def test_every_field_added_comes_back_as_it_went_in(library):
+    new = new_meme(7, tags=("x", "y"), credit="someone", top_text="TOP", bottom_text="BOTTOM")
+    meme = library.add(new, now=datetime(2026, 5, 1, tzinfo=UTC))
+    for f in dataclasses.fields(NewMeme):
+        assert getattr(meme, f.name) == getattr(new, f.name), f.name
+    assert (meme.status, meme.added_at, meme.published_at) == (
+        "queued", datetime(2026, 5, 1, tzinfo=UTC), None)  # fmt: skip
+
+
+def test_json_view_names_each_field_once_with_times_in_utc():
+    record = Meme(
+        **dataclasses.asdict(new_meme(3, top_text="T", bottom_text="B")),
+        id=1, slug="s", added_at=datetime(2026, 1, 1, tzinfo=UTC), status="queued",
+        updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    data = record.as_dict()
+    assert list(data) == [
+        "slug", "title", "caption", "alt", "category", "tags", "credit", "top", "bottom",
+        "publish_at", "sha256", "format", "width", "height", "frames", "original_name",
+        "added_at", "status", "published_at",
+    ]  # fmt: skip
+    assert data["publish_at"] == "2026-01-01T00:03:00Z" and data["tags"] == ["a"]
+    assert (data["top"], data["bottom"], data["published_at"]) == ("T", "B", None)
