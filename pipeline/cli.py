@@ -579,6 +579,77 @@ def newsletter_preview(app: App, out: Path | None, extra: Path | None) -> None:
         click.echo(str(out))
 
 
+
+# --- studio: `memes serve` and its accounts --------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@pass_app
+def serve(app: App, host: str, port: int) -> None:
+    """Run the studio (the desk's web app) under waitress until Ctrl-C or SIGTERM."""
+    from pipeline.studio.server import serve as run_studio
+
+    run_studio(app.config, host, port)
+
+
+@cli.group("user")
+def user_group() -> None:
+    """Studio accounts (editors and admins)."""
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["editor", "admin"]), default="editor", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin's first line.")
+@pass_app
+def user_add(app: App, name: str, role: str, password_stdin: bool) -> None:
+    """Add a studio account; the password is prompted for (never an argument)."""
+    from pipeline.studio import accounts
+
+    accounts.check_name(name)
+    user = accounts.add_user(app.library, name, _read_password(password_stdin), role)
+    click.echo(f"{user.name}\t{user.role}")
+
+
+@user_group.command("list")
+@pass_app
+def user_list(app: App) -> None:
+    """The studio accounts."""
+    for user in app.library.users():
+        click.echo(f"{user.name}\t{user.role}\t{user.created_at:%Y-%m-%d}")
+
+
+@user_group.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin's first line.")
+@pass_app
+def user_passwd(app: App, name: str, password_stdin: bool) -> None:
+    """Set a new password for a studio account."""
+    from pipeline.studio import accounts
+
+    if app.library.user(name) is None:
+        raise UsageError(f"user '{name}': no such user")
+    accounts.set_password(app.library, name, _read_password(password_stdin))
+    click.echo(name)
+
+
+@user_group.command("remove")
+@click.argument("name")
+@pass_app
+def user_remove(app: App, name: str) -> None:
+    """Remove a studio account (its sessions end at their next request)."""
+    app.library.remove_user(name)
+    click.echo(name)
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _raise_terminated)
     cli(prog_name="memes")

@@ -83,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
         "subject": "Memes #{number}: {first_title}{more}",
         "extra": None,
     },
+    "studio": {"secure_cookies": False, "trust_proxy": False},
 }
 
 SMTP_DEFAULTS: dict[str, Any] = {
@@ -224,6 +225,12 @@ class NewsletterConfig:
 
 
 @dataclass(frozen=True)
+class StudioConfig:
+    secure_cookies: bool  # the session cookie is Secure (the studio is reached over https)
+    trust_proxy: bool  # believe X-Forwarded-Proto/-For from the reverse proxy in front
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     site: SiteConfig
@@ -238,6 +245,7 @@ class Config:
     publish: PublishConfig
     gallery: GalleryConfig
     newsletter: NewsletterConfig
+    studio: StudioConfig = StudioConfig(secure_cookies=False, trust_proxy=False)
 
     def rendition(self, name: str) -> RenditionSpec:
         for spec in self.renditions:
@@ -493,6 +501,7 @@ def parse(data: Any, *, source: str = "config.yaml", root: Path | None = None) -
     overlay = r.mapping(top["overlay"], "overlay", DEFAULTS["overlay"])
     publish = r.mapping(top["publish"], "publish", DEFAULTS["publish"])
     gallery = r.mapping(top["gallery"], "gallery", DEFAULTS["gallery"])
+    studio = r.mapping(top["studio"], "studio", DEFAULTS["studio"])
     categories = r.strings(top["categories"], "categories")
     for i, category in enumerate(categories):
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", category):
@@ -527,6 +536,10 @@ def parse(data: Any, *, source: str = "config.yaml", root: Path | None = None) -
             feed_size=r.integer(gallery["feed_size"], "gallery.feed_size"),
         ),
         newsletter=_newsletter(r, top["newsletter"]),
+        studio=StudioConfig(
+            secure_cookies=r.boolean(studio["secure_cookies"], "studio.secure_cookies"),
+            trust_proxy=r.boolean(studio["trust_proxy"], "studio.trust_proxy"),
+        ),
     )
 
 

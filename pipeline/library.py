@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,12 +23,14 @@ from typing import Any, get_type_hints
 
 from slugify import slugify
 
-from pipeline.errors import IngestError, MemesError, NotFoundError
+from pipeline.errors import IngestError, MemesError, NotFoundError, UsageError
 from pipeline.files import write_atomic
 
 SCHEMA_VERSION = 1
 SLUG_MAX = 60
 STATUSES = ("queued", "published", "removed")
+ROLES = ("editor", "admin")
+SESSION_KEY_FILE = "studio.key"  # the studio's session signing key, mode 0600
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,6 +66,18 @@ CREATE TABLE IF NOT EXISTS editions (
     sent_at TEXT,
     PRIMARY KEY (kind, number)
 );
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS login_failures (
+    key TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
 """
 
 
@@ -293,6 +308,16 @@ class Edition:
     slugs: tuple[str, ...]
     created_at: datetime
     sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class User:
+    """A studio account; the password is kept only as its argon2id hash."""
+
+    name: str
+    role: str  # "editor" | "admin"
+    password_hash: str
+    created_at: datetime
 
 
 def original_relpath(sha256: str, ext: str) -> str:
@@ -754,3 +779,87 @@ class Library:
 
     def editions_in_doubt(self) -> list[Edition]:
         return [e for e in self.editions() if e.status == "sending"]
+
+    # --- studio accounts -----------------------------------------------------------------
+
+    def _row_to_user(self, row: sqlite3.Row) -> User:
+        return User(row["name"], row["role"], row["password_hash"], parse_iso(row["created_at"]))
+
+    def users(self) -> list[User]:
+        return [self._row_to_user(r) for r in self._db.execute("SELECT * FROM users ORDER BY name")]
+
+    def user(self, name: str) -> User | None:
+        row = self._db.execute("SELECT * FROM users WHERE name=?", (name,)).fetchone()
+        return self._row_to_user(row) if row else None
+
+    def add_user(self, name: str, role: str, password_hash: str) -> User:
+        if role not in ROLES:
+            raise UsageError(f"role '{role}': expected one of {', '.join(ROLES)}")
+        now = iso(utcnow())
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
+                raise UsageError(f"user '{name}': already exists")
+            db.execute(
+                "INSERT INTO users VALUES (?,?,?,?,?)", (name, role, password_hash, now, now)
+            )
+        return self._row_to_user(
+            self._db.execute("SELECT * FROM users WHERE name=?", (name,)).fetchone()
+        )
+
+    def set_password(self, name: str, password_hash: str) -> None:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE users SET password_hash=?, updated_at=? WHERE name=?",
+                (password_hash, iso(utcnow()), name),
+            )
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"user '{name}': no such user")
+
+    def remove_user(self, name: str) -> None:
+        with self.transaction() as db:
+            if db.execute("DELETE FROM users WHERE name=?", (name,)).rowcount == 0:
+                raise NotFoundError(f"user '{name}': no such user")
+            db.execute("DELETE FROM login_failures WHERE key=?", (f"user:{name}",))
+
+    def login_failures(self, key: str, since: datetime) -> int:
+        """Failed logins recorded for ``key`` (``user:NAME`` or ``addr:IP``) since a moment."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM login_failures WHERE key=? AND at>=?", (key, iso(since))
+        ).fetchone()
+        return int(row[0])
+
+    def record_login_failure(self, keys: Sequence[str], now: datetime,
+                             forget_before: datetime) -> None:  # fmt: skip
+        """Note one failed login under each key; entries older than ``forget_before`` go."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM login_failures WHERE at<?", (iso(forget_before),))
+            db.executemany("INSERT INTO login_failures VALUES (?,?)",
+                           [(key, iso(now)) for key in keys])  # fmt: skip
+
+    def clear_login_failures(self, key: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM login_failures WHERE key=?", (key,))
+
+    def session_key(self) -> bytes:
+        """The studio's session signing key: made once, random, readable by the owner only
+        (created with mode 0600, never widened); every studio process on this library shares
+        it, so a restart keeps people signed in."""
+        path = self.root / SESSION_KEY_FILE
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+                handle.flush()
+                os.fsync(handle.fileno())
+        deadline = time.monotonic() + 5
+        while True:  # a studio starting at the same moment may be writing it
+            key = path.read_bytes()
+            if len(key) == 32 or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        if len(key) != 32:
+            raise MemesError(f"{path}: not a studio session key (delete it to make a new one)")
+        return key

@@ -1,0 +1,483 @@
+"""The desk's pages: make, queue, publish now, published, newsletter, and the published
+`file://` gallery. Each route reads a form, calls the function the CLI calls, and shows the
+outcome; the work lives in ingest, library, imaging, publish and newsletter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
+
+from pipeline import ingest, newsletter
+from pipeline import publish as publishing
+from pipeline.errors import IngestError, LockedError, MemesError, UsageError
+from pipeline.library import Library, Meme, utcnow
+from pipeline.overlay import OverlayTextError
+from pipeline.studio import drafts
+from pipeline.studio.app import library, studio_config
+from pipeline.studio.auth import admin_required
+from pipeline.studio.filters import parse_local, site_zone
+
+blueprint = Blueprint("desk", __name__)
+
+TEXT_FIELDS = ("caption", "title", "alt", "credit", "top", "bottom")
+FIELD_OF_KEY = {"top": "top_text", "bottom": "bottom_text"}
+GALLERY_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src * data: blob:; "
+    "connect-src 'self' http: https:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+NEWSLETTER_CSP = (
+    "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'; sandbox"
+)
+
+
+# --- form helpers ----------------------------------------------------------------------------
+
+
+def field_of(message: str) -> str:
+    """Which form field an ingest complaint is about ('' for the form as a whole)."""
+    head = message.split(":", 1)[0].strip().lstrip("-").replace("-", "_")
+    if head in ("top_text", "top"):
+        return "top"
+    if head in ("bottom_text", "bottom"):
+        return "bottom"
+    if head in (*TEXT_FIELDS, "category", "tags", "publish_at"):
+        return head
+    for words, name in (("top text", "top"), ("bottom text", "bottom"), ("category", "category")):
+        if words in message:
+            return name
+    return ""
+
+
+def _tags(text: str) -> tuple[str, ...]:
+    return tuple(t for t in (part.strip() for part in text.split(",")) if t)
+
+
+def _form_fields() -> dict[str, Any]:
+    """What the form says, as `memes add`/`memes edit` keyword arguments."""
+    form = request.form
+    return {
+        "caption": form.get("caption", ""),
+        "title": form.get("title", ""),
+        "category": form.get("category") or None,
+        "tags": _tags(form.get("tags", "")),
+        "alt": form.get("alt", ""),
+        "credit": form.get("credit", ""),
+        "top_text": form.get("top", ""),
+        "bottom_text": form.get("bottom", ""),
+        "publish_at": parse_local(form.get("publish_at", ""), site_zone(studio_config())),
+    }
+
+
+def _queue_positions(lib: Library, memes: list[Meme]) -> dict[str, str]:
+    """Which publish run takes each queued meme: runs take `publish.batch_size` due memes,
+    oldest publish time first."""
+    batch = studio_config().publish.batch_size
+    now = utcnow()
+    due = [m for m in memes if m.publish_at <= now]
+    labels = {}
+    for index, meme in enumerate(due):
+        run = index // batch
+        labels[meme.slug] = "the next run" if run == 0 else f"run {run + 1} from now"
+    for meme in memes:
+        labels.setdefault(meme.slug, "the first run after its time")
+    return labels
+
+
+def _queued(lib: Library) -> list[Meme]:
+    return sorted(lib.list("queued", renditions=False), key=lambda m: (m.publish_at, m.id))
+
+
+def _meme_or_404(slug: str) -> Meme:
+    try:
+        return library().get(slug)
+    except MemesError:
+        abort(404, f"No meme '{slug}'.")
+
+
+def _image(data: bytes, content_type: str, download_name: str | None = None) -> Response:
+    response = Response(data, content_type=content_type)
+    response.headers["Cache-Control"] = "private, no-cache"
+    if download_name:
+        response.headers["Content-Disposition"] = f'attachment; filename="{download_name}"'
+    return response
+
+
+def _preview_response(original: Path) -> Response:
+    try:
+        data = drafts.preview(studio_config(), original, request.args.get("top", ""),
+                              request.args.get("bottom", ""))  # fmt: skip
+    except (MemesError, OverlayTextError) as exc:
+        message = str(exc).removeprefix("preview: ")
+        return Response(message, 422, content_type="text/plain; charset=utf-8")
+    return _image(data, "image/jpeg")
+
+
+# --- make ------------------------------------------------------------------------------------
+
+
+@blueprint.route("/")
+def home() -> Any:
+    return redirect(url_for("desk.make"))
+
+
+def _make_page(values: dict[str, str], errors: dict[str, str], files: list[dict[str, str]],
+               status: int = 200) -> tuple[str, int]:  # fmt: skip
+    config = studio_config()
+    return render_template("make.html", values=values, errors=errors, files=files,
+                           categories=config.categories,
+                           max_bytes=config.limits.max_bytes), status  # fmt: skip
+
+
+@blueprint.route("/make", methods=["GET"])
+def make() -> Any:
+    return _make_page({}, {}, [])
+
+
+@blueprint.route("/uploads", methods=["POST"])
+def upload() -> Any:
+    """One file, checked and kept; JSON for the page's drop zone."""
+    config = studio_config()
+    item = request.files.get("file")
+    if item is None:
+        return jsonify(error="no file in the request"), 400
+    data = item.read(config.limits.max_bytes + 1)
+    if len(data) > config.limits.max_bytes:
+        abort(413, f"over limits.max_bytes ({config.limits.max_bytes} bytes)")
+    try:
+        draft = drafts.stage(library().root, item.filename or "", data, config)
+    except IngestError as exc:
+        return jsonify(name=item.filename or "", error=str(exc)), 422
+    return jsonify(token=draft.token, name=draft.name, width=draft.width, height=draft.height,
+                   preview=url_for("desk.upload_preview", token=draft.token))  # fmt: skip
+
+
+@blueprint.route("/uploads/<token>/preview")
+def upload_preview(token: str) -> Any:
+    original = drafts.find(library().root, token)
+    if original is None:
+        abort(404, "No such upload (it was queued or has expired).")
+    return _preview_response(original)
+
+
+@blueprint.route("/make", methods=["POST"])
+def make_post() -> Any:
+    """Queue every uploaded file with the fields, through ingest.add_files (`memes add`)."""
+    config = studio_config()
+    lib = library()
+    values = {k: request.form.get(k, "") for k in (*TEXT_FIELDS, "category", "tags", "publish_at")}
+    staged: list[tuple[str, str, Path]] = []  # (token, name, path)
+    file_errors: list[dict[str, str]] = []
+    for item in request.files.getlist("files"):
+        if not item.filename and not item.content_length:
+            continue
+        data = item.read(config.limits.max_bytes + 1)
+        if len(data) > config.limits.max_bytes:
+            abort(413, f"over limits.max_bytes ({config.limits.max_bytes} bytes)")
+        try:
+            draft = drafts.stage(lib.root, item.filename or "", data, config)
+        except IngestError as exc:
+            file_errors.append({"name": item.filename or "upload", "error": str(exc)})
+            continue
+        staged.append((draft.token, draft.name, draft.path))
+    for token in request.form.getlist("upload"):
+        path = drafts.find(lib.root, token)
+        if path is None:
+            file_errors.append({"name": "upload", "error": "expired; add the file again"})
+        else:
+            staged.append((token, path.name, path))
+    files = [{"token": t, "name": n} for t, n, _ in staged]
+    try:
+        fields = ingest.MemeFields(**_form_fields())
+        ingest.validate_fields(fields, config)
+    except (UsageError, IngestError) as exc:
+        return _make_page(values, {field_of(str(exc)) or "form": str(exc)},
+                          files + file_errors, 422)  # fmt: skip
+    if not staged:
+        errors = {"files": "Add at least one image."} if not file_errors else {}
+        return _make_page(values, errors, file_errors, 422)
+    report = ingest.add_files(lib, config, [(path, fields) for _, _, path in staged])
+    by_path = {str(path): (token, name) for token, name, path in staged}
+    refused = {p for p, _ in report.rejected}
+    for token, _name, path in staged:
+        if str(path) not in refused:
+            drafts.discard(lib.root, token)
+    for warning in report.warnings:
+        for path_text, (_token, name) in by_path.items():
+            warning = warning.replace(path_text, name)
+        flash(warning, "warning")
+    rejected = [{"token": by_path[p][0], "name": by_path[p][1], "error": reason}
+                for p, reason in report.rejected if p in by_path]  # fmt: skip
+    if report.added:
+        flash(f"Queued: {', '.join(m.slug for m in report.added)}", "ok")
+    if rejected or file_errors:
+        return _make_page(values, {}, rejected + file_errors, 422)
+    return redirect(url_for("desk.queue"), 303)
+
+
+# --- queue, edit, renditions, remove ---------------------------------------------------------
+
+
+@blueprint.route("/queue")
+def queue() -> Any:
+    lib = library()
+    memes = _queued(lib)
+    return render_template("queue.html", memes=memes, runs=_queue_positions(lib, memes),
+                           removed=[m for m in lib.list("removed", renditions=False)
+                                    if m.published_at is None][-20:])  # fmt: skip
+
+
+def _edit_page(meme: Meme, values: dict[str, str], errors: dict[str, str],
+               status: int = 200) -> tuple[str, int]:  # fmt: skip
+    return render_template("edit.html", meme=meme, values=values, errors=errors,
+                           categories=studio_config().categories), status  # fmt: skip
+
+
+def _values_of(meme: Meme) -> dict[str, str]:
+    return {
+        "caption": meme.caption, "title": meme.title, "alt": meme.alt, "credit": meme.credit,
+        "top": meme.top_text, "bottom": meme.bottom_text, "category": meme.category,
+        "tags": ", ".join(meme.tags), "publish_at": "",
+    }  # fmt: skip
+
+
+@blueprint.route("/memes/<slug>", methods=["GET"])
+def edit(slug: str) -> Any:
+    meme = _meme_or_404(slug)
+    return _edit_page(meme, _values_of(meme), {})
+
+
+@blueprint.route("/memes/<slug>", methods=["POST"])
+def edit_post(slug: str) -> Any:
+    """`memes edit`: ingest.check_edit then library.edit, all fields at once."""
+    meme = _meme_or_404(slug)
+    values = {k: request.form.get(k, "") for k in (*TEXT_FIELDS, "category", "tags", "publish_at")}
+    try:
+        changes = _form_fields()
+        if meme.status != "queued":
+            changes.pop("publish_at")  # the publish time of a published meme is history
+        if not changes["alt"].strip():
+            changes["alt"] = ingest.default_alt(ingest.MemeFields(
+                caption=changes["caption"], top_text=changes["top_text"],
+                bottom_text=changes["bottom_text"]))  # fmt: skip
+        checked = ingest.check_edit(library(), studio_config(), slug, **changes)
+        library().edit(slug, **checked)
+    except (UsageError, IngestError) as exc:
+        return _edit_page(meme, values, {field_of(str(exc)) or "form": str(exc)}, 422)
+    flash(f"Saved {slug}" + (" (reaches the site at the next publish)"
+                             if meme.status == "published" else ""), "ok")  # fmt: skip
+    return redirect(url_for("desk.queue" if meme.status == "queued" else "desk.published"), 303)
+
+
+@blueprint.route("/memes/<slug>/preview")
+def meme_preview(slug: str) -> Any:
+    meme = _meme_or_404(slug)
+    return _preview_response(library().original_path(meme))
+
+
+@blueprint.route("/memes/<slug>/renditions")
+def renditions(slug: str) -> Any:
+    meme = _meme_or_404(slug)
+    return render_template("renditions.html", meme=meme, specs=studio_config().renditions)
+
+
+@blueprint.route("/memes/<slug>/renditions/<name>")
+def rendition(slug: str, name: str) -> Any:
+    """One rendition exactly as publish makes it (through the same render cache)."""
+    meme = _meme_or_404(slug)
+    config = studio_config()
+    if name not in {spec.name for spec in config.renditions}:
+        abort(404, f"No rendition '{name}'.")
+    results, failures = publishing.render_memes(library(), config, [meme])
+    if failures:
+        return Response(failures[0].reason, 422, content_type="text/plain; charset=utf-8")
+    image = next(r for r in results[0].renditions if r.name == name)
+    download = f"{slug}-{name}.{image.extension}" if request.args.get("download") else None
+    return _image(image.data, image.content_type, download)
+
+
+@blueprint.route("/memes/<slug>/remove", methods=["POST"])
+def remove(slug: str) -> Any:
+    """`memes remove`: a queued meme leaves the queue; a published one (admins) leaves the
+    site, index first."""
+    meme = _meme_or_404(slug)
+    if meme.status == "published" and g.user.role != "admin":
+        abort(403, "Removing a published meme needs an admin account.")
+    try:
+        publishing.remove(library(), studio_config(), slug)
+    except LockedError:
+        flash("A publish is running; remove it again when it has finished.", "error")
+    except MemesError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Removed {slug}", "ok")
+    return redirect(url_for("desk.queue" if meme.status == "queued" else "desk.published"), 303)
+
+
+# --- publish now -----------------------------------------------------------------------------
+
+
+def publish_running(lib: Library) -> bool:
+    """Whether a publish (from cron, the CLI or the studio) holds the library's lock."""
+    try:
+        with publishing.publish_lock(lib):
+            return False
+    except LockedError:
+        return True
+
+
+def _publish_page(report: Any = None, error: str | None = None, status: int = 200) -> Any:
+    lib = library()
+    return render_template("publish.html", running=publish_running(lib), report=report,
+                           due=len(lib.due()), error=error), status  # fmt: skip
+
+
+@blueprint.route("/publish")
+def publish_page() -> Any:
+    return _publish_page()
+
+
+@blueprint.route("/publish/status")
+def publish_status() -> Any:
+    return jsonify(running=publish_running(library()))
+
+
+@blueprint.route("/publish", methods=["POST"])
+@admin_required
+def publish_now() -> Any:
+    """The same publish as cron, under the same locks; the page shows its report."""
+    try:
+        report = publishing.publish(library(), studio_config())
+    except LockedError:
+        return _publish_page(error="A publish is running; wait for it to finish.", status=409)
+    except MemesError as exc:
+        return _publish_page(error=str(exc), status=502)
+    return _publish_page(report=report)
+
+
+# --- published -------------------------------------------------------------------------------
+
+
+def _matches(meme: Meme, text: str, tag: str, category: str) -> bool:
+    if category and meme.category != category:
+        return False
+    if tag and tag.lower() not in meme.tags:
+        return False
+    if text:
+        haystack = " ".join((meme.title, meme.caption, meme.alt, meme.credit, meme.top_text,
+                             meme.bottom_text, meme.slug, *meme.tags)).casefold()  # fmt: skip
+        return all(word in haystack for word in text.casefold().split())
+    return True
+
+
+@blueprint.route("/published")
+def published() -> Any:
+    query = {k: request.args.get(k, "").strip() for k in ("q", "tag", "category")}
+    memes = [m for m in reversed(library().published())
+             if _matches(m, query["q"], query["tag"], query["category"])]  # fmt: skip
+    return render_template("published.html", memes=memes, query=query,
+                           categories=studio_config().categories,
+                           specs=studio_config().renditions)  # fmt: skip
+
+
+# --- newsletter ------------------------------------------------------------------------------
+
+
+@blueprint.route("/newsletter")
+def newsletter_page() -> Any:
+    lib = library()
+    return render_template("newsletter.html", status=newsletter.status(lib, studio_config()),
+                           editions=list(reversed(lib.editions())))  # fmt: skip
+
+
+@blueprint.route("/newsletter/preview")
+def newsletter_preview() -> Any:
+    try:
+        html = newsletter.preview(library(), studio_config())
+    except MemesError as exc:
+        return render_template("error.html", code=404, message=str(exc)), 404
+    g.csp = NEWSLETTER_CSP  # the mail's own inline styles; no script, sandboxed
+    return Response(html, content_type="text/html; charset=utf-8")
+
+
+def _after_send(sent: Iterable[Any]) -> None:
+    if list(sent):
+        publishing.upload_newsletter_archive(library(), studio_config())
+
+
+@blueprint.route("/newsletter/resume", methods=["POST"])
+@admin_required
+def newsletter_resume() -> Any:
+    try:
+        sent = newsletter.resume(library(), studio_config())
+        _after_send(sent)
+        flash(f"Sent again: {len(sent)} edition(s)", "ok")
+    except MemesError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("desk.newsletter_page"), 303)
+
+
+@blueprint.route("/newsletter/confirm", methods=["POST"])
+@admin_required
+def newsletter_confirm() -> Any:
+    kind = request.form.get("kind", "")
+    number = request.form.get("number", "")
+    if kind not in ("regular", "special") or not number.isdigit():
+        abort(400, "kind and number of an edition expected")
+    try:
+        edition = newsletter.confirm_sent(library(), kind, int(number))
+        _after_send([edition])
+        flash(f"{edition.kind} #{edition.number}: {edition.status}", "ok")
+    except MemesError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("desk.newsletter_page"), 303)
+
+
+@blueprint.route("/newsletter/special", methods=["POST"])
+@admin_required
+def newsletter_special() -> Any:
+    subject = request.form.get("subject", "").strip()
+    if not subject:
+        flash("subject: a special edition needs a subject", "error")
+        return redirect(url_for("desk.newsletter_page"), 303)
+    try:
+        edition = newsletter.send_special(
+            library(), studio_config(), subject=subject,
+            body=request.form.get("body", "").strip() or None,
+            slugs=_tags(request.form.get("slugs", "")),
+        )  # fmt: skip
+        _after_send([edition])
+        flash(f"Sent special #{edition.number}: {edition.subject}", "ok")
+    except MemesError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("desk.newsletter_page"), 303)
+
+
+# --- the published file:// gallery -----------------------------------------------------------
+
+
+@blueprint.route("/gallery/", defaults={"key": "index.html"})
+@blueprint.route("/gallery/<path:key>")
+def gallery(key: str) -> Any:
+    storage = studio_config().storage
+    if storage.is_s3:
+        abort(404, "The gallery is in S3 storage; open it at its public URL.")
+    g.csp = GALLERY_CSP
+    response = send_from_directory(storage.local_path, key, max_age=60)
+    return response

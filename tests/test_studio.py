@@ -1,0 +1,512 @@
+"""The studio (`memes serve`) through Flask's test client, on a real library in tmp_path:
+the sign-in gate, CSRF, roles, throttling, headers, uploads, and hostile text shown as text."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import stat
+
+import pytest
+from argon2 import PasswordHasher
+from factories import jpeg_bytes
+from studio_helpers import PASSWORD, make_users, new_app, sign_in, studio_config, token
+
+from pipeline.library import Library
+from pipeline.studio import accounts
+
+EVIL = ['<script>alert(1)</script>', '"><img src=x onerror=alert(2)>']
+
+
+@pytest.fixture(autouse=True)
+def _quick_hashes(monkeypatch):
+    """argon2id at its smallest cost: these tests sign in dozens of times on 2 cores."""
+    quick = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(accounts, "_hasher", quick)
+    monkeypatch.setattr(accounts, "_DUMMY_HASH", quick.hash("not a password"))
+
+
+@pytest.fixture
+def config(tmp_path):
+    config = studio_config(tmp_path)
+    make_users(config)
+    return config
+
+
+@pytest.fixture
+def app(config):
+    return new_app(config)
+
+
+def sample_urls(app, methods: set[str]) -> list[str]:
+    """One concrete URL for every route of the app answering one of these methods."""
+    urls = []
+    for rule in app.url_map.iter_rules():
+        if not (rule.methods & methods) or rule.endpoint == "static":
+            continue
+        values = {arg: {"key": "index.html", "token": "0" * 32}.get(arg, "some-meme")
+                  for arg in rule.arguments}  # fmt: skip
+        url = rule.build(values, append_unknown=False)[1]
+        urls.append(url)
+    return sorted(set(urls))
+
+
+def snapshot(config) -> tuple:
+    with Library(config.library) as library:
+        memes = [(m.slug, m.status, m.caption, m.updated_at) for m in library.list()]
+        users = [(u.name, u.role, u.password_hash) for u in library.users()]
+        return memes, users, library.editions()
+
+
+def add_meme(client, *, caption="A caption", seed=1, **fields) -> str:
+    data = {"csrf_token": token(client, "/make"), "caption": caption, "category": "funny",
+            "files": (io.BytesIO(jpeg_bytes(640, 480, seed)), f"photo{seed}.jpg"), **fields}
+    response = client.post("/make", data=data, content_type="multipart/form-data")
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return response
+
+
+# --- the gate --------------------------------------------------------------------------------
+
+
+def test_signed_out_every_page_redirects_to_login(app):
+    client = app.test_client()
+    response = client.get("/")
+    assert response.status_code in (302, 303)
+    assert response.headers["Location"].startswith("/login")
+    urls = sample_urls(app, {"GET"})
+    assert len(urls) >= 12
+    for url in urls:
+        if url == "/login":
+            continue
+        response = client.get(url)
+        assert response.status_code in (302, 303), url
+        assert response.headers["Location"].startswith("/login"), url
+
+
+def test_signed_out_posts_change_nothing(app, config):
+    client = app.test_client()
+    before = snapshot(config)
+    for url in sample_urls(app, {"POST"}):
+        if url == "/login":
+            continue
+        response = client.post(url, data={"csrf_token": token(client)})
+        assert response.status_code in (302, 303), url
+        assert response.headers["Location"].startswith("/login"), url
+    assert snapshot(config) == before
+
+
+def test_login_page_contract(app):
+    html = app.test_client().get("/login").get_data(as_text=True)
+    assert 'name="username"' in html and 'name="password"' in html
+    assert re.search(r'<input type="hidden" name="csrf_token" value="[^"]+"', html)
+
+
+def test_every_post_without_csrf_is_400_and_changes_nothing(app, config):
+    client = sign_in(app, "ada")
+    add_meme(client)
+    before = snapshot(config)
+    urls = sample_urls(app, {"POST"})
+    assert "/publish" in urls and "/make" in urls and "/logout" in urls
+    for url in urls:
+        response = client.post(url, data={"caption": "changed", "subject": "x"})
+        assert response.status_code == 400, url
+        bad = client.post(url, data={"caption": "changed", "csrf_token": "forged"})
+        assert bad.status_code == 400, url
+    assert snapshot(config) == before
+    assert client.get("/queue").status_code == 200  # still signed in: logout was refused too
+
+
+def test_login_without_csrf_is_400_and_signs_nobody_in(app):
+    client = app.test_client()
+    client.get("/login")
+    response = client.post("/login", data={"username": "ada", "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/queue").status_code == 302
+
+
+def test_login_sets_a_safe_session_cookie_and_logout_ends_it(app):
+    client = app.test_client()
+    response = client.post("/login", data={"username": "ada", "password": PASSWORD,
+                                           "csrf_token": token(client)})  # fmt: skip
+    assert response.status_code == 303
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    assert client.get("/queue").status_code == 200
+    response = client.post("/logout", data={"csrf_token": token(client, "/queue")})
+    assert response.status_code == 303
+    assert client.get("/queue").status_code == 302
+
+
+def test_login_redirects_only_to_this_site(app):
+    client = app.test_client()
+    for target, expected in (("/published?q=x", "/published?q=x"), ("//evil.example/", "/make"),
+                             ("https://evil.example/", "/make")):  # fmt: skip
+        response = client.post(f"/login?next={target}", data={
+            "username": "ada", "password": PASSWORD, "csrf_token": token(client)})  # fmt: skip
+        assert response.headers["Location"] == expected
+
+
+@pytest.mark.parametrize(("secure", "trust", "proto", "expected"), [
+    (True, False, None, True),
+    (False, True, "https", True),
+    (False, False, "https", False),  # a forged header is ignored without trust_proxy
+    (False, True, None, False),
+])  # fmt: skip
+def test_secure_cookie_from_config_or_a_trusted_proxy(tmp_path, secure, trust, proto, expected):
+    config = studio_config(tmp_path, studio={"secure_cookies": secure, "trust_proxy": trust})
+    make_users(config)
+    client = new_app(config).test_client()
+    headers = {"X-Forwarded-Proto": proto} if proto else {}
+    page = client.get("/login", headers=headers)
+    assert ("Secure" in page.headers["Set-Cookie"]) is expected
+
+
+def test_removed_user_is_signed_out(app, config):
+    client = sign_in(app, "ed")
+    with Library(config.library) as library:
+        library.remove_user("ed")
+    assert client.get("/queue").status_code == 302
+
+
+def test_session_key_made_once_with_mode_0600(config):
+    new_app(config)
+    key_file = config.library / "studio.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    first = key_file.read_bytes()
+    new_app(config)
+    assert key_file.read_bytes() == first and len(first) == 32
+
+
+# --- throttling ------------------------------------------------------------------------------
+
+
+def test_five_failed_logins_for_a_user_answer_429(app):
+    client = app.test_client()
+    for _ in range(5):
+        wrong = client.post("/login", data={"username": "ada", "password": "wrong password!",
+                                            "csrf_token": token(client)})  # fmt: skip
+        assert wrong.status_code == 401
+    right = client.post("/login", data={"username": "ada", "password": PASSWORD,
+                                        "csrf_token": token(client)})  # fmt: skip
+    assert right.status_code == 429
+    assert client.get("/queue").status_code == 302
+    # another address may still sign in as someone else
+    other = app.test_client()
+    response = other.post("/login", data={"username": "ed", "password": PASSWORD,
+                                          "csrf_token": token(other)},
+                          environ_base={"REMOTE_ADDR": "10.0.0.9"})  # fmt: skip
+    assert response.status_code == 303
+
+
+def test_five_failed_logins_from_an_address_answer_429(app):
+    client = app.test_client()
+    for name in ("x1", "x2", "x3", "x4", "x5"):
+        client.post("/login", data={"username": name, "password": "nope nope nope",
+                                    "csrf_token": token(client)})  # fmt: skip
+    response = client.post("/login", data={"username": "ed", "password": PASSWORD,
+                                           "csrf_token": token(client)})  # fmt: skip
+    assert response.status_code == 429
+
+
+# --- headers ---------------------------------------------------------------------------------
+
+
+def test_security_headers_on_every_response(app):
+    client = sign_in(app)
+    for url in ["/login", "/static/studio.js", "/", "/queue", "/nope", "/memes/none",
+                *sample_urls(app, {"GET"})]:  # fmt: skip
+        response = client.get(url)
+        csp = response.headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors 'none'" in csp, url
+        assert "unsafe-inline" not in csp.split("script-src", 1)[-1].split(";")[0], url
+        assert response.headers["X-Content-Type-Options"] == "nosniff", url
+        assert response.headers["X-Frame-Options"] == "DENY", url
+        assert response.headers["Referrer-Policy"], url
+
+
+def test_no_inline_script_in_any_page(app):
+    client = sign_in(app)
+    add_meme(client)
+    for url in sample_urls(app, {"GET"}):
+        html = client.get(url).get_data(as_text=True)
+        for tag in re.findall(r"<script[^>]*>", html):
+            assert "src=" in tag, (url, tag)
+        assert not re.search(r"\son[a-z]+=", html), url
+
+
+# --- roles -----------------------------------------------------------------------------------
+
+
+def test_editors_cannot_publish_send_or_take_down(app, config):
+    admin = sign_in(app, "ada")
+    add_meme(admin)
+    admin.post("/publish", data={"csrf_token": token(admin, "/publish")})
+    editor = sign_in(app, "ed")
+    published = snapshot(config)
+    slug = published[0][0][0]
+    for url, data in (("/publish", {}), ("/newsletter/special", {"subject": "Hi"}),
+                      ("/newsletter/resume", {}),
+                      ("/newsletter/confirm", {"kind": "regular", "number": "1"}),
+                      (f"/memes/{slug}/remove", {})):  # fmt: skip
+        response = editor.post(url, data={**data, "csrf_token": token(editor, "/queue")})
+        assert response.status_code == 403, url
+    assert snapshot(config) == published
+    assert b"Publish now</button>" not in editor.get("/publish").data
+
+
+def test_editor_removes_a_queued_meme(app, config):
+    editor = sign_in(app, "ed")
+    add_meme(editor)
+    slug = snapshot(config)[0][0][0]
+    response = editor.post(f"/memes/{slug}/remove", data={"csrf_token": token(editor, "/queue")})
+    assert response.status_code == 303
+    assert snapshot(config)[0][0][1] == "removed"
+
+
+# --- make, uploads, preview ------------------------------------------------------------------
+
+
+def test_make_queues_with_every_field_in_the_site_zone(app, config):
+    client = sign_in(app, "ed")
+    add_meme(client, caption="The caption", title="Cats at work", tags="Cats, office",
+             alt="A cat typing", credit="Desk", top="TOP", bottom="BOTTOM",
+             publish_at="2031-05-01T09:30")  # fmt: skip
+    with Library(config.library) as library:
+        (meme,) = library.list()
+    assert (meme.slug, meme.title, meme.caption, meme.tags, meme.alt, meme.credit,
+            meme.top_text, meme.bottom_text, meme.original_name) == (
+        "cats-at-work", "Cats at work", "The caption", ("cats", "office"), "A cat typing",
+        "Desk", "TOP", "BOTTOM", "photo1.jpg")  # fmt: skip
+    assert meme.publish_at.isoformat() == "2031-05-01T09:30:00+00:00"  # site.timezone: UTC
+    queue = client.get("/queue").get_data(as_text=True)
+    assert "cats-at-work" in queue and "2031-05-01 09:30 UTC" in queue
+    assert not list((config.library / "studio-uploads").iterdir())  # the upload was taken
+
+
+def test_drop_zone_upload_then_queue_two_files(app, config):
+    client = sign_in(app, "ed")
+    tokens = []
+    for seed in (3, 4):
+        response = client.post("/uploads", data={
+            "file": (io.BytesIO(jpeg_bytes(400, 300, seed)), f"drop{seed}.jpg"),
+        }, headers={"X-CSRFToken": token(client, "/make")}, content_type="multipart/form-data")
+        assert response.status_code == 200, response.data
+        body = response.get_json()
+        assert (body["width"], body["height"]) == (400, 300)
+        preview = client.get(body["preview"] + "?top=HELLO&bottom=WORLD")
+        assert preview.status_code == 200 and preview.data[:3] == b"\xff\xd8\xff"
+        tokens.append(body["token"])
+    response = client.post("/make", data={"csrf_token": token(client, "/make"),
+                                          "caption": "Two at once", "upload": tokens})
+    assert response.status_code == 303
+    with Library(config.library) as library:
+        assert sorted(m.original_name for m in library.list()) == ["drop3.jpg", "drop4.jpg"]
+
+
+def test_a_bad_upload_shows_the_ingest_error_and_changes_nothing(app, config):
+    client = sign_in(app, "ed")
+    before = snapshot(config)
+    response = client.post("/make", data={
+        "csrf_token": token(client, "/make"), "caption": "x",
+        "files": (io.BytesIO(b"not an image at all"), "notes.jpg"),
+    }, content_type="multipart/form-data")  # fmt: skip
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert re.search(r"notes\.jpg</span>\s*<span class=\"error\"[^>]*>not an image", html)
+    upload = client.post("/uploads", data={"file": (io.BytesIO(b"GIF89a broken"), "b.gif")},
+                         headers={"X-CSRFToken": token(client, "/make")})  # fmt: skip
+    assert upload.status_code == 422 and "not an image" in upload.get_json()["error"]
+    assert snapshot(config) == before
+
+
+def test_a_field_error_shows_next_to_its_field(app, config):
+    client = sign_in(app, "ed")
+    response = client.post("/make", data={
+        "csrf_token": token(client, "/make"), "caption": "  ",
+        "files": (io.BytesIO(jpeg_bytes(200, 200)), "a.jpg"),
+    }, content_type="multipart/form-data")  # fmt: skip
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    field_then_error = r'name="caption"[^<]*</textarea>\s*<span class="error"[^>]*>caption: must'
+    assert re.search(field_then_error, html)
+    assert snapshot(config)[0] == []
+
+
+def test_an_oversized_upload_gets_413_and_changes_nothing(app, config):
+    client = sign_in(app, "ed")
+    big = b"\xff\xd8\xff" + b"0" * (config.limits.max_bytes + 300_000)
+    for url, field in (("/uploads", "file"), ("/make", "files")):
+        response = client.post(url, data={"csrf_token": token(client, "/make"), "caption": "x",
+                                          field: (io.BytesIO(big), "big.jpg")},
+                               content_type="multipart/form-data")  # fmt: skip
+        assert response.status_code == 413, url
+    just_over = b"\xff\xd8\xff" + b"0" * config.limits.max_bytes
+    response = client.post("/uploads", data={"file": (io.BytesIO(just_over), "big.jpg")},
+                           headers={"X-CSRFToken": token(client, "/make")})  # fmt: skip
+    assert response.status_code == 413
+    assert snapshot(config)[0] == []
+    assert not (config.library / "studio-uploads").exists() or not list(
+        (config.library / "studio-uploads").iterdir())
+
+
+def test_preview_that_does_not_fit_says_why(app, config):
+    client = sign_in(app, "ed")
+    add_meme(client)
+    slug = snapshot(config)[0][0][0]
+    response = client.get(f"/memes/{slug}/preview", query_string={"top": "WORD " * 400})
+    assert response.status_code == 422
+    assert "top text" in response.get_data(as_text=True)
+
+
+def test_upload_tokens_name_no_path(app):
+    client = sign_in(app, "ed")
+    for bad in ("..", "..%2f..%2fcatalog.sqlite", "0" * 32, "g" * 32):
+        assert client.get(f"/uploads/{bad}/preview").status_code == 404
+
+
+# --- queue, edit, renditions, publish, published, newsletter, gallery ------------------------
+
+
+def test_edit_reschedule_and_see_every_rendition(app, config):
+    client = sign_in(app, "ed")
+    add_meme(client, title="Edit me")
+    response = client.post("/memes/edit-me", data={
+        "csrf_token": token(client, "/memes/edit-me"), "caption": "New words", "title": "T",
+        "category": "tech", "tags": "a, b", "alt": "", "credit": "", "top": "UP",
+        "bottom": "", "publish_at": "2030-01-02T03:04"})  # fmt: skip
+    assert response.status_code == 303
+    with Library(config.library) as library:
+        meme = library.get("edit-me")
+    assert (meme.caption, meme.category, meme.tags, meme.top_text) == ("New words", "tech",
+                                                                       ("a", "b"), "UP")
+    assert meme.alt == "UP — New words"
+    assert meme.publish_at.isoformat() == "2030-01-02T03:04:00+00:00"
+    page = client.get("/memes/edit-me/renditions").get_data(as_text=True)
+    for name in ("thumb", "social"):
+        assert f"/memes/edit-me/renditions/{name}" in page
+    social = client.get("/memes/edit-me/renditions/social?download=1")
+    assert social.status_code == 200 and social.content_type == "image/jpeg"
+    assert "attachment" in social.headers["Content-Disposition"]
+    assert client.get("/memes/edit-me/renditions/nope").status_code == 404
+
+
+def test_publish_now_shows_the_report_and_the_meme_everywhere(app, config):
+    client = sign_in(app, "ada")
+    add_meme(client, title="Going out", tags="launch")
+    page = client.post("/publish", data={"csrf_token": token(client, "/publish")})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Published 1" in html and "going-out" in html
+    listing = client.get("/published", query_string={"tag": "launch"}).get_data(as_text=True)
+    assert "going-out" in listing
+    assert "going-out" not in client.get("/published", query_string={"q": "zebra"}).get_data(
+        as_text=True)
+    index = client.get("/gallery/index.json")
+    assert index.status_code == 200
+    assert json.loads(index.data)["memes"][0]["slug"] == "going-out"
+    gallery = client.get("/gallery/")
+    assert gallery.status_code == 200 and b"gallery.js" in gallery.data
+    assert "connect-src 'self'" in gallery.headers["Content-Security-Policy"]
+    assert client.get("/gallery/../memes/catalog.sqlite").status_code == 404
+
+
+def test_publish_page_says_when_a_publish_runs(app, config):
+    from pipeline.publish import publish_lock
+
+    client = sign_in(app, "ada")
+    with Library(config.library) as library, publish_lock(library):
+        html = client.get("/publish").get_data(as_text=True)
+        assert "A publish is running" in html and "disabled" in html
+        assert client.get("/publish/status").get_json() == {"running": True}
+        refused = client.post("/publish", data={"csrf_token": token(client, "/publish")})
+        assert refused.status_code == 409
+    assert client.get("/publish/status").get_json() == {"running": False}
+
+
+def test_newsletter_page_and_preview(app, config):
+    client = sign_in(app, "ada")
+    add_meme(client, title="One", seed=5)
+    add_meme(client, title="Two", seed=6)
+    assert b"Published 2" in client.post("/publish", data={
+        "csrf_token": token(client, "/publish")}).data  # fmt: skip
+    html = client.get("/newsletter").get_data(as_text=True)
+    assert "regular" in html and "sent" in html  # every: 2 -> the edition went to the outbox
+    response = client.post("/newsletter/special", data={
+        "csrf_token": token(client, "/newsletter"), "subject": "Special <b>news</b>",
+        "body": "Hello", "slugs": "one"})  # fmt: skip
+    assert response.status_code == 303
+    html = client.get("/newsletter").get_data(as_text=True)
+    assert "Special &lt;b&gt;news&lt;/b&gt;" in html
+    assert client.get("/newsletter/preview").status_code == 404  # nothing new since
+
+
+# --- hostile text ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("evil", EVIL)
+def test_markup_in_every_field_is_shown_as_text(app, config, evil):
+    client = sign_in(app, "ada")
+    fields = {"caption": evil, "title": evil, "alt": evil, "credit": evil, "top": "TOP",
+              "bottom": "BOTTOM", "tags": evil}  # fmt: skip
+    add_meme(client, **fields)
+    with Library(config.library) as library:
+        (meme,) = library.list()
+    client.post("/publish", data={"csrf_token": token(client, "/publish")})
+    pages = [client.get(url).get_data(as_text=True) for url in (
+        "/queue", f"/memes/{meme.slug}", f"/memes/{meme.slug}/renditions", "/published",
+        "/newsletter", "/published?q=" + evil)]  # fmt: skip
+    # a failed form shows what was typed, escaped
+    pages.append(client.post("/make", data={"csrf_token": token(client, "/make"),
+                                            "caption": evil, "title": evil,
+                                            "category": evil}).get_data(as_text=True))
+    pages.append(client.post("/login?next=/", data={"username": evil, "password": evil,
+                                                    "csrf_token": token(client)}
+                             ).get_data(as_text=True))  # fmt: skip
+    for html in pages:
+        assert evil not in html
+        assert "<img src=x" not in html and "<script>alert" not in html
+    assert any("&lt;script&gt;" in html or "&lt;img src=x" in html for html in pages)
+
+
+# --- the CLI: memes user ... -----------------------------------------------------------------
+
+
+def test_cli_user_commands(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    studio_config(tmp_path)
+    base = ["--config", str(tmp_path / "config.yaml"), "user"]
+    run = CliRunner().invoke
+    added = run(cli, [*base, "add", "ada", "--role", "admin", "--password-stdin"],
+                input=PASSWORD + "\n")  # fmt: skip
+    assert added.exit_code == 0 and added.output == "ada\tadmin\n"
+    prompted = run(cli, [*base, "add", "ed"], input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert prompted.exit_code == 0 and "ed\teditor" in prompted.output
+    assert PASSWORD not in prompted.output
+    listed = run(cli, [*base, "list"])
+    assert [line.split("\t")[:2] for line in listed.output.splitlines()] == [
+        ["ada", "admin"], ["ed", "editor"]]  # fmt: skip
+    for args, stdin, message in (
+        (["add", "ada", "--password-stdin"], PASSWORD, "user 'ada': already exists"),
+        (["add", "bob", "--password-stdin"], "short", "password: at least 10 characters"),
+        (["add", "Bob Smith", "--password-stdin"], PASSWORD, "user name 'Bob Smith'"),
+        (["add", "bob", "--role", "root", "--password-stdin"], PASSWORD, "'root'"),
+        (["remove", "nobody"], "", "user 'nobody': no such user"),
+        (["passwd", "nobody", "--password-stdin"], PASSWORD, "user 'nobody': no such user"),
+    ):  # fmt: skip
+        result = run(cli, [*base, *args], input=stdin + "\n")
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
+    with Library(tmp_path / "memes") as library:
+        old = library.user("ed").password_hash
+    assert run(cli, [*base, "passwd", "ed", "--password-stdin"],
+               input="another good one\n").exit_code == 0  # fmt: skip
+    with Library(tmp_path / "memes") as library:
+        assert library.user("ed").password_hash != old
+        assert accounts.authenticate(library, "ed", "another good one") is not None
+        assert library.user("ed").password_hash.startswith("$argon2id$")
+    assert run(cli, [*base, "remove", "ed"]).exit_code == 0
+    assert run(cli, [*base, "list"]).output.count("\n") == 1
