@@ -54,7 +54,7 @@ def sample_urls(app, methods: set[str]) -> list[str]:
 
 def snapshot(config) -> tuple:
     with Library(config.library) as library:
-        memes = [(m.slug, m.status, m.caption, m.updated_at) for m in library.list()]
+        memes = [(m.slug, m.status, m.caption, m.updated_at) for m in library.memes()]
         users = [(u.name, u.role, u.password_hash) for u in library.users()]
         return memes, users, library.editions()
 
@@ -274,7 +274,7 @@ def test_make_queues_with_every_field_in_the_site_zone(app, config):
              alt="A cat typing", credit="Desk", top="TOP", bottom="BOTTOM",
              publish_at="2031-05-01T09:30")  # fmt: skip
     with Library(config.library) as library:
-        (meme,) = library.list()
+        (meme,) = library.memes()
     assert (meme.slug, meme.title, meme.caption, meme.tags, meme.alt, meme.credit,
             meme.top_text, meme.bottom_text, meme.original_name) == (
         "cats-at-work", "Cats at work", "The caption", ("cats", "office"), "A cat typing",
@@ -302,7 +302,7 @@ def test_drop_zone_upload_then_queue_two_files(app, config):
                                           "caption": "Two at once", "upload": tokens})
     assert response.status_code == 303
     with Library(config.library) as library:
-        assert sorted(m.original_name for m in library.list()) == ["drop3.jpg", "drop4.jpg"]
+        assert sorted(m.original_name for m in library.memes()) == ["drop3.jpg", "drop4.jpg"]
 
 
 def test_a_bad_upload_shows_the_ingest_error_and_changes_nothing(app, config):
@@ -451,7 +451,7 @@ def test_markup_in_every_field_is_shown_as_text(app, config, evil):
               "bottom": "BOTTOM", "tags": evil}  # fmt: skip
     add_meme(client, **fields)
     with Library(config.library) as library:
-        (meme,) = library.list()
+        (meme,) = library.memes()
     client.post("/publish", data={"csrf_token": token(client, "/publish")})
     pages = [client.get(url).get_data(as_text=True) for url in (
         "/queue", f"/memes/{meme.slug}", f"/memes/{meme.slug}/renditions", "/published",

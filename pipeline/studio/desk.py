@@ -75,7 +75,7 @@ def _form_fields() -> dict[str, Any]:
     return {
         "caption": form.get("caption", ""),
         "title": form.get("title", ""),
-        "category": form.get("category") or None,
+        "category": form.get("category", ""),
         "tags": _tags(form.get("tags", "")),
         "alt": form.get("alt", ""),
         "credit": form.get("credit", ""),
@@ -101,7 +101,7 @@ def _queue_positions(lib: Library, memes: list[Meme]) -> dict[str, str]:
 
 
 def _queued(lib: Library) -> list[Meme]:
-    return sorted(lib.list("queued", renditions=False), key=lambda m: (m.publish_at, m.id))
+    return sorted(lib.memes("queued", renditions=False), key=lambda m: (m.publish_at, m.id))
 
 
 def _meme_or_404(slug: str) -> Meme:
@@ -239,7 +239,7 @@ def queue() -> Any:
     lib = library()
     memes = _queued(lib)
     return render_template("queue.html", memes=memes, runs=_queue_positions(lib, memes),
-                           removed=[m for m in lib.list("removed", renditions=False)
+                           removed=[m for m in lib.memes("removed", renditions=False)
                                     if m.published_at is None][-20:])  # fmt: skip
 
 
