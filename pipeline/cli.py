@@ -185,12 +185,10 @@ def import_(app: App, manifest: Path, as_json: bool) -> None:
     """Add every meme listed in a CSV or YAML MANIFEST."""
     from pipeline.ingest import add_files, read_manifest
 
-    rows = read_manifest(manifest)
-    items = [row for row in rows if isinstance(row[0], Path)]
-    bad_rows = [row for row in rows if not isinstance(row[0], Path)]
+    items, bad_rows = read_manifest(manifest)
     with progress_bar(len(items), "Importing", not as_json) as step:
-        report = add_files(app.library, app.config, items, progress=step)  # type: ignore[arg-type]
-    report.rejected[:0] = [(str(label), str(reason)) for label, reason in bad_rows]
+        report = add_files(app.library, app.config, items, progress=step)
+    report.rejected[:0] = bad_rows
     _print_problems(report)
     if as_json:
         emit_json(

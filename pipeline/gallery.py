@@ -423,7 +423,7 @@ def _paged_index(
 
     def newest(start: int, end: int) -> str | None:
         # the sequence is sorted by published_at, so the last position is the newest
-        return iso(members[end - 1].published_at) if end > start else None
+        return iso(members[end - 1].published_at or _EPOCH) if end > start else None
 
     def page_url(k: int) -> str | None:
         return f"{base}{prefix}pages/{k}.json" if k >= 1 else None

@@ -29,6 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import cast
 
 import blurhash
 from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageFilter, ImageOps
@@ -187,7 +188,7 @@ def to_srgb(im: Image.Image, icc: bytes | None = None) -> Image.Image:
     icc = icc if icc is not None else im.info.get("icc_profile")
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        lo, hi = im.getextrema() if mode == "I" else (0, 65535)
+        lo, hi = cast(tuple[int, int], im.getextrema()) if mode == "I" else (0, 65535)
         im = im.convert("I")
         if hi > 255 or mode != "I":  # 16-bit samples: scale, do not clip
             im = im.point(lambda v: v / 257)
@@ -203,10 +204,9 @@ def to_srgb(im: Image.Image, icc: bytes | None = None) -> Image.Image:
     if icc:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            if im.mode in ("CMYK", "L", "RGB"):
-                im = ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGB")
-            elif im.mode == "RGBA":
-                im = ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGBA")
+            if im.mode in ("CMYK", "L", "RGB", "RGBA"):
+                out = "RGBA" if im.mode == "RGBA" else "RGB"
+                im = ImageCms.profileToProfile(im, source, _SRGB, outputMode=out) or im
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # a broken or mismatched profile: take the pixels as sRGB
     if im.mode == "RGBA":
@@ -402,7 +402,7 @@ def _mark(size: tuple[int, int], wm: WatermarkConfig) -> Image.Image:
         tile = Image.new("RGBA", (max(1, math.ceil(total)), ascent + descent + 2 * stroke))
         draw = ImageDraw.Draw(tile)
         for outline in (True, False):  # outline then fill: reads on light and dark alike
-            x = stroke
+            x: float = stroke
             for path, run in runs:
                 font = captions.get_font(path, px)
                 if outline:
@@ -448,7 +448,7 @@ def _mark_position(
 
 
 def _caption_boxes(
-    geo: _Geometry, base_size: tuple[int, int], layout: captions.Layout
+    geo: _Geometry, base_size: tuple[int, int], layout: captions.Layout | None
 ) -> list[Box]:
     """Where the captions drawn on the base land in this rendition (crop, scale, pad)."""
     if not layout:
@@ -538,7 +538,9 @@ def placeholder(img: Image.Image, background: str = "#ffffff") -> Placeholder:
     small.thumbnail((PLACEHOLDER_SIZE, PLACEHOLDER_SIZE), Image.Resampling.BOX)
     small = _flatten(small, background)
     quantized = small.quantize(colors=5, method=Image.Quantize.MEDIANCUT)
-    count, index = max(quantized.getcolors() or [(1, 0)])
+    # a palette image's colours are (count, palette index) pairs
+    colors = cast(list[tuple[int, int]], quantized.getcolors() or [(1, 0)])
+    count, index = max(colors)
     palette = quantized.getpalette() or [0, 0, 0]
     r, g, b = palette[3 * index : 3 * index + 3]
     x, y = (4, 3) if small.width >= small.height else (3, 4)
@@ -664,7 +666,7 @@ def _rendered(
 
 
 def _still(
-    source: _Source, spec: RenditionSpec, config: Config, layout: captions.Layout
+    source: _Source, spec: RenditionSpec, config: Config, layout: captions.Layout | None
 ) -> RenderedImage:
     plan = plan_rendition(spec, *source.size)
     base = _captioned_base(source, _reduction(plan, source.jpeg), layout)
@@ -679,7 +681,7 @@ def _still(
     return _rendered(spec, _encode([img], spec, None), img.size, False)
 
 
-def _captioned_base(source: _Source, factor: int, layout: captions.Layout) -> Image.Image:
+def _captioned_base(source: _Source, factor: int, layout: captions.Layout | None) -> Image.Image:
     if factor not in source._captioned:
         base = source.base(factor)
         source._captioned[factor] = captions.draw_overlay(base, layout) if layout else base
@@ -687,7 +689,7 @@ def _captioned_base(source: _Source, factor: int, layout: captions.Layout) -> Im
 
 
 def _animated(
-    source: _Source, specs: list[RenditionSpec], config: Config, layout: captions.Layout
+    source: _Source, specs: list[RenditionSpec], config: Config, layout: captions.Layout | None
 ) -> list[RenderedImage]:
     """Every animated rendition in one pass over the frames (each frame decoded once)."""
     plans = [plan_rendition(spec, *source.size) for spec in specs]
@@ -717,12 +719,13 @@ def _animated(
                 tiles.append(_mark(plan.out, wm) if marked else None)
             # Every frame has the same size and captions: where they land is computed once.
             avoids = [_caption_boxes(g, frame.size, layout) for g in geometries]
-        transparent = transparent or frame.getchannel("A").getextrema()[0] < 255
+        alpha_range = cast(tuple[int, int], frame.getchannel("A").getextrema())
+        transparent = transparent or alpha_range[0] < 255
         for i, spec in enumerate(specs):
             img = _apply(geometries[i], frame, spec)
-            if tiles[i] is not None:
+            if (tile := tiles[i]) is not None:
                 img = _watermark(
-                    img.convert("RGBA"), tiles[i], wm, check=not outputs[i], avoid=avoids[i]
+                    img.convert("RGBA"), tile, wm, check=not outputs[i], avoid=avoids[i]
                 )
             outputs[i].append(img.convert("RGBA"))
     loop = source.loop

@@ -351,8 +351,11 @@ FIELD_KEYS = {c.json or c.name: c for c in MEME_FIELD_COLUMNS}
 MANIFEST_KEYS = ("file", *FIELD_KEYS)
 
 
-def read_manifest(path: Path) -> list[tuple[Path, MemeFields] | tuple[str, str]]:
-    """Rows of a CSV or YAML manifest -> (file, fields), or (row label, error) for a bad row."""
+def read_manifest(
+    path: Path,
+) -> tuple[list[tuple[Path, MemeFields]], list[tuple[str, str]]]:
+    """Rows of a CSV or YAML manifest -> the good ones as (file, fields), and the bad ones as
+    (row label, error)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -376,14 +379,14 @@ def read_manifest(path: Path) -> list[tuple[Path, MemeFields] | tuple[str, str]]
     else:
         raise UsageError(f"{path}: manifest must be .csv, .yaml or .yml")
     base = path.resolve().parent
-    parsed: list[tuple[Path, MemeFields] | tuple[str, str]] = []
+    good: list[tuple[Path, MemeFields]] = []
+    bad: list[tuple[str, str]] = []
     for index, row in enumerate(rows):
-        label = f"{path.name} row {index + first_line}"
         try:
-            parsed.append(_manifest_row(row, base))
+            good.append(_manifest_row(row, base))
         except (UsageError, ValueError) as exc:
-            parsed.append((label, str(exc)))
-    return parsed
+            bad.append((f"{path.name} row {index + first_line}", str(exc)))
+    return good, bad
 
 
 def _manifest_row(row: Any, base: Path) -> tuple[Path, MemeFields]:

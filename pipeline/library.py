@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_type_hints, overload
 
 from slugify import slugify
 
@@ -424,6 +424,10 @@ class Library:
                     f"memes ({SCHEMA_VERSION}); upgrade memes"
                 )
 
+    @overload
+    def get_meta(self, key: str) -> str | None: ...
+    @overload
+    def get_meta(self, key: str, default: str) -> str: ...
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row["value"] if row else default
@@ -504,11 +508,11 @@ class Library:
             if existing:
                 raise DuplicateError(f"duplicate of existing meme '{existing['slug']}'")
             values["slug"] = self._free_slug(db, base)
-            cursor = db.execute(
-                f"INSERT INTO memes ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            meme_id = db.execute(
+                f"INSERT INTO memes ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})"
+                " RETURNING id",
                 list(values.values()),
-            )
-            meme_id = cursor.lastrowid
+            ).fetchone()[0]
         return self._select("id=?", (meme_id,))[0]
 
     @staticmethod
@@ -686,11 +690,11 @@ class Library:
     def begin_run(self, slugs: Sequence[str]) -> PublishRun:
         with self.transaction() as db:
             now = iso(utcnow())
-            cursor = db.execute(
-                "INSERT INTO publish_runs (started_at, pid, slugs, step) VALUES (?,?,?,?)",
+            run_id = db.execute(
+                "INSERT INTO publish_runs (started_at, pid, slugs, step) VALUES (?,?,?,?)"
+                " RETURNING id",
                 (now, os.getpid(), json.dumps(list(slugs)), "started"),
-            )
-            run_id = cursor.lastrowid
+            ).fetchone()[0]
         return PublishRun(run_id, parse_iso(now), os.getpid(), tuple(slugs), "started")
 
     def run_step(self, run_id: int, step: str) -> None:

@@ -269,8 +269,8 @@ def _block_metrics(lines: tuple[tuple[Run, ...], ...], size: int) -> tuple[int, 
     # Ink can rise above the font's ascent (accents on capitals in display faces).
     top_ink = max(-get_font(f, size).getbbox(t, anchor="ls")[1] for f, t in lines[0])
     bottom_ink = max(get_font(f, size).getbbox(t, anchor="ls")[3] for f, t in lines[-1])
-    first = max(ascent, top_ink) + stroke
-    height = first + pitch * (len(lines) - 1) + max(descent, bottom_ink) + stroke
+    first = int(max(ascent, top_ink)) + stroke  # FreeType's boxes are whole pixels
+    height = first + pitch * (len(lines) - 1) + int(max(descent, bottom_ink)) + stroke
     return first, pitch, height
 
 
@@ -303,7 +303,9 @@ def _fit_block(
                 lo = mid
             else:
                 hi = mid - 1
-        return Block(lines=fits(lo, split), size=lo)
+        lines = fits(lo, split)
+        assert lines is not None  # the search only ever settles on a size that fits
+        return Block(lines=lines, size=lo)
     raise OverlayTextError(
         f"{what} does not fit on a {shape} image: it would need a font smaller than "
         f"{min_size} px (overlay.min_font_size, at {REFERENCE_WIDTH} px image width); shorten it"
@@ -316,7 +318,7 @@ def layout(width: int, height: int, top: str, bottom: str, overlay: OverlayConfi
         raise OverlayTextError(f"image size {width}x{height} is not valid")
     ref_h = max(1, round(height * REFERENCE_WIDTH / width))
     chain = font_chain(overlay.font)
-    blocks = []
+    blocks: list[Block | None] = []
     for what, raw in (("top text", top), ("bottom text", bottom)):
         text = clean_text(raw or "")
         if not text:

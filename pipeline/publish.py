@@ -34,13 +34,14 @@ from pipeline.documents import Document
 from pipeline.errors import LockedError, MemesError, NotFoundError
 from pipeline.files import write_atomic
 from pipeline.imaging import (
+    Placeholder,
     RenderFailure,
     RenderJob,
     RenderResult,
     render_many,
     settings_fingerprint,
 )
-from pipeline.library import Library, Meme, RenditionAsset, utcnow
+from pipeline.library import Library, Meme, PublishRun, RenditionAsset, utcnow
 from pipeline.storage import (
     Manifest,
     Storage,
@@ -55,7 +56,8 @@ WRITTEN_GENERATION = "written_generation"
 RENDER_SETTINGS = "render_settings"  # renditions, watermark, fonts: re-render all when changed
 DOCUMENT_SETTINGS = "document_settings"  # site and gallery settings: rewrite the documents
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], None]  # advance a progress bar by n
+Stages = Callable[[str, int], Progress]  # a progress bar for a stage: (label, total) -> step
 
 
 @dataclass
@@ -226,7 +228,7 @@ def publish(
     limit: int | None = None,
     dry_run: bool = False,
     wait: float = 0,
-    progress: Callable[[str, int], Progress] | None = None,
+    progress: Stages | None = None,
     storage: Storage | None = None,
     now: datetime | None = None,
 ) -> PublishReport:
@@ -268,7 +270,7 @@ def publish(
 
 def _render(
     library: Library, config: Config, memes: Sequence[Meme], report: PublishReport,
-    progress: Callable[[str, int], Progress] | None,
+    progress: Stages | None,
 ) -> list[RenderResult]:  # fmt: skip
     step = progress("Rendering", len(memes)) if progress else None
     results, failures = render_memes(library, config, memes, step)
@@ -277,7 +279,7 @@ def _render(
 
 
 def _dry_run(library: Library, config: Config, storage: Storage, memes: Sequence[Meme],
-             report: PublishReport, progress: Any) -> None:  # fmt: skip
+             report: PublishReport, progress: Stages | None) -> None:  # fmt: skip
     results = _render(library, config, memes, report, progress)
     manifest = storage.load_manifest()
     planned: list[Document] = []
@@ -305,7 +307,8 @@ def document_settings(config: Config) -> str:
 
 def _publish_run(
     library: Library, config: Config, storage: Storage, memes: list[Meme],
-    refresh: list[Meme], run: Any, report: PublishReport, progress: Any,
+    refresh: list[Meme], run: PublishRun | None, report: PublishReport,
+    progress: Stages | None,
 ) -> None:  # fmt: skip
     """Publish `memes` (queued) and render `refresh` (published) again after a settings
     change; their old objects stay for caches holding an old index, until `memes gc`."""
@@ -319,7 +322,7 @@ def _publish_run(
     manifest = storage.load_manifest()
 
     asset_documents: list[Document] = []
-    rendered: dict[str, tuple[list[RenditionAsset], Any]] = {}
+    rendered: dict[str, tuple[list[RenditionAsset], Placeholder]] = {}
     for result in results:
         assets, documents = assets_of(result)
         asset_documents += documents
