@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from pipeline import __version__
 from pipeline import config as config_module
 from pipeline.config import Config
 from pipeline.errors import EXIT_FAILED, MemesError, UsageError
-from pipeline.library import STATUSES, Library, Meme
+from pipeline.library import MEME_COLUMNS, STATUSES, Library, Meme, local_text
 
 # --- plumbing --------------------------------------------------------------------------------
 
@@ -99,15 +100,19 @@ def progress_bar(total: int, label: str, enabled: bool) -> Iterator[Callable[[in
         yield bar.update
 
 
-def parse_datetime_option(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+def parse_datetime_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """An ISO 8601 time; without an offset, a wall-clock time in the config's site.timezone."""
     if value is None:
         return None
     from pipeline.ingest import parse_publish_at
 
     try:
-        return parse_publish_at(value)
+        parse_publish_at(value)  # the form first: a usage error needs no config
     except UsageError as exc:
         raise click.BadParameter(str(exc).split(": ", 1)[-1], param=param) from None
+    app = ctx.find_object(App)
+    assert app is not None  # the group made it
+    return parse_publish_at(value, app.config.site.zone)
 
 
 @click.group(cls=MemesGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -149,7 +154,9 @@ def _print_problems(report: Any) -> None:
 @click.option("--top", default="", help="Overlay text drawn at the top of the image.")
 @click.option("--bottom", default="", help="Overlay text drawn at the bottom of the image.")
 @click.option(
-    "--publish-at", callback=parse_datetime_option, help="ISO 8601; default: now (due at once)."
+    "--publish-at",
+    callback=parse_datetime_option,
+    help="ISO 8601, in site.timezone unless it has an offset; default: now (due at once).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of slugs.")
 @pass_app
@@ -185,7 +192,7 @@ def import_(app: App, manifest: Path, as_json: bool) -> None:
     """Add every meme listed in a CSV or YAML MANIFEST."""
     from pipeline.ingest import add_files, read_manifest
 
-    items, bad_rows = read_manifest(manifest)
+    items, bad_rows = read_manifest(manifest, app.config.site.zone)
     with progress_bar(len(items), "Importing", not as_json) as step:
         report = add_files(app.library, app.config, items, progress=step)
     report.rejected[:0] = bad_rows
@@ -228,14 +235,19 @@ def list_(app: App, status: str, as_json: bool) -> None:
     if as_json:
         emit_json([m.as_dict() for m in memes])
         return
+    zone = app.config.site.zone
     for meme in memes:
-        when = meme.published_at or meme.publish_at
-        click.echo(f"{meme.slug}\t{meme.status}\t{when:%Y-%m-%d %H:%M}\t{meme.category}\t"
+        when = local_text(meme.published_at or meme.publish_at, zone)
+        click.echo(f"{meme.slug}\t{meme.status}\t{when}\t{meme.category}\t"
                    f"{meme.title or meme.caption}")  # fmt: skip
 
 
-def _show_text(meme: Meme) -> str:
+def _show_text(meme: Meme, zone: tzinfo) -> str:
     data = meme.as_dict()
+    for column in MEME_COLUMNS:  # times as people read them, in the site's zone
+        value = getattr(meme, column.name)
+        if column.json and isinstance(value, datetime):
+            data[column.json] = local_text(value, zone)
     lines = [f"{key}: {value}" for key, value in data.items() if value not in ("", [], None)]
     lines += [f"rendition {a.name}: {a.key} ({a.width}x{a.height}, {a.bytes} bytes)"
               for a in meme.renditions]  # fmt: skip
@@ -256,7 +268,7 @@ def show(app: App, slug: str, as_json: bool) -> None:
                               for a in meme.renditions}  # fmt: skip
         emit_json(data)
     else:
-        click.echo(_show_text(meme))
+        click.echo(_show_text(meme, app.config.site.zone))
 
 
 @cli.command()
@@ -269,7 +281,11 @@ def show(app: App, slug: str, as_json: bool) -> None:
 @click.option("--tag", "tags", multiple=True, help="Replaces the tags; repeat for several.")
 @click.option("--top", help="Overlay text at the top ('' removes it).")
 @click.option("--bottom", help="Overlay text at the bottom ('' removes it).")
-@click.option("--publish-at", callback=parse_datetime_option)
+@click.option(
+    "--publish-at",
+    callback=parse_datetime_option,
+    help="ISO 8601, in site.timezone unless it has an offset.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def edit(app: App, slug: str, caption: str | None, title: str | None, alt: str | None,

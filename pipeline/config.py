@@ -14,8 +14,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -42,7 +44,7 @@ DEFAULT_RENDITIONS: dict[str, dict[str, Any]] = {
 }
 
 DEFAULTS: dict[str, Any] = {
-    "site": {"title": "Memes", "base_url": "http://localhost:8000/"},
+    "site": {"title": "Memes", "base_url": "http://localhost:8000/", "timezone": "UTC"},
     "library": "memes",
     "storage": {
         "url": "file://public",
@@ -100,6 +102,11 @@ SMTP_DEFAULTS: dict[str, Any] = {
 class SiteConfig:
     title: str
     base_url: str  # always ends with "/"
+    timezone: str = "UTC"  # IANA name: times typed without an offset, and times shown
+
+    @property
+    def zone(self) -> tzinfo:
+        return UTC if self.timezone == "UTC" else ZoneInfo(self.timezone)
 
 
 @dataclass(frozen=True)
@@ -338,6 +345,17 @@ class _Reader:
     def optional_path(self, value: Any, path: str, *, must_exist: bool = False) -> Path | None:
         return None if value is None else self.path(value, path, must_exist=must_exist)
 
+    def timezone(self, value: Any, path: str) -> str:
+        expected = "an IANA time zone name such as 'Europe/Berlin' or 'UTC'"
+        text = self.string(value, path)
+        if text == "UTC":
+            return text
+        try:
+            ZoneInfo(text)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(path, expected, value) from None
+        return text
+
     def strings(self, value: Any, path: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not value:
             raise self.fail(path, "a non-empty list of strings", value)
@@ -512,6 +530,7 @@ def parse(data: Any, *, source: str = "config.yaml", root: Path | None = None) -
         site=SiteConfig(
             title=r.string(site["title"], "site.title"),
             base_url=r.url(site["base_url"], "site.base_url"),
+            timezone=r.timezone(site["timezone"], "site.timezone"),
         ),
         library=r.path(top["library"], "library"),
         storage=_storage(r, top["storage"]),

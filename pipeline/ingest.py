@@ -15,7 +15,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -352,10 +352,10 @@ MANIFEST_KEYS = ("file", *FIELD_KEYS)
 
 
 def read_manifest(
-    path: Path,
+    path: Path, zone: tzinfo = UTC
 ) -> tuple[list[tuple[Path, MemeFields]], list[tuple[str, str]]]:
     """Rows of a CSV or YAML manifest -> the good ones as (file, fields), and the bad ones as
-    (row label, error)."""
+    (row label, error). A publish_at without an offset is a wall-clock time in ``zone``."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -383,13 +383,13 @@ def read_manifest(
     bad: list[tuple[str, str]] = []
     for index, row in enumerate(rows):
         try:
-            good.append(_manifest_row(row, base))
+            good.append(_manifest_row(row, base, zone))
         except (UsageError, ValueError) as exc:
             bad.append((f"{path.name} row {index + first_line}", str(exc)))
     return good, bad
 
 
-def _manifest_row(row: Any, base: Path) -> tuple[Path, MemeFields]:
+def _manifest_row(row: Any, base: Path, zone: tzinfo) -> tuple[Path, MemeFields]:
     if not isinstance(row, Mapping):
         raise UsageError("expected a mapping")
     unknown = [k for k in row if k not in MANIFEST_KEYS and k is not None]
@@ -408,15 +408,16 @@ def _manifest_row(row: Any, base: Path) -> tuple[Path, MemeFields]:
             values[column.name] = tuple(str(item) for item in items)
         elif column.type == datetime | None:  # YAML reads an unquoted time as a datetime
             text = value.isoformat() if isinstance(value, datetime) else str(value)
-            values[column.name] = parse_publish_at(text)
+            values[column.name] = parse_publish_at(text, zone)
         else:
             values[column.name] = str(value)
     return base / os.path.expanduser(file), MemeFields(**values)
 
 
-def parse_publish_at(text: str) -> datetime:
+def parse_publish_at(text: str, zone: tzinfo = UTC) -> datetime:
+    """A publish time as typed; without an offset it is a wall-clock time in ``zone``."""
     try:
-        return parse_iso(text)
+        return parse_iso(text, zone)
     except ValueError:
         raise UsageError(f"publish_at: expected an ISO 8601 date-time, got {text!r}") from None
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, get_type_hints, overload
 
@@ -90,12 +90,18 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_iso(text: str) -> datetime:
-    """Parse an ISO 8601 date or date-time; naive values are taken as UTC."""
+def parse_iso(text: str, zone: tzinfo = UTC) -> datetime:
+    """Parse an ISO 8601 date or date-time, in UTC; a value without an offset is a wall-clock
+    time in ``zone`` (the config's site.timezone for what people type)."""
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
+        value = value.replace(tzinfo=zone)
     return value.astimezone(UTC)
+
+
+def local_text(moment: datetime, zone: tzinfo) -> str:
+    """A time as people read it: wall clock in ``zone`` with the zone's abbreviation."""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from factories import jpeg
 
 from pipeline.cli import cli
 
@@ -65,3 +67,66 @@ def test_unknown_slug_is_a_clear_error(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["show", "no-such-meme"])
     assert result.exit_code == 2
     assert result.stderr.strip() == "memes: meme 'no-such-meme': no such slug"
+
+
+# --- site.timezone: what people type and read is in the site's zone; JSON stays UTC -------------
+
+
+@pytest.fixture
+def new_york(tmp_path, monkeypatch):
+    """A library whose site is in New York; TZ says Tokyo, which nothing must read."""
+    (tmp_path / "config.yaml").write_text("site: {timezone: America/New_York}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEMES_CONFIG", raising=False)
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    jpeg(tmp_path / "a.jpg")
+    return tmp_path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_a_time_without_offset_is_read_in_the_site_timezone(new_york):
+    result = invoke("add", "a.jpg", "--caption", "Winter", "--publish-at", "2026-12-03T09:00")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(invoke("show", "winter", "--json").stdout)
+    assert shown["publish_at"] == "2026-12-03T14:00:00Z"  # 09:00 EST is 14:00 UTC
+    # the same wall-clock time in July is daylight saving time (EDT, UTC-4)
+    invoke("edit", "winter", "--publish-at", "2026-07-03T09:00")
+    assert json.loads(invoke("list", "--json").stdout)[0]["publish_at"] == "2026-07-03T13:00:00Z"
+    # an explicit offset wins over the site's zone
+    invoke("edit", "winter", "--publish-at", "2026-12-03T09:00+01:00")
+    assert json.loads(invoke("show", "winter", "--json").stdout)["publish_at"] == (
+        "2026-12-03T08:00:00Z"
+    )
+
+
+def test_people_see_times_in_the_site_timezone_with_the_zone(new_york):
+    invoke("add", "a.jpg", "--caption", "Winter", "--publish-at", "2026-12-03T14:00:00Z")
+    [line] = invoke("list").stdout.splitlines()
+    assert line.split("\t")[:3] == ["winter", "queued", "2026-12-03 09:00 EST"]
+    shown = invoke("show", "winter").stdout.splitlines()
+    assert "publish_at: 2026-12-03 09:00 EST" in shown
+
+
+def test_an_import_row_without_offset_is_read_in_the_site_timezone(new_york):
+    (new_york / "m.yaml").write_text(
+        "- {file: a.jpg, caption: Unquoted, publish_at: 2026-12-03T09:00:00}\n"
+    )
+    assert invoke("import", "m.yaml").exit_code == 0
+    assert json.loads(invoke("show", "unquoted", "--json").stdout)["publish_at"] == (
+        "2026-12-03T14:00:00Z"
+    )
+
+
+def test_without_site_timezone_times_are_utc_whatever_tz_says(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TZ", "America/New_York")
+    (tmp_path / "config.yaml").write_text("")
+    jpeg(tmp_path / "a.jpg")
+    invoke("add", "a.jpg", "--caption", "Plain", "--publish-at", "2026-12-03T09:00")
+    assert json.loads(invoke("show", "plain", "--json").stdout)["publish_at"] == (
+        "2026-12-03T09:00:00Z"
+    )
+    assert invoke("list").stdout.split("\t")[2] == "2026-12-03 09:00 UTC"

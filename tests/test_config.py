@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,11 @@ def test_smtp_password_comes_from_the_environment_only(tmp_path, monkeypatch):
     assert "hunter2" not in repr(cfg)
     with pytest.raises(ConfigError, match="newsletter.smtp.password: unknown key"):
         config.load(write(tmp_path, "newsletter: {smtp: {password: x}}"))
+
+
+def test_site_timezone_is_an_iana_name_defaulting_to_utc():
+    assert config.parse({}).site.timezone == "UTC"
+    zone = config.parse({"site": {"timezone": "Europe/Berlin"}}).site.zone
+    assert datetime(2026, 7, 1, 12, tzinfo=zone).utcoffset() == timedelta(hours=2)
+    with pytest.raises(ConfigError, match=r"site.timezone: expected an IANA time zone name"):
+        config.parse({"site": {"timezone": "Mars/Olympus"}})
