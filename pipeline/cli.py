@@ -21,6 +21,7 @@ from pipeline import __version__
 from pipeline import config as config_module
 from pipeline.config import Config
 from pipeline.errors import EXIT_FAILED, MemesError, UsageError
+from pipeline.files import write_atomic
 from pipeline.library import MEME_COLUMNS, STATUSES, Library, Meme, local_text
 
 # --- plumbing --------------------------------------------------------------------------------
@@ -376,8 +377,7 @@ def publish(app: App, limit: int | None, dry_run: bool, wait: float, as_json: bo
                          progress=_progress_factory(as_json))  # fmt: skip
     for slug, reason in report.failed:
         click.echo(f"memes: {slug}: not published: {reason}", err=True)
-    for warning in report.warnings:
-        click.echo(f"memes: warning: {warning}", err=True)
+    _print_problems_of(report)
     if as_json:
         emit_json(report.as_dict())
     elif dry_run:
@@ -392,8 +392,7 @@ def publish(app: App, limit: int | None, dry_run: bool, wait: float, as_json: bo
         click.echo(f"published {len(report.published)}, uploaded {len(report.uploaded)} objects "
                    f"({report.uploaded_bytes} bytes), skipped {report.skipped}, "
                    f"{report.seconds:.1f}s", err=True)  # fmt: skip
-    if report.failed:
-        sys.exit(EXIT_FAILED)
+    sys.exit(report.exit_code)
 
 
 @cli.command()
@@ -488,46 +487,33 @@ def newsletter_send(app: App, resume: bool, special: bool, subject: str | None,
                     body: Path | None, slugs: tuple[str, ...], extra: Path | None,
                     as_json: bool) -> None:  # fmt: skip
     """Send the due edition (if any), a special edition, or resume one in doubt."""
-    from pipeline import newsletter
-    from pipeline.publish import upload_newsletter_archive
+    from pipeline.publish import send_newsletter
 
-    if special:
-        if not subject:
-            raise UsageError("--special needs --subject")
-        edition = newsletter.send_special(
-            app.library,
-            app.config,
-            subject=subject,
-            body=_read_text_file(body, "--body"),
-            slugs=slugs,
-        )
-        sent = [edition]
-    elif resume:
-        sent = newsletter.resume(app.library, app.config)
-    else:
-        outcome = newsletter.run_rule(
-            app.library, app.config, extra=_read_text_file(extra, "--extra")
-        )
-        if outcome.warning:
-            click.echo(f"memes: warning: {outcome.warning}", err=True)
-        sent = [outcome.sent] if outcome.sent else []
-        if not sent and not outcome.warning and not as_json:
-            click.echo(
-                f"no edition due: {outcome.pending} memes since the last edition, "
-                f"{outcome.due_in} more to go",
-                err=True,
-            )
-    if sent:
-        upload_newsletter_archive(app.library, app.config)
+    sent, report = send_newsletter(
+        app.library, app.config, special=special, resume=resume, subject=subject,
+        body=_read_text_file(body, "--body"), slugs=slugs, extra=_read_text_file(extra, "--extra"),
+    )  # fmt: skip
+    _print_problems_of(report)
     if as_json:
         emit_json(
-            {"sent": [{"kind": e.kind, "number": e.number, "subject": e.subject} for e in sent]}
-        )
+            {"sent": [{"kind": e.kind, "number": e.number, "subject": e.subject} for e in sent],
+             "warnings": report.warnings, "errors": report.errors}
+        )  # fmt: skip
     else:
         for edition in sent:
             click.echo(f"{edition.kind} #{edition.number}: {edition.subject}")
-    if not special and not resume and not sent and outcome.warning:
-        sys.exit(EXIT_FAILED)  # an edition was due and did not go out
+        if not sent and not report.errors and report.newsletter is not None:
+            click.echo(f"no edition due: {report.newsletter['pending']} memes since the last "
+                       f"edition, {report.newsletter['due_in']} more to go", err=True)  # fmt: skip
+    sys.exit(report.exit_code)
+
+
+def _print_problems_of(report: Any) -> None:
+    """A run's warnings (it still did its job) and errors (exit 1), one line each."""
+    for warning in report.warnings:
+        click.echo(f"memes: warning: {warning}", err=True)
+    for error in report.errors:
+        click.echo(f"memes: {error}", err=True)
 
 
 @newsletter_group.command("confirm")
@@ -536,12 +522,12 @@ def newsletter_send(app: App, resume: bool, special: bool, subject: str | None,
 @pass_app
 def newsletter_confirm(app: App, kind: str, number: int) -> None:
     """Record an edition in doubt as delivered (it did arrive), sending nothing."""
-    from pipeline import newsletter
-    from pipeline.publish import upload_newsletter_archive
+    from pipeline.publish import confirm_edition
 
-    edition = newsletter.confirm_sent(app.library, kind, number)
-    upload_newsletter_archive(app.library, app.config)
+    edition, report = confirm_edition(app.library, app.config, kind, number)
     click.echo(f"{edition.kind} #{edition.number}: {edition.status}")
+    _print_problems_of(report)
+    sys.exit(report.exit_code)
 
 
 @newsletter_group.command("status")
@@ -554,6 +540,9 @@ def newsletter_status(app: App, as_json: bool) -> None:
     status = newsletter.status(app.library, app.config)
     if as_json:
         emit_json(status)
+        if status["in_doubt"]:
+            click.echo(f"memes: {status['in_doubt_action']}", err=True)
+            sys.exit(EXIT_FAILED)
         return
 
     def edition_line(e: dict[str, Any] | None) -> str:
@@ -567,10 +556,9 @@ def newsletter_status(app: App, as_json: bool) -> None:
     click.echo(f"last edition: {edition_line(status['last'])}")
     click.echo(f"last special: {edition_line(status['last_special'])}")
     click.echo(f"delivery: {status['delivery']}")
-    for edition in status["in_doubt"]:
-        click.echo(f"IN DOUBT: {edition['kind']} {edition_line(edition)}: check the list's "
-                   "archive, then `memes newsletter send --resume` or `memes newsletter confirm "
-                   f"{edition['kind']} {edition['number']}`")  # fmt: skip
+    if status["in_doubt"]:
+        click.echo(f"memes: {status['in_doubt_action']}", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 @newsletter_group.command("preview")
@@ -586,10 +574,16 @@ def newsletter_preview(app: App, out: Path | None, extra: Path | None) -> None:
     from pipeline import newsletter
 
     html = newsletter.preview(app.library, app.config, extra=_read_text_file(extra, "--extra"))
+    if html is None:
+        click.echo("nothing pending: no meme published since the last edition", err=True)
+        return
     if out is None:
         click.echo(html)
     else:
-        out.write_text(html, encoding="utf-8")
+        try:
+            write_atomic(out, html.encode("utf-8"), sync=False)
+        except OSError as exc:
+            raise MemesError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
         click.echo(str(out))
 
 

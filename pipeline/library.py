@@ -23,10 +23,10 @@ from typing import Any, get_type_hints, overload
 
 from slugify import slugify
 
-from pipeline.errors import IngestError, MemesError, NotFoundError, UsageError
+from pipeline.errors import IngestError, LockedError, MemesError, NotFoundError, UsageError
 from pipeline.files import write_atomic
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SLUG_MAX = 60
 STATUSES = ("queued", "published", "removed")
 ROLES = ("editor", "admin")
@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS editions (
     slugs TEXT NOT NULL,
     created_at TEXT NOT NULL,
     sent_at TEXT,
+    note TEXT NOT NULL DEFAULT '',
+    images TEXT NOT NULL DEFAULT '[]',
+    archived INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, number)
 );
 CREATE TABLE IF NOT EXISTS users (
@@ -304,16 +307,24 @@ class PublishRun:
     step: str
 
 
+#: An edition's life: recorded ('preparing': certainly not delivered while it lasts), the
+#: message transfer began ('sending': in doubt if the run died), delivered ('sent').
+EDITION_STATUSES = ("preparing", "sending", "sent")
+
+
 @dataclass(frozen=True)
 class Edition:
     kind: str  # "regular" | "special"
     number: int
-    status: str  # "sending" (in doubt if the run died) | "sent"
+    status: str  # one of EDITION_STATUSES
     subject: str
     message_id: str
     slugs: tuple[str, ...]
     created_at: datetime
     sent_at: datetime | None
+    note: str = ""  # the extra text block (regular) or body (special) it was sent with
+    images: tuple[str, ...] = ()  # rendition keys its email points at (kept by gc forever)
+    archived: bool = False  # its archive page went up after it was sent
 
 
 @dataclass(frozen=True)
@@ -367,6 +378,31 @@ def _enter_wal_mode(db: sqlite3.Connection, timeout: float = 60.0) -> None:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+
+def _migrate_editions(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: an edition's note and emailed image keys move from the meta table into
+    its own columns (idempotent: only what is missing is added or moved)."""
+    columns = {row["name"] for row in db.execute("PRAGMA table_info(editions)")}
+    for name, declaration in (
+        ("note", "TEXT NOT NULL DEFAULT ''"),
+        ("images", "TEXT NOT NULL DEFAULT '[]'"),
+        ("archived", "INTEGER NOT NULL DEFAULT 0"),
+    ):
+        if name not in columns:
+            db.execute(f"ALTER TABLE editions ADD COLUMN {name} {declaration}")
+    moved = db.execute(
+        "SELECT key, value FROM meta WHERE key LIKE 'newsletter.note.%' "
+        "OR key LIKE 'newsletter.images.%'"
+    ).fetchall()
+    for row in moved:
+        _, field_name, kind, number = row["key"].split(".", 3)
+        column = "note" if field_name == "note" else "images"
+        db.execute(
+            f"UPDATE editions SET {column}=? WHERE kind=? AND number=?",
+            (row["value"], kind, int(number)),
+        )
+        db.execute("DELETE FROM meta WHERE key=?", (row["key"],))
 
 
 class Library:
@@ -428,6 +464,11 @@ class Library:
                 raise MemesError(
                     f"{self.catalog_path}: catalog schema {row['value']} is newer than this "
                     f"memes ({SCHEMA_VERSION}); upgrade memes"
+                )
+            else:
+                _migrate_editions(db)
+                db.execute(
+                    "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
                 )
 
     @overload
@@ -726,6 +767,9 @@ class Library:
             slugs=tuple(json.loads(row["slugs"])),
             created_at=parse_iso(row["created_at"]),
             sent_at=parse_iso(row["sent_at"]) if row["sent_at"] else None,
+            note=row["note"],
+            images=tuple(json.loads(row["images"])),
+            archived=bool(row["archived"]),
         )
 
     def editions(self, kind: str | None = None) -> list[Edition]:
@@ -736,10 +780,11 @@ class Library:
         return [self._row_to_edition(row) for row in rows]
 
     def featured_slugs(self) -> set[str]:
-        """Slugs already featured (or in doubt) in a regular edition."""
+        """Slugs featured (or in doubt) in a regular edition whose transfer began."""
         featured: set[str] = set()
         for edition in self.editions("regular"):
-            featured.update(edition.slugs)
+            if edition.status != "preparing":
+                featured.update(edition.slugs)
         return featured
 
     def unfeatured_published(self) -> list[Meme]:
@@ -747,21 +792,22 @@ class Library:
         featured = self.featured_slugs()
         return [m for m in self.published() if m.slug not in featured]
 
-    def begin_edition(self, kind: str, slugs: Sequence[str], subject: str, message_id: str,
-                      number: int | None = None) -> Edition:  # fmt: skip
-        """Record an edition as 'sending' before the mail goes out (exactly-once: a run that
-        dies after handing it over leaves it in doubt, never silently re-sent)."""
-        with self.transaction() as db:
-            if number is None:
-                row = db.execute(
-                    "SELECT COALESCE(MAX(number), 0) + 1 AS n FROM editions WHERE kind=?", (kind,)
-                ).fetchone()
-                number = row["n"]
-            db.execute(
-                "INSERT INTO editions VALUES (?,?,?,?,?,?,?,NULL)",
-                (kind, number, "sending", subject, message_id, json.dumps(list(slugs)),
-                 iso(utcnow())),
-            )  # fmt: skip
+    def begin_edition(self, kind: str, number: int, slugs: Sequence[str], subject: str,
+                      message_id: str, *, note: str = "",
+                      images: Sequence[str] = ()) -> Edition:  # fmt: skip
+        """Record an edition as 'preparing' before anything is handed to the server.
+
+        Raises LockedError when another run recorded that number first."""
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO editions (kind, number, status, subject, message_id, slugs,"
+                    " created_at, note, images) VALUES (?,?,'preparing',?,?,?,?,?,?)",
+                    (kind, number, subject, message_id, json.dumps(list(slugs)), iso(utcnow()),
+                     note, json.dumps(sorted(set(images)))),
+                )  # fmt: skip
+        except sqlite3.IntegrityError:
+            raise LockedError(f"{kind} edition #{number}: another run is sending it") from None
         return self.edition(kind, number)
 
     def edition(self, kind: str, number: int) -> Edition:
@@ -772,18 +818,39 @@ class Library:
             raise NotFoundError(f"{kind} edition {number}: no such edition")
         return self._row_to_edition(row)
 
-    def finish_edition(self, kind: str, number: int) -> None:
+    def _set_edition(self, kind: str, number: int, assignments: str, *values: Any) -> None:
         with self.transaction() as db:
             db.execute(
-                "UPDATE editions SET status='sent', sent_at=? WHERE kind=? AND number=?",
-                (iso(utcnow()), kind, number),
+                f"UPDATE editions SET {assignments} WHERE kind=? AND number=?",
+                (*values, kind, number),
+            )
+
+    def transfer_edition(self, kind: str, number: int) -> None:
+        """The message transfer (SMTP DATA) begins: from now on a dead run leaves it in doubt."""
+        self._set_edition(kind, number, "status='sending'")
+
+    def finish_edition(self, kind: str, number: int) -> None:
+        """The server accepted it (or its .eml is written): sent, never to be sent again."""
+        self._set_edition(kind, number, "status='sent', sent_at=?", iso(utcnow()))
+
+    def add_edition_images(self, kind: str, number: int, images: Iterable[str]) -> None:
+        """A resumed edition points at these rendition keys too."""
+        keys = set(self.edition(kind, number).images) | set(images)
+        self._set_edition(kind, number, "images=?", json.dumps(sorted(keys)))
+
+    def mark_archived(self, editions: Iterable[Edition]) -> None:
+        """Their archive pages are in storage."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE editions SET archived=1 WHERE kind=? AND number=? AND status='sent'",
+                [(e.kind, e.number) for e in editions],
             )
 
     def abandon_edition(self, kind: str, number: int) -> None:
         """Delivery failed for certain (nothing handed over): forget it so it is due again."""
         with self.transaction() as db:
             db.execute(
-                "DELETE FROM editions WHERE kind=? AND number=? AND status='sending'",
+                "DELETE FROM editions WHERE kind=? AND number=? AND status!='sent'",
                 (kind, number),
             )
 

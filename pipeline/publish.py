@@ -8,7 +8,9 @@ Order matters, and each step is idempotent:
 4. write the gallery documents, `index.json` last, so the live index never names an object
    that is not there;
 5. mark the records published in one transaction, close the journal entry;
-6. run the newsletter rule (delivery trouble is a warning, never a failed publish).
+6. run the newsletter rule (delivery trouble is a warning, never a failed publish; an
+   edition in doubt fails the run, so cron reports it) and upload the newsletter archive
+   (a failure there says that the edition was sent, and the next publish uploads it).
 A kill at any point leaves the journal entry open; the next run redoes the remaining steps,
 and content-hashed names plus the storage manifest make "redo" upload only what is missing.
 """
@@ -31,7 +33,7 @@ from typing import Any
 from pipeline import gallery, newsletter
 from pipeline.config import Config
 from pipeline.documents import Document
-from pipeline.errors import LockedError, MemesError, NotFoundError
+from pipeline.errors import EXIT_FAILED, EXIT_OK, LockedError, MemesError, NotFoundError, UsageError
 from pipeline.files import write_atomic
 from pipeline.imaging import (
     Placeholder,
@@ -41,7 +43,7 @@ from pipeline.imaging import (
     render_many,
     settings_fingerprint,
 )
-from pipeline.library import Library, Meme, PublishRun, RenditionAsset, utcnow
+from pipeline.library import Edition, Library, Meme, PublishRun, RenditionAsset, utcnow
 from pipeline.storage import (
     Manifest,
     Storage,
@@ -74,6 +76,11 @@ class PublishReport:
     would_upload: list[tuple[str, int]] = field(default_factory=list)  # dry run: (key, bytes)
     newsletter: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # each fails the run (exit 1)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_FAILED if self.failed or self.errors else EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +97,7 @@ class PublishReport:
             "would_upload": [{"key": k, "bytes": b} for k, b in self.would_upload],
             "newsletter": self.newsletter,
             "warnings": self.warnings,
+            "errors": self.errors,
         }
 
 
@@ -190,7 +198,7 @@ def site_documents(library: Library, config: Config, extra: Sequence[Meme] = ())
     memes = gallery_memes(library, extra)
     published = [m for m in memes if m.status == "published"]  # as this run leaves them
     return gallery.build_documents(memes, config) + newsletter.archive_documents(
-        library, config, published
+        library.editions(), published, config
     )
 
 
@@ -252,8 +260,9 @@ def publish(
         ) and not (never_written and not library.ever_published())  # a new, empty library
         if not memes and not documents_stale and run is None:
             # Nothing due, nothing changed: no storage request at all, unless an edition
-            # that failed to go out earlier is due now (its archive page must go up).
-            if not dry_run and _newsletter(library, config, report):
+            # went out (now, or earlier without its archive page): its page must go up.
+            if not dry_run:
+                _newsletter(library, config, report)
                 upload_newsletter_archive(library, config, storage, report)
             report.seconds = time.monotonic() - started
             return report
@@ -352,36 +361,118 @@ def _publish_run(
     if not any(slug in refreshed for slug, _ in report.failed):
         library.set_meta(RENDER_SETTINGS, settings_fingerprint(config))
     report.published = [m.slug for m in ready]
-    if _newsletter(library, config, report):
-        upload_documents(storage, manifest, newsletter.archive_documents(library, config), report)
+    _newsletter(library, config, report)
+    _upload_archive(library, config, storage, manifest, report)
     if report.uploaded:
         storage.save_manifest(manifest)
 
 
-def _newsletter(library: Library, config: Config, report: PublishReport) -> bool:
-    """Run the newsletter rule into the report; True when an edition went out (its archive
-    page must go up)."""
+# --- the newsletter --------------------------------------------------------------------------
+
+
+def _newsletter(library: Library, config: Config, report: PublishReport) -> None:
+    """Run the newsletter rule into the report: delivery trouble is a warning (the next
+    run sends it), an edition in doubt an error (a person must look)."""
     outcome = newsletter.run_rule(library, config)
     report.newsletter = {
         "sent": outcome.sent.number if outcome.sent else None,
         "pending": outcome.pending,
         "due_in": outcome.due_in,
+        "in_doubt": [f"{e.kind} {e.number}" for e in outcome.in_doubt],
     }
     if outcome.warning:
-        report.warnings.append(outcome.warning)
-    return outcome.sent is not None
+        (report.errors if outcome.in_doubt else report.warnings).append(outcome.warning)
+
+
+def _unarchived(library: Library) -> list[Edition]:
+    return [e for e in library.editions() if e.status == "sent" and not e.archived]
+
+
+def _edition_label(edition: Edition) -> str:
+    kind = "" if edition.kind == newsletter.REGULAR else f"{edition.kind} "
+    return f"{kind}edition {edition.number}"
+
+
+def _upload_archive(library: Library, config: Config, storage: Storage, manifest: Manifest,
+                    report: PublishReport) -> None:  # fmt: skip
+    """Upload the archive pages of sent editions whose page is not up yet. A failure does
+    not undo the sending: it says so, and the next publish uploads them."""
+    waiting = _unarchived(library)
+    if not waiting:
+        return
+    try:
+        archive = newsletter.archive_documents(library.editions(), library.published(), config)
+        upload_documents(storage, manifest, archive, report)
+    except MemesError as exc:
+        report.errors.append(_archive_failed(waiting, exc))
+        return
+    library.mark_archived(waiting)
+
+
+def _archive_failed(editions: Sequence[Edition], exc: Exception) -> str:
+    sent = ", ".join(_edition_label(e) for e in editions)
+    return f"sent {sent}; archive upload failed: {exc}; the next publish uploads it"
 
 
 def upload_newsletter_archive(
     library: Library, config: Config, storage: Storage | None = None,
     report: PublishReport | None = None,
-) -> None:  # fmt: skip
-    """After an edition went out with no publish run around it: publish its archive page."""
-    storage = storage or open_storage(config.storage)
-    manifest = storage.load_manifest()
-    archive = newsletter.archive_documents(library, config)
-    if upload_documents(storage, manifest, archive, report or PublishReport()):
-        storage.save_manifest(manifest)
+) -> PublishReport:  # fmt: skip
+    """With no publish run around it: upload the archive pages of sent editions that are not
+    up yet (none: no storage request). Storage trouble comes back in ``report.errors``."""
+    report = report if report is not None else PublishReport()
+    waiting = _unarchived(library)
+    if not waiting:
+        return report
+    try:
+        storage = storage or open_storage(config.storage)
+        with storage_lock(storage, config):
+            manifest = storage.load_manifest()
+            before = len(report.uploaded)
+            _upload_archive(library, config, storage, manifest, report)
+            if len(report.uploaded) > before:
+                storage.save_manifest(manifest)
+    except MemesError as exc:  # no storage, no lock, no manifest
+        report.errors.append(_archive_failed(waiting, exc))
+    return report
+
+
+def send_newsletter(
+    library: Library, config: Config, *, special: bool = False, resume: bool = False,
+    subject: str | None = None, body: str | None = None, slugs: Sequence[str] = (),
+    extra: str | None = None,
+) -> tuple[list[Edition], PublishReport]:  # fmt: skip
+    """`memes newsletter send`: the due edition, a special edition, or the editions in doubt
+    sent again; then their archive pages. Holds the publish lock (exit 75 while a publish
+    runs), so no other run sends at the same time.
+
+    Returns what was sent and a report whose warnings, errors and exit code the CLI prints."""
+    report = PublishReport()
+    with publish_lock(library):
+        if special:
+            if not subject:
+                raise UsageError("--special needs --subject")
+            sent = [newsletter.send_special(library, config, subject=subject, body=body,
+                                            slugs=slugs)]  # fmt: skip
+        elif resume:
+            sent = newsletter.resume(library, config)
+        else:
+            outcome = newsletter.run_rule(library, config, extra=extra)
+            sent = [outcome.sent] if outcome.sent else []
+            report.newsletter = {"pending": outcome.pending, "due_in": outcome.due_in}
+            if outcome.warning:
+                failed = outcome.in_doubt or outcome.failed
+                (report.errors if failed else report.warnings).append(outcome.warning)
+        upload_newsletter_archive(library, config, report=report)
+    return sent, report
+
+
+def confirm_edition(library: Library, config: Config, kind: str,
+                    number: int) -> tuple[Edition, PublishReport]:  # fmt: skip
+    """`memes newsletter confirm`: an edition in doubt did arrive; record it, upload its page."""
+    with publish_lock(library):
+        edition = newsletter.confirm_sent(library, kind, number)
+        return edition, upload_newsletter_archive(library, config)
 
 
 # --- remove, verify, gc ----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """A real SMTP server (aiosmtpd) for the newsletter tests, run as its own process.
 
     python tests/smtp_server.py --port PORT --maildir DIR [--auth USER:PASSWORD]
-        [--kill-pid-file FILE | --drop-after-data | --refuse-rcpt]
+        [--kill-pid-file FILE | --drop-after-data | --refuse-rcpt | --never-greet]
 
 Every accepted message is stored in the Maildir (with aiosmtpd's X-MailFrom / X-RcptTo
 headers). The misbehaviours reproduce what the exactly-once contract is about:
@@ -11,6 +11,8 @@ headers). The misbehaviours reproduce what the exactly-once contract is about:
                       handing the message over and before it could record it.
 --drop-after-data     after storing a message, close the connection without answering.
 --refuse-rcpt         refuse every recipient with 550.
+--never-greet         accept connections and never say a word (a hung server); each accepted
+                      connection is counted in DIR/connections (DIR is --maildir).
 --auth USER:PASSWORD  offer AUTH (without TLS, it is a loopback test) and accept only these.
 
 Runs until SIGTERM.
@@ -22,6 +24,7 @@ import argparse
 import mailbox
 import os
 import signal
+import socket
 import threading
 from email import message_from_bytes
 from email.policy import compat32
@@ -58,6 +61,26 @@ class Handler:
         return "250 Message accepted for delivery"
 
 
+def never_greet(port: int, maildir: Path) -> None:
+    """Accept every connection, keep it open, send nothing, until SIGTERM."""
+    maildir.mkdir(parents=True, exist_ok=True)
+    listener = socket.create_server(("127.0.0.1", port))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    listener.settimeout(0.1)
+    held = []
+    while not stop.is_set():
+        try:
+            connection, _ = listener.accept()
+        except TimeoutError:
+            continue
+        held.append(connection)
+        (maildir / "connections").write_text(str(len(held)))
+    for connection in held:
+        connection.close()
+    listener.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -66,7 +89,11 @@ def main() -> None:
     parser.add_argument("--kill-pid-file")
     parser.add_argument("--drop-after-data", action="store_true")
     parser.add_argument("--refuse-rcpt", action="store_true")
+    parser.add_argument("--never-greet", action="store_true")
     args = parser.parse_args()
+    if args.never_greet:
+        never_greet(args.port, Path(args.maildir))
+        return
 
     kwargs = {}
     if args.auth:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import NotFoundError
+from pipeline.errors import LockedError, NotFoundError
 from pipeline.library import SLUG_MAX, DuplicateError, Library, Meme, NewMeme, make_slug_base
 
 
@@ -101,7 +101,41 @@ def test_edit_of_a_published_meme_bumps_the_generation(library):
 def test_catalog_uses_wal_and_records_its_schema_version(library):
     db = sqlite3.connect(library.catalog_path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+
+
+SCHEMA_1_EDITIONS = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE editions (kind TEXT NOT NULL, number INTEGER NOT NULL, status TEXT NOT NULL,
+    subject TEXT NOT NULL, message_id TEXT NOT NULL, slugs TEXT NOT NULL,
+    created_at TEXT NOT NULL, sent_at TEXT, PRIMARY KEY (kind, number));
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO editions VALUES ('regular', 1, 'sent', 'S', '<a@x>', '["a"]',
+    '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z');
+INSERT INTO editions VALUES ('special', 1, 'sending', 'T', '<b@x>', '[]',
+    '2026-01-02T00:00:00Z', NULL);
+INSERT INTO meta VALUES ('newsletter.note.special.1', 'Hello');
+INSERT INTO meta VALUES ('newsletter.images.regular.1', '["i/a/large.1.jpg"]');
+INSERT INTO meta VALUES ('generation', '3');
+"""
+
+
+def test_a_schema_1_catalog_moves_edition_notes_and_images_into_their_columns(tmp_path):
+    (tmp_path / "m").mkdir()
+    db = sqlite3.connect(tmp_path / "m" / "catalog.sqlite")
+    db.executescript(SCHEMA_1_EDITIONS)
+    db.close()
+    with Library(tmp_path / "m") as library:
+        regular, special = library.editions("regular")[0], library.editions("special")[0]
+        assert (regular.note, regular.images, regular.status) == ("", ("i/a/large.1.jpg",), "sent")
+        assert (special.note, special.images, special.status) == ("Hello", (), "sending")
+        assert library.get_meta("newsletter.note.special.1") is None
+        assert library.get_meta("newsletter.images.regular.1") is None
+        assert library.generation == 3  # the rest of meta is left alone
+    with Library(tmp_path / "m") as library:  # a second open changes nothing
+        assert library.editions("special")[0].note == "Hello"
+    db = sqlite3.connect(tmp_path / "m" / "catalog.sqlite")
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
 
 
 def test_a_newer_catalog_schema_is_refused(tmp_path):
@@ -113,16 +147,30 @@ def test_a_newer_catalog_schema_is_refused(tmp_path):
         Library(tmp_path / "m")
 
 
-def test_editions_are_numbered_per_kind_and_in_doubt_until_finished(library):
-    first = library.begin_edition("regular", ["a"], "s", "<1@x>")
-    special = library.begin_edition("special", [], "s", "<2@x>")
-    assert (first.number, special.number) == (1, 1)
-    assert {e.number for e in library.editions_in_doubt()} == {1}
+def test_an_edition_is_in_doubt_only_from_the_transfer_until_it_is_sent(library):
+    first = library.begin_edition("regular", 1, ["a"], "s", "<1@x>", note="hi", images=["k"])
+    special = library.begin_edition("special", 1, [], "s", "<2@x>")
+    assert (first.status, first.note, first.images) == ("preparing", "hi", ("k",))
+    assert (special.kind, special.number) == ("special", 1)
+    assert library.editions_in_doubt() == []  # nothing handed over yet
+    assert library.featured_slugs() == set()  # a dead run's record does not feature them
+    library.transfer_edition("regular", 1)
+    assert [(e.kind, e.number) for e in library.editions_in_doubt()] == [("regular", 1)]
+    assert library.featured_slugs() == {"a"}
     library.finish_edition("regular", 1)
     library.abandon_edition("special", 1)
     assert library.editions_in_doubt() == []
-    assert library.begin_edition("regular", ["b"], "s", "<3@x>").number == 2
+    assert [e.kind for e in library.editions()] == ["regular"]
+    library.abandon_edition("regular", 1)  # a sent edition is never forgotten
+    assert library.edition("regular", 1).status == "sent"
+    with pytest.raises(LockedError, match="another run"):
+        library.begin_edition("regular", 1, ["b"], "s", "<3@x>")
+    library.begin_edition("regular", 2, ["b"], "s", "<3@x>")
+    library.transfer_edition("regular", 2)
     assert library.featured_slugs() == {"a", "b"}
+    assert not library.edition("regular", 1).archived
+    library.mark_archived(library.editions())
+    assert [e.archived for e in library.editions()] == [True, False]  # only sent ones
 
 
 def _open_library_when_released(root: str, start, results) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_publish import MEMES, add_memes, make_site, s3_storage_config
 
 from pipeline import config as config_module
 from pipeline import newsletter
@@ -656,8 +657,7 @@ def test_without_smtp_editions_are_written_to_the_outbox(tmp_path, memes):
 
 def test_status_and_preview_work_offline_and_record_nothing(tmp_path, memes):
     config = make_config(tmp_path, free_port())  # nobody listening
-    with pytest.raises(UsageError):
-        newsletter.preview(memes.library, config)
+    assert newsletter.preview(memes.library, config) is None  # nothing pending
     slugs = memes.publish(4)
 
     html = newsletter.preview(memes.library, config, extra="Coming <soon>")
@@ -682,7 +682,12 @@ def test_the_archive_lists_sent_editions_and_leaves_removed_memes_out(tmp_path, 
                             slugs=[])  # fmt: skip
     memes.library.mark_removed(first[0])
 
-    documents = {d.key: d for d in newsletter.archive_documents(memes.library, config)}
+    def archive():
+        return newsletter.archive_documents(
+            memes.library.editions(), memes.library.published(), config
+        )
+
+    documents = {d.key: d for d in archive()}
     assert sorted(documents) == [
         "newsletter/1.html",
         "newsletter/2.html",
@@ -705,7 +710,7 @@ def test_the_archive_lists_sent_editions_and_leaves_removed_memes_out(tmp_path, 
     assert f'/m/{first[0]}"' not in page and f'/m/{first[1]}"' in page
     assert "Hello &amp; welcome" in documents["newsletter/index.html"].data.decode()
     assert documents["newsletter/1.html"].content_type.startswith("text/html")
-    again = newsletter.archive_documents(memes.library, config)
+    again = archive()
     assert [d.sha256 for d in again] == [
         documents[d.key].sha256 for d in again
     ]  # deterministic: unchanged pages are not uploaded again
@@ -774,3 +779,93 @@ def test_implicit_tls(tmp_path, memes, certificate, monkeypatch):
         assert len(server.messages()) == 1
     finally:
         server.stop()
+
+
+# --- `memes publish` and `memes newsletter` as cron runs them --------------------------------
+
+
+def memes_cli(cfg: Path, *args: str, env: dict[str, str] | None = None,
+              timeout: float = 180) -> subprocess.CompletedProcess:  # fmt: skip
+    return subprocess.run([*MEMES, "--config", str(cfg), *args], capture_output=True, text=True,
+                          env=env, cwd=cfg.parent, timeout=timeout)  # fmt: skip
+
+
+def site_with_smtp(tmp_path: Path, port: int, **newsletter_keys: Any) -> Path:
+    news = {"smtp": {"host": "127.0.0.1", "port": port, "timeout": 60},
+            "recipients": ["list@example.org"], **newsletter_keys}  # fmt: skip
+    return make_site(tmp_path, publish={"batch_size": 12, "workers": 2}, newsletter=news)
+
+
+def test_failure_10_a_publish_killed_while_waiting_for_the_greeting_is_not_in_doubt(tmp_path):
+    """Issue 9, failure 10: the server accepts the connection and never greets; the publish is
+    killed (-9) while it waits. Nothing was handed over, so nothing is in doubt: the next run
+    sends the edition as usual."""
+    hung = SmtpServer.custom(tmp_path, "--never-greet")
+    counter = hung.maildir / "connections"
+    try:
+        cfg = site_with_smtp(tmp_path, hung.port)
+        slugs = add_memes(cfg, 12, size=(200, 150))
+        before = int(counter.read_text()) if counter.exists() else 0
+        proc = subprocess.Popen([*MEMES, "--config", str(cfg), "publish"], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not (counter.exists() and int(counter.read_text() or 0) > before):
+            assert proc.poll() is None and time.monotonic() < deadline, "publish never connected"
+            time.sleep(0.05)
+        time.sleep(0.3)  # it now waits for the greeting
+        proc.kill()
+        proc.wait()
+    finally:
+        hung.stop()
+
+    status = memes_cli(cfg, "newsletter", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["in_doubt"] == []
+
+    server = SmtpServer.standard(tmp_path)
+    try:
+        cfg = site_with_smtp(tmp_path, server.port)
+        again = memes_cli(cfg, "publish", "--json")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["newsletter"]["sent"] == 1
+        [message] = server.messages()
+        assert featured_order(message) == slugs
+        assert memes_cli(cfg, "publish", "--json").returncode == 0
+        assert len(server.messages()) == 1
+    finally:
+        server.stop()
+
+
+def test_failure_4_a_special_edition_sent_without_storage_credentials_is_sent_once(
+    tmp_path, s3_server, s3_bucket
+):
+    """Issue 9, failure 4: the mail went out but the archive could not be uploaded. The
+    command says that it was sent (exit 1), and the next publish uploads the archive."""
+    cfg = make_site(tmp_path, s3_storage_config(s3_server, s3_bucket))
+    [slug] = add_memes(cfg, 1)
+    assert memes_cli(cfg, "publish").returncode == 0
+    body = tmp_path / "body.txt"
+    body.write_text("Hello", encoding="utf-8")
+    no_keys = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ACCESS")
+               and not k.startswith("AWS_SECRET")}  # fmt: skip
+
+    sent = memes_cli(cfg, "newsletter", "send", "--special", "--subject", "S", "--body",
+                     str(body), "--slug", slug, env=no_keys)  # fmt: skip
+
+    assert sent.returncode == 1
+    assert sent.stderr.splitlines() == [
+        "memes: sent special edition 1; archive upload failed: "
+        f"storage s3://{s3_bucket}/site at {s3_server.endpoint}: no credentials found "
+        "(set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); the next publish uploads it"
+    ]
+    outbox = tmp_path / "memes" / "outbox"
+    assert [p.name for p in outbox.iterdir()] == ["special-1.eml"]
+    status = json.loads(memes_cli(cfg, "newsletter", "status", "--json").stdout)
+    assert status["last_special"]["number"] == 1 and status["in_doubt"] == []
+
+    again = memes_cli(cfg, "publish", "--json")
+    assert again.returncode == 0, again.stderr
+    client = s3_server.client()
+    page = client.get_object(Bucket=s3_bucket, Key="site/newsletter/special-1.html")
+    assert b"Hello" in page["Body"].read()
+    assert [p.name for p in outbox.iterdir()] == ["special-1.eml"]  # never sent again

@@ -4,7 +4,6 @@ outcome; the work lives in ingest, library, imaging, publish and newsletter."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -408,26 +407,28 @@ def newsletter_page() -> Any:
 
 @blueprint.route("/newsletter/preview")
 def newsletter_preview() -> Any:
-    try:
-        html = newsletter.preview(library(), studio_config())
-    except MemesError as exc:
-        return render_template("error.html", code=404, message=str(exc)), 404
+    html = newsletter.preview(library(), studio_config())
+    if html is None:
+        message = "Nothing pending: no meme published since the last edition."
+        return render_template("error.html", code=404, message=message), 404
     g.csp = NEWSLETTER_CSP  # the mail's own inline styles; no script, sandboxed
     return Response(html, content_type="text/html; charset=utf-8")
 
 
-def _after_send(sent: Iterable[Any]) -> None:
-    if list(sent):
-        publishing.upload_newsletter_archive(library(), studio_config())
+def _flash_report(report: Any, done: str | None) -> None:
+    """What a send did (its archive upload included), as the CLI prints it."""
+    if done:
+        flash(done, "ok")
+    for line in [*report.warnings, *report.errors]:
+        flash(line, "error")
 
 
 @blueprint.route("/newsletter/resume", methods=["POST"])
 @admin_required
 def newsletter_resume() -> Any:
     try:
-        sent = newsletter.resume(library(), studio_config())
-        _after_send(sent)
-        flash(f"Sent again: {len(sent)} edition(s)", "ok")
+        sent, report = publishing.send_newsletter(library(), studio_config(), resume=True)
+        _flash_report(report, f"Sent again: {len(sent)} edition(s)")
     except MemesError as exc:
         flash(str(exc), "error")
     return redirect(url_for("desk.newsletter_page"), 303)
@@ -441,9 +442,9 @@ def newsletter_confirm() -> Any:
     if kind not in ("regular", "special") or not number.isdigit():
         abort(400, "kind and number of an edition expected")
     try:
-        edition = newsletter.confirm_sent(library(), kind, int(number))
-        _after_send([edition])
-        flash(f"{edition.kind} #{edition.number}: {edition.status}", "ok")
+        edition, report = publishing.confirm_edition(library(), studio_config(), kind,
+                                                     int(number))  # fmt: skip
+        _flash_report(report, f"{edition.kind} #{edition.number}: {edition.status}")
     except MemesError as exc:
         flash(str(exc), "error")
     return redirect(url_for("desk.newsletter_page"), 303)
@@ -457,13 +458,12 @@ def newsletter_special() -> Any:
         flash("subject: a special edition needs a subject", "error")
         return redirect(url_for("desk.newsletter_page"), 303)
     try:
-        edition = newsletter.send_special(
-            library(), studio_config(), subject=subject,
+        [edition], report = publishing.send_newsletter(
+            library(), studio_config(), special=True, subject=subject,
             body=request.form.get("body", "").strip() or None,
             slugs=_tags(request.form.get("slugs", "")),
         )  # fmt: skip
-        _after_send([edition])
-        flash(f"Sent special #{edition.number}: {edition.subject}", "ok")
+        _flash_report(report, f"Sent special #{edition.number}: {edition.subject}")
     except MemesError as exc:
         flash(str(exc), "error")
     return redirect(url_for("desk.newsletter_page"), 303)
