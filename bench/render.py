@@ -1,75 +1,145 @@
-"""Rendition throughput: render_many (process pool, draft decoding) against a naive Pillow loop.
+"""Rendition throughput per core: render_many against a naive Pillow loop and pyvips, same pool.
 
-Makes its own corpus in a temp dir: 12-megapixel phone-style JPEGs with EXIF (orientation,
-camera make), PNG phone screenshots and animated GIFs. Renders the default rendition set
-(``config.parse({})``) with render_many (all cores, no cache) and with a naive loop (one
-process, full decode and LANCZOS from the full image for every rendition), prints images/s for
-both and the ratio, asserts both made renditions of identical dimensions, then prints the peak
-RSS of a fresh process rendering a 50-megapixel JPEG.
+    .venv/bin/python bench/render.py [--rounds 3] [--scale 1] [--jpeg-settings]
 
-    .venv/bin/python bench/render.py [--count 12] [--workers 0]
+pyvips comes from the bench extra (`pip install -e '.[bench]'`: pyvips + pyvips-binary);
+without it the script measures the other two and says so.
+
+Corpus, generated in a temp dir, in the proportions of issue 14's 55 stills (``--scale 10``
+is about that corpus): per scale unit 2 twelve-megapixel phone JPEGs (one stored rotated, EXIF
+Orientation 6), 2 PNG screenshots (1170x2532 and 1920x1080), 1 square 1080x1080 JPEG meme and
+1 WebP; and, reported apart, 2 animated GIFs (480x320, 24 frames).
+
+Work, each a rendition config given to all three engines:
+- ``issue``: widths 1600, 800 and 320, aspect kept, never upscaled, EXIF orientation applied,
+  each width as WebP q80 and JPEG q85 (6 files per image), the text watermark (50% opacity,
+  bottom-right) on the 1600 and 800 ones;
+- ``default``: the default rendition set (``config.parse({})``: contain, cover and pad).
+
+Engines: ``naive`` (decode in full once, then LANCZOS from the full image for every geometry,
+Pillow's default encoder settings), ``pyvips`` (shrink-on-load thumbnail per geometry from the
+file, libvips held to one thread per process) and ``render_many`` (the engine, no cache). Each
+measurement is a fresh process running one engine on one work and corpus with a pool of 1 or
+2 processes (the same pool for every engine); engines are interleaved, rotating their order
+each round, and the medians of the rounds are printed with the load average they ran under.
+CPU s per image counts the pool's workers too; peak RSS is the largest single process
+(VmHWM, or the workers' ru_maxrss).
+
+Then: PSNR of the 800 px JPEG (no watermark) against a LANCZOS resize of the full-resolution
+decode, per engine (median over the stills; target >= 38 dB), and the peak RSS of each engine
+rendering a 50-megapixel JPEG in a fresh process (both works; limit 400 MB).
+``--jpeg-settings`` also times JPEG encoding with and without optimize/progressive on the
+corpus's 1600/800/320 images (the figures behind the choice in pipeline/imaging.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
+import math
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageOps, ImageSequence
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps, ImageSequence
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline import config as configuration  # noqa: E402
-from pipeline.config import RenditionSpec  # noqa: E402
+from pipeline.config import Config, RenditionSpec  # noqa: E402
 from pipeline.imaging import RenderJob, render_many, render_meme  # noqa: E402
+from pipeline.overlay import WATERMARK_FONT  # noqa: E402
+from pipeline.workers import process_pool  # noqa: E402
 
 SAMPLES = sorted((ROOT / "samples").glob("*.png")) + sorted((ROOT / "samples").glob("*.jpg"))
+ENGINES = ("naive", "pyvips", "render_many")
+POOLS = (1, 2)
 
 
-def make_corpus(folder: Path, count: int) -> list[Path]:
-    """count files: about half 12 MP JPEGs, a third PNG screenshots, the rest animated GIFs."""
-    paths = []
+def issue_config(watermark: bool = True) -> Config:
+    """Issue 14's work: 1600/800/320 px wide, each as WebP q80 and JPEG q85."""
+    renditions = {
+        f"w{width}-{fmt}": {"width": width, "format": fmt, "quality": q, "watermark": width > 320}
+        for width in (1600, 800, 320)
+        for fmt, q in (("webp", 80), ("jpeg", 85))
+    }
+    raw: dict = {"renditions": renditions}
+    if not watermark:
+        raw["watermark"] = {"text": None}
+    return configuration.parse(raw)
+
+
+WORKS: dict[str, Callable[[], Config]] = {
+    "issue": issue_config,
+    "default": lambda: configuration.parse({}),
+}
+
+
+# --- corpus ----------------------------------------------------------------------------------
+
+
+def make_corpus(folder: Path, scale: int = 1) -> tuple[list[Path], list[Path]]:
+    """(stills, animated GIFs) in folder, in issue 14's proportions times ``scale``."""
+    samples = [Image.open(p).convert("RGB") for p in SAMPLES]
     noise = Image.effect_noise((4000, 3000), 24).convert("RGB")
-    for i in range(count):
-        sample = Image.open(SAMPLES[i % len(SAMPLES)]).convert("RGB")
-        kind = i % 6
-        if kind in (0, 1, 2):  # phone photo, some stored rotated (Orientation 6)
-            photo = Image.blend(sample.resize((4000, 3000), Image.Resampling.BICUBIC), noise, 0.08)
-            exif = Image.Exif()
-            exif[0x010F] = "BenchCam"
-            exif[0x0110] = "Model 12"
-            if kind == 1:
-                photo = photo.transpose(Image.Transpose.ROTATE_90)
-                exif[0x0112] = 6
-            path = folder / f"photo{i}.jpg"
-            photo.save(path, "JPEG", quality=90, exif=exif)
-        elif kind in (3, 4):  # phone screenshot: flat UI with text-like rows and a picture
-            shot = Image.new("RGB", (1170, 2532), (245, 245, 245))
-            draw = ImageDraw.Draw(shot)
-            for row in range(60, 2400, 90):
-                draw.rectangle((60, row, 60 + (row * 7) % 900 + 150, row + 40), fill=(40, 40, 40))
-            shot.paste(sample.resize((1050, 700)), (60, 900))
-            path = folder / f"shot{i}.png"
-            shot.save(path)
-        else:  # animated GIF, 24 frames
-            frames = []
-            base = sample.resize((480, 320))
-            for f in range(24):
-                frame = base.copy()
-                ImageDraw.Draw(frame).ellipse((f * 18, 120, f * 18 + 60, 180), fill=(255, 0, 0))
-                frames.append(frame)
-            path = folder / f"anim{i}.gif"
-            frames[0].save(path, save_all=True, append_images=frames[1:], duration=80, loop=0)
-        paths.append(path)
-    return paths
+    stills: list[Path] = []
+    for i in range(2 * scale):  # 12 MP phone photos, half stored rotated
+        photo = Image.blend(
+            samples[i % len(samples)].resize((4000, 3000), Image.Resampling.BICUBIC), noise, 0.08
+        )
+        exif = Image.Exif()
+        exif[0x010F] = "BenchCam"
+        exif[0x0110] = "Model 12"
+        if i % 2:
+            photo = photo.transpose(Image.Transpose.ROTATE_90)
+            exif[0x0112] = 6
+        stills.append(folder / f"photo{i}.jpg")
+        photo.save(stills[-1], "JPEG", quality=90, exif=exif)
+    for i in range(2 * scale):  # screenshots: flat UI with text-like rows and a picture
+        size = (1170, 2532) if i % 2 == 0 else (1920, 1080)
+        shot = Image.new("RGB", size, (245, 245, 245))
+        draw = ImageDraw.Draw(shot)
+        for row in range(60, size[1] - 100, 90):
+            draw.rectangle((60, row, 60 + (row * 7) % 900 + 150, row + 40), fill=(40, 40, 40))
+        shot.paste(samples[i % len(samples)].resize((1050, 700)), (60, size[1] // 3))
+        stills.append(folder / f"shot{i}.png")
+        shot.save(stills[-1])
+    for i in range(scale):  # square memes: a picture with bold caption bands
+        meme = samples[(i + 1) % len(samples)].resize((1080, 1080), Image.Resampling.BICUBIC)
+        draw = ImageDraw.Draw(meme)
+        font = ImageFont.truetype(str(WATERMARK_FONT), 90)
+        for y, text in ((40, "WHEN THE BENCH"), (930, "RUNS ON 2 CORES")):
+            draw.text((540, y), text, font=font, anchor="mt", fill="white",
+                      stroke_width=6, stroke_fill="black")  # fmt: skip
+        stills.append(folder / f"square{i}.jpg")
+        meme.save(stills[-1], "JPEG", quality=88)
+    for i in range(scale):
+        web = Image.blend(samples[(i + 2) % len(samples)].resize((2048, 1536)),
+                          noise.crop((0, 0, 2048, 1536)), 0.05)  # fmt: skip
+        stills.append(folder / f"web{i}.webp")
+        web.save(stills[-1], "WEBP", quality=85)
+    animated: list[Path] = []
+    for i in range(2):  # 24 frames, 480x320
+        base = samples[i % len(samples)].resize((480, 320))
+        frames = []
+        for f in range(24):
+            frame = base.copy()
+            ImageDraw.Draw(frame).ellipse((f * 18, 120, f * 18 + 60, 180), fill=(255, 0, 0))
+            frames.append(frame)
+        animated.append(folder / f"anim{i}.gif")
+        frames[0].save(animated[-1], save_all=True, append_images=frames[1:], duration=80, loop=0)
+    return stills, animated
+
+
+# --- the naive loop --------------------------------------------------------------------------
 
 
 def naive_size(spec: RenditionSpec, width: int, height: int) -> tuple[int, int]:
@@ -84,132 +154,349 @@ def naive_size(spec: RenditionSpec, width: int, height: int) -> tuple[int, int]:
     return w, max(1, round(height * w / width))
 
 
-def naive_render(path: Path, specs: tuple[RenditionSpec, ...]) -> dict[str, tuple[int, int]]:
-    """What a straightforward script does: decode in full and resize from it every time."""
-    sizes = {}
-    for spec in specs:
-        with Image.open(path) as im:
-            animated = getattr(im, "is_animated", False) and spec.format in ("webp", "gif")
-            frames = [f.convert("RGB") for f in ImageSequence.Iterator(im)] if animated else None
-            img = ImageOps.exif_transpose(im).convert("RGB")
+def contained(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    f = min(box[0] / size[0], box[1] / size[1], 1.0)
+    return min(box[0], max(1, round(size[0] * f))), min(box[1], max(1, round(size[1] * f)))
+
+
+def geometry(spec: RenditionSpec) -> tuple:
+    return (spec.width, spec.height, spec.max_height, spec.fit)
+
+
+def naive_mark(img: Image.Image, config: Config) -> Image.Image:
+    """The text watermark, drawn the plain way: a font at 5% of the width, outlined."""
+    wm = config.watermark
+    px = max(1, round(wm.size * img.width))
+    stroke = max(1, round(px * 0.08))
+    font = ImageFont.truetype(str(WATERMARK_FONT), px)
+    x0, y0, x1, y1 = font.getbbox(wm.text or "", stroke_width=stroke)
+    tile = Image.new("RGBA", (x1 - x0, y1 - y0))
+    ImageDraw.Draw(tile).text((-x0, -y0), wm.text or "", font=font, fill="white",
+                              stroke_width=stroke, stroke_fill="black")  # fmt: skip
+    tile.putalpha(tile.getchannel("A").point(lambda a: round(a * wm.opacity)))
+    margin = round(wm.margin * img.width)
+    at = (img.width - tile.width - margin, img.height - tile.height - margin)
+    img = img.convert("RGBA")
+    img.alpha_composite(tile, at)
+    return img.convert("RGB")
+
+
+def naive_shape(frame: Image.Image, spec: RenditionSpec, size: tuple[int, int]) -> Image.Image:
+    if spec.fit == "cover" and spec.height:
+        return ImageOps.fit(frame, size, Image.Resampling.LANCZOS)
+    if spec.fit == "pad" and spec.height:
+        inner = frame.resize(contained(frame.size, size), Image.Resampling.LANCZOS)
+        back = ImageOps.fit(inner, size, Image.Resampling.BILINEAR)
+        back = back.filter(ImageFilter.GaussianBlur(max(1, min(size) / 30)))
+        back = Image.blend(back, Image.new(back.mode, size, 0), 0.45)
+        back.paste(inner, ((size[0] - inner.width) // 2, (size[1] - inner.height) // 2))
+        return back
+    return frame.resize(size, Image.Resampling.LANCZOS)
+
+
+def naive_render(path: Path, config: Config) -> dict[str, bytes]:
+    """What a straightforward script does: decode in full once, then for each geometry resize
+    from the full image (LANCZOS), watermark, and save every format of it."""
+    with Image.open(path) as im:
+        moving = getattr(im, "is_animated", False)
+        frames = [f.convert("RGB") for f in ImageSequence.Iterator(im)] if moving else []
+        im.seek(0)
+        img = ImageOps.exif_transpose(im).convert("RGB")
+    out: dict[str, bytes] = {}
+    shaped: dict[tuple, list[Image.Image]] = {}
+    for spec in config.renditions:
+        animate = bool(frames) and spec.format in ("webp", "gif")
         size = naive_size(spec, *img.size)
-        out = io.BytesIO()
-        fmt = spec.format.upper()
+        key = (geometry(spec), spec.watermark, animate)
+        if key not in shaped:
+            wm = config.watermark
+            marked = spec.watermark and wm.enabled and size[0] >= wm.min_width
+            shaped[key] = [
+                naive_mark(done, config) if marked else done
+                for done in (naive_shape(f, spec, size) for f in (frames if animate else [img]))
+            ]
+        done, buf = shaped[key], io.BytesIO()
+        if animate:
+            done[0].save(buf, spec.format.upper(), save_all=True, append_images=done[1:],
+                         duration=80, loop=0, quality=spec.quality)  # fmt: skip
+        else:
+            done[0].save(buf, spec.format.upper(), quality=spec.quality)
+        out[spec.name] = buf.getvalue()
+    return out
 
-        def shape(frame: Image.Image, spec=spec, size=size) -> Image.Image:
+
+# --- pyvips ----------------------------------------------------------------------------------
+
+
+def vips_render(path: Path, config: Config) -> dict[str, bytes]:
+    """The same work in libvips: one shrink-on-load thumbnail per geometry (EXIF orientation
+    applied by thumbnail), composite the watermark, save each format."""
+    os.environ["VIPS_CONCURRENCY"] = "1"  # one thread per process, like the other engines
+    import pyvips
+
+    first = pyvips.Image.new_from_file(str(path))
+    n_pages = first.get("n-pages") if "n-pages" in first.get_fields() else 1
+    w, h = first.width, first.height
+    if "orientation" in first.get_fields() and first.get("orientation") in (5, 6, 7, 8):
+        w, h = h, w
+    out: dict[str, bytes] = {}
+    shaped: dict[tuple, pyvips.Image] = {}
+    wm = config.watermark
+    for spec in config.renditions:
+        animate = n_pages > 1 and spec.format in ("webp", "gif")
+        key = (geometry(spec), spec.watermark, animate)
+        size = naive_size(spec, w, h)
+        if key not in shaped:
+            source = f"{path}[n=-1]" if animate else str(path)
             if spec.fit == "cover" and spec.height:
-                return ImageOps.fit(frame, size, Image.Resampling.LANCZOS)
-            if spec.fit == "pad" and spec.height:
-                return ImageOps.pad(frame, size, Image.Resampling.LANCZOS, color="#000000")
-            return frame.resize(size, Image.Resampling.LANCZOS)
-
-        if frames:
-            done = [shape(f) for f in frames]
-            done[0].save(out, fmt, save_all=True, append_images=done[1:], quality=spec.quality)
+                img = pyvips.Image.thumbnail(source, size[0], height=size[1],
+                                             crop="centre")  # fmt: skip
+            elif spec.fit == "pad" and spec.height:
+                inner = contained((w, h), size)
+                img = pyvips.Image.thumbnail(source, inner[0], height=inner[1])
+                small = (max(1, size[0] // 8), max(1, size[1] // 8))
+                back = pyvips.Image.thumbnail(str(path), small[0], height=small[1],
+                                              crop="centre")  # fmt: skip
+                back = back.gaussblur(max(1, min(small) / 30)).resize(
+                    size[0] / back.width, vscale=size[1] / back.height
+                )
+                back = (back * 0.55).cast("uchar")
+                img = back.insert(img, (size[0] - img.width) // 2, (size[1] - img.height) // 2)
+            else:
+                img = pyvips.Image.thumbnail(source, size[0], height=10_000_000,
+                                             size="down")  # fmt: skip
+            if img.hasalpha():
+                img = img.flatten(background=[255, 255, 255])
+            if spec.watermark and wm.enabled and size[0] >= wm.min_width and not animate:
+                img = vips_mark(img, config)
+            shaped[key] = img.copy_memory()
+        img = shaped[key]
+        if spec.format == "webp":
+            out[spec.name] = img.webpsave_buffer(Q=spec.quality, keep="none")
+        elif spec.format == "jpeg":
+            out[spec.name] = img.jpegsave_buffer(Q=spec.quality, keep="none")
         else:
-            shape(img).save(out, fmt, quality=spec.quality)
-        result = Image.open(io.BytesIO(out.getvalue()))
-        sizes[spec.name] = result.size
-    return sizes
+            out[spec.name] = img.write_to_buffer(f".{spec.format}")
+    return out
 
 
-def peak_rss_mb(source: Path, mode: str) -> float:
-    script = textwrap.dedent(
-        f"""
-        import sys
-        from pathlib import Path
-        sys.path.insert(0, {str(ROOT)!r})
-        from pipeline import config
-        cfg = config.parse({{}})
-        if {mode!r} == "engine":
-            from pipeline.imaging import RenderJob, render_meme
-            render_meme(RenderJob("huge", Path({str(source)!r}), "BIG", "PHOTO"), cfg)
-        else:
-            sys.path.insert(0, {str(ROOT / "bench")!r})
-            from render import naive_render
-            naive_render(Path({str(source)!r}), cfg.renditions)
-        # VmHWM, not ru_maxrss: Linux carries the parent's peak into ru_maxrss across exec.
-        status = Path("/proc/self/status").read_text()
-        print(next(l.split()[1] for l in status.splitlines() if l.startswith("VmHWM:")))
-        """
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1]) / 1024
+def vips_mark(img, config: Config):  # noqa: ANN201 - pyvips is imported lazily
+    import pyvips
+
+    wm = config.watermark
+    px = max(1, round(wm.size * img.width))
+    text = pyvips.Image.text(wm.text or "", fontfile=str(WATERMARK_FONT),
+                             font=f"DejaVu Sans Bold {px}", dpi=72)  # fmt: skip
+    stroke = max(1, round(px * 0.08))
+    outline = text.embed(stroke, stroke, text.width + 2 * stroke, text.height + 2 * stroke)
+    outline = outline.morph(pyvips.Image.new_from_array([[255] * 3] * 3), "dilate")
+    fill = text.embed(stroke, stroke, outline.width, outline.height)
+    alpha = (outline * wm.opacity).cast("uchar")
+    tile = fill.bandjoin([fill, fill, alpha]).copy(interpretation="srgb")
+    margin = round(wm.margin * img.width)
+    x, y = img.width - tile.width - margin, img.height - tile.height - margin
+    return img.composite2(tile, "over", x=x, y=y).flatten()
+
+
+# --- one measurement (a fresh process) --------------------------------------------------------
+
+_state: dict = {}
+
+
+def _init(engine: str, work: str) -> None:
+    _state["engine"], _state["config"] = engine, WORKS[work]()
+
+
+def _one(path: Path) -> dict[str, tuple[int, int]]:
+    fn = naive_render if _state["engine"] == "naive" else vips_render
+    return {k: Image.open(io.BytesIO(v)).size for k, v in fn(path, _state["config"]).items()}
+
+
+def measure(engine: str, work: str, pool: int, paths: list[Path]) -> dict:
+    """Wall s, CPU s (this process + its workers), peak RSS MB and output sizes of one run."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started, cpu = time.perf_counter(), time.process_time()
+    if engine == "render_many":
+        results, failures = render_many(
+            [RenderJob(p.stem, p) for p in paths], WORKS[work](), cache_dir=None, workers=pool
+        )
+        assert not failures, failures
+        sizes = {r.slug: {i.name: (i.width, i.height) for i in r.renditions} for r in results}
+    elif pool <= 1:
+        _init(engine, work)
+        sizes = {p.stem: _one(p) for p in paths}
+    else:
+        with process_pool(pool, _init, (engine, work)) as workers:
+            sizes = dict(zip([p.stem for p in paths], workers.map(_one, paths), strict=True))
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu += after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    status = Path("/proc/self/status").read_text()
+    own = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    # VmHWM, not ru_maxrss, for this process: Linux carries a parent's peak across exec.
+    rss = max(own, after.ru_maxrss if pool > 1 else 0) / 1024
+    return {"wall": wall, "cpu": cpu, "rss": rss, "sizes": sizes}
+
+
+def run_fresh(engine: str, work: str, pool: int, paths: list[Path]) -> dict:
+    cmd = [sys.executable, __file__, "--measure", engine, work, str(pool), *map(str, paths)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{engine} {work} pool {pool} failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.splitlines()[-1])
+    result["load"] = os.getloadavg()[0]
+    return result
+
+
+# --- quality ---------------------------------------------------------------------------------
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    import numpy
+
+    x = numpy.asarray(a.convert("RGB"), dtype=numpy.float64)
+    y = numpy.asarray(b.convert("RGB"), dtype=numpy.float64)
+    mse = float(((x - y) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def psnr_800(paths: list[Path], engines: list[str]) -> dict[str, list[float]]:
+    """PSNR of each engine's 800 px JPEG (watermark off) against LANCZOS from the full decode."""
+    cfg = issue_config(watermark=False)
+    scores: dict[str, list[float]] = {e: [] for e in engines}
+    for path in paths:
+        with Image.open(path) as im:
+            full = ImageOps.exif_transpose(im).convert("RGB")
+        for engine in engines:
+            if engine == "render_many":
+                made = render_meme(RenderJob(path.stem, path), cfg).renditions
+                data = next(r.data for r in made if r.name == "w800-jpeg")
+            else:
+                data = (naive_render if engine == "naive" else vips_render)(path, cfg)["w800-jpeg"]
+            ours = Image.open(io.BytesIO(data))
+            reference = full.resize(ours.size, Image.Resampling.LANCZOS)
+            scores[engine].append(psnr(ours, reference))
+    return scores
+
+
+def jpeg_settings(paths: list[Path], rounds: int = 3) -> None:
+    """Bytes and encode time of JPEG q85 with and without optimize/progressive on the corpus's
+    1600/800/320 images (LANCZOS from the full decode)."""
+    images = []
+    for path in paths:
+        with Image.open(path) as im:
+            full = ImageOps.exif_transpose(im).convert("RGB")
+        for width in (1600, 800, 320):
+            images.append(full.resize(naive_size(RenditionSpec("x", width), *full.size)))
+    print(f"JPEG q85 on {len(images)} images ({len(paths)} stills x 1600/800/320), "
+          f"median of {rounds}:")  # fmt: skip
+    base = None
+    for optimize, progressive in ((False, False), (True, False), (False, True), (True, True)):
+        times, size = [], 0
+        for _ in range(rounds):
+            started, size = time.process_time(), 0
+            for img in images:
+                buf = io.BytesIO()
+                img.save(buf, "JPEG", quality=85, optimize=optimize, progressive=progressive)
+                size += buf.tell()
+            times.append(time.process_time() - started)
+        t = statistics.median(times)
+        base = base or (t, size)
+        print(f"  optimize={optimize!s:5} progressive={progressive!s:5}: "
+              f"{size / 1e6:6.2f} MB ({size / base[1] - 1:+6.1%}) "
+              f"{t * 1000:6.0f} ms CPU ({t / base[0]:.2f}x)")  # fmt: skip
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def report(title: str, runs: dict[tuple[str, int], list[dict]], count: int) -> None:
+    """One table: per pool size and engine, medians of the rounds, and ratios both by wall time
+    (images/s) and by CPU (images per CPU second: what one core does, whatever the load)."""
+    print(f"\n{title} ({count} images; medians of {len(next(iter(runs.values())))} rounds)")
+    print(f"  {'pool':>4} {'engine':12} {'images/s':>8} {'CPU s/img':>9} {'peak RSS':>9}  "
+          f"{'vs naive':>8} {'vs pyvips':>9}  {'CPU vs naive':>12} {'vs pyvips':>9}  "
+          f"load avg")  # fmt: skip
+    for pool in POOLS:
+        rate, cpu = {}, {}
+        for engine in ENGINES:
+            if (engine, pool) in runs:
+                rows = runs[engine, pool]
+                rate[engine] = count / statistics.median(r["wall"] for r in rows)
+                cpu[engine] = statistics.median(r["cpu"] for r in rows) / count
+        for engine in rate:
+            rows = runs[engine, pool]
+            rss = statistics.median(r["rss"] for r in rows)
+            loads = [r["load"] for r in rows]
+            load = f"{statistics.median(loads):.1f} ({min(loads):.1f}-{max(loads):.1f})"
+            vips_wall = f"{rate[engine] / rate['pyvips']:8.2f}x" if "pyvips" in rate else ""
+            vips_cpu = f"{cpu['pyvips'] / cpu[engine]:8.2f}x" if "pyvips" in cpu else ""
+            print(f"  {pool:>4} {engine:12} {rate[engine]:8.2f} {cpu[engine]:9.3f} {rss:6.0f} MB  "
+                  f"{rate[engine] / rate['naive']:7.2f}x {vips_wall:>9}  "
+                  f"{cpu['naive'] / cpu[engine]:11.2f}x {vips_cpu:>9}  {load}")  # fmt: skip
+
+
+def have_pyvips() -> bool:
+    probe = [sys.executable, "-c", "import pyvips"]
+    return subprocess.run(probe, capture_output=True).returncode == 0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--count", type=int, default=12, help="corpus size (default 12)")
-    parser.add_argument("--workers", type=int, default=0, help="pool size (0: one per core)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scale", type=int, default=1, help="corpus size x (1: 6 stills)")
+    parser.add_argument("--jpeg-settings", action="store_true", help="time JPEG encoder options")
     args = parser.parse_args()
-    cfg = configuration.parse({})
+    engines = list(ENGINES) if have_pyvips() else [e for e in ENGINES if e != "pyvips"]
+    if "pyvips" not in engines:
+        print("pyvips not installed (pip install -e '.[bench]'): measuring naive and render_many")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        t0 = time.perf_counter()
-        corpus = make_corpus(folder, args.count)
-        print(
-            f"corpus: {len(corpus)} files in {time.perf_counter() - t0:.1f}s "
-            f"({sum(p.stat().st_size for p in corpus) / 1e6:.1f} MB); cores: {os.cpu_count()}"
-        )
-        print(f"renditions: {', '.join(s.name for s in cfg.renditions)}")
+        stills, animated = make_corpus(folder, args.scale)
+        total = sum(p.stat().st_size for p in stills + animated)
+        print(f"corpus: {len(stills)} stills + {len(animated)} animated GIFs "
+              f"({total / 1e6:.1f} MB); cores: {os.cpu_count()}; "
+              f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+        if args.jpeg_settings:
+            jpeg_settings(stills)
+        groups = [(work, kind, paths) for work in WORKS
+                  for kind, paths in (("stills", stills), ("animated", animated))]  # fmt: skip
+        runs: dict[tuple[str, str], dict[tuple[str, int], list[dict]]] = {}
+        for r in range(args.rounds):
+            order = engines[r % len(engines) :] + engines[: r % len(engines)]
+            for work, kind, paths in groups:
+                for pool in POOLS:
+                    for engine in order:
+                        result = run_fresh(engine, work, pool, paths)
+                        runs.setdefault((work, kind), {}).setdefault((engine, pool), [])
+                        runs[work, kind][engine, pool].append(result)
+            print(f"round {r + 1} done, load average {os.getloadavg()[0]:.1f}")
+        for (work, kind), group in runs.items():
+            naive, ours = group["naive", 1][0]["sizes"], group["render_many", 1][0]["sizes"]
+            assert ours == naive, f"{work} {kind}: rendition sizes differ from the naive loop's"
+            paths = stills if kind == "stills" else animated
+            report(f"{work} work, {kind}", group, len(paths))
+        print("\nrendition sizes: render_many == naive loop on every file and rendition")
 
-        naive, naive_each = {}, {}
-        for p in corpus:
-            t0 = time.perf_counter()
-            naive[p.stem] = naive_render(p, cfg.renditions)
-            naive_each[p.stem] = time.perf_counter() - t0
-        naive_s = sum(naive_each.values())
+        scores = psnr_800(stills, engines)
+        print("\nPSNR of the 800 px JPEG vs LANCZOS from the full decode (target >= 38 dB): "
+              + ", ".join(f"{e} median {statistics.median(s):.1f} dB (min {min(s):.1f})"
+                          for e, s in scores.items()))  # fmt: skip
 
-        t0 = time.perf_counter()
-        jobs = [RenderJob(p.stem, p) for p in corpus]
-        results, failures = render_many(jobs, cfg, cache_dir=None, workers=args.workers)
-        engine_s = time.perf_counter() - t0
-        assert not failures, failures
-        for result in results:
-            ours = {r.name: (r.width, r.height) for r in result.renditions}
-            assert ours == naive[result.slug], (result.slug, ours, naive[result.slug])
-
-        n = len(corpus)
-        print(
-            f"naive loop (1 process, full decode per rendition): {naive_s:6.1f}s "
-            f"{n / naive_s:6.2f} images/s"
-        )
-        print(
-            f"render_many (pool, draft decode, reducing_gap):     {engine_s:6.1f}s "
-            f"{n / engine_s:6.2f} images/s"
-        )
-        print(f"speed-up: {naive_s / engine_s:.1f}x (target >= 3x); rendition sizes identical")
-
-        # The same engine in this one process, per kind of file: what the pool multiplies.
-        kinds: dict[str, list[float]] = {}
-        for p in corpus:
-            t0 = time.perf_counter()
-            render_meme(RenderJob(p.stem, p), cfg)
-            kind = p.stem.rstrip("0123456789")
-            kinds.setdefault(kind, [0.0, 0.0])
-            kinds[kind][0] += naive_each[p.stem]
-            kinds[kind][1] += time.perf_counter() - t0
-        for kind, (slow, fast) in kinds.items():
-            print(
-                f"  one process, {kind:5}: naive {slow:5.1f}s engine {fast:5.1f}s "
-                f"= {slow / fast:.1f}x"
-            )
-        print(
-            f"  (pool of {args.workers or os.cpu_count()} over the engine's one-process time: "
-            f"{sum(f for _, f in kinds.values()) / engine_s:.1f}x; "
-            f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
-        )
-
-        huge = folder / "huge.jpg"
+        huge = folder / "huge" / "huge.jpg"
+        huge.parent.mkdir()
         gradient = Image.radial_gradient("L").resize((8660, 5774)).convert("RGB")
         gradient.save(huge, quality=85)
         del gradient
-        print(
-            f"peak RSS rendering a 50 MP JPEG (fresh process, VmHWM): "
-            f"engine {peak_rss_mb(huge, 'engine'):.0f} MB (limit 400 MB), "
-            f"naive {peak_rss_mb(huge, 'naive'):.0f} MB"
-        )
+        for work in WORKS:
+            peaks = {e: run_fresh(e, work, 1, [huge])["rss"] for e in engines}
+            print(f"peak RSS rendering a 50 MP JPEG, {work} work (fresh process, limit 400 MB): "
+                  + ", ".join(f"{e} {mb:.0f} MB" for e, mb in peaks.items()))  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--measure"]:
+        engine, work, pool, *files = sys.argv[2:]
+        print(json.dumps(measure(engine, work, int(pool), [Path(f) for f in files])))
+    else:
+        main()
