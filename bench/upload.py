@@ -1,11 +1,14 @@
-"""Cold upload rate of Storage.put_many against `aws s3 sync`, on a SeaweedFS started here.
+"""Cold upload rate of Storage.put_many against rclone and `aws s3 sync`, on a SeaweedFS
+started here.
 
     .venv/bin/python bench/upload.py [--aws /tmp/awsvenv/bin/aws] [--files 600] [--mb 60]
 
 Generates a tree of mixed-size files (thumbnails, renditions, a few big GIF-sized ones),
-then uploads it cold into fresh buckets with put_many and with `aws s3 sync`, alternating,
-and prints files/s for each, the ratio (target >= 1.5x) and the requests a no-change re-sync
-makes. awscli pins its own botocore, so install it in a separate venv:
+then uploads it cold into fresh buckets with put_many, `rclone copy --transfers 16` and
+`aws s3 sync`, alternating, and prints files/s for each, the ratios (targets: >= 1.1x rclone,
+>= 1.5x aws s3 sync), the load average each ran under and the requests a no-change re-sync
+makes. rclone is Debian's package (`apt-get install -y rclone`); without it the script says so
+and measures the others. awscli pins its own botocore, so install it in a separate venv:
 
     python3 -m venv /tmp/awsvenv && /tmp/awsvenv/bin/pip install awscli
 
@@ -29,6 +32,7 @@ import random
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -142,6 +146,44 @@ def run_aws_sync(aws: str, server: SeaweedServer, tree: Path) -> tuple[float, fl
     return elapsed, cpu, server_cpu(server) - weed
 
 
+def rclone_env(server: SeaweedServer, config: Path) -> dict[str, str]:
+    """rclone pointed at the bench's SeaweedFS only: a remote named ``bench`` from the
+    environment and an empty config file, so no user config is read."""
+    # The AWS SDK inside rclone would take AWS_* settings (a CA bundle, say) as its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return dict(
+        env,
+        RCLONE_CONFIG=str(config),
+        RCLONE_CONFIG_BENCH_TYPE="s3",
+        RCLONE_CONFIG_BENCH_PROVIDER="SeaweedFS",
+        RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=server.access_key,
+        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=server.secret_key,
+        RCLONE_CONFIG_BENCH_REGION=server.region,
+        RCLONE_CONFIG_BENCH_ENDPOINT=server.endpoint,
+    )
+
+
+def run_rclone(
+    rclone: str, server: SeaweedServer, tree: Path, tmp: Path
+) -> tuple[float, float, float]:
+    """(wall s, client CPU s, server CPU s) for one cold `rclone copy --transfers 16`."""
+    bucket = server.new_bucket("rc")
+    config = tmp / "rclone.conf"
+    config.touch()
+    cmd = [rclone, "copy", str(tree), f"bench:{bucket}/site", "--transfers", "16",
+           "--s3-no-check-bucket"]  # fmt: skip
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    weed = server_cpu(server)
+    started = time.perf_counter()
+    done = subprocess.run(cmd, env=rclone_env(server, config), capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"rclone copy failed ({done.returncode}): {done.stderr[-1000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    return elapsed, cpu, server_cpu(server) - weed
+
+
 def _aws_sync(
     aws: str, server: SeaweedServer, tree: Path, bucket: str, *, count: bool = False
 ) -> tuple[float, int]:
@@ -150,13 +192,18 @@ def _aws_sync(
     return elapsed, requests
 
 
-def describe(name: str, runs: list[tuple[float, float, float]], files: int, total: int) -> float:
-    """Print the median run as files/s, MB/s and CPU split; return its wall seconds."""
-    wall, client, server = (statistics.median(column) for column in zip(*runs, strict=True))
+def describe(name: str, runs: list[tuple[float, ...]], files: int, total: int) -> float:
+    """Print the median run as files/s, MB/s, CPU split and load average; return its wall s."""
+    wall, client, server, load = (statistics.median(column) for column in zip(*runs, strict=True))
     print(f"{name:18}{files / wall:7.1f} files/s {total / 1e6 / wall:6.1f} MB/s  "
-          f"(median of {len(runs)}: {wall:.2f}s wall, client CPU {client:.2f}s, "
-          f"SeaweedFS CPU {server:.2f}s)")  # fmt: skip
+          f"(median of {len(runs)}: {wall:.2f}s wall, client CPU {client:.2f}s = "
+          f"{client / files * 1000:.2f} ms/file, SeaweedFS CPU {server:.2f}s; "
+          f"load average {load:.1f})")  # fmt: skip
     return wall
+
+
+def loaded(run: tuple[float, ...]) -> tuple[float, ...]:
+    return (*run, os.getloadavg()[0])
 
 
 def main() -> None:
@@ -167,6 +214,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
+    rclone = shutil.which("rclone")
+    if not rclone:
+        print("rclone not found: skipping it (Debian: apt-get install -y rclone)")
     aws = args.aws if Path(args.aws).exists() else shutil.which(args.aws)
     if not aws:
         print(f"aws CLI not found at {args.aws!r}: measuring put_many only. Install it with")
@@ -181,19 +231,27 @@ def main() -> None:
         print(f"tree: {len(docs)} files, {total / 1e6:.1f} MB, cores: {os.cpu_count()}")
         with seaweed() as server:
             os.environ.update(aws_env(server))
-            ours: list[tuple[float, float, float]] = []
-            pooled: list[tuple[float, float, float]] = []
-            theirs: list[tuple[float, float, float]] = []
+            ours: list[tuple[float, ...]] = []
+            pooled: list[tuple[float, ...]] = []
+            theirs: list[tuple[float, ...]] = []
+            rcloned: list[tuple[float, ...]] = []
             cold_requests = 0
-            for _ in range(args.rounds):  # alternate, so drift in the machine hits both
+            for _ in range(args.rounds):  # alternate, so drift in the machine hits all
                 *run, cold_requests = run_put_many(server, docs, tmp)
-                ours.append(tuple(run))
-                pooled.append(run_two_processes(server, docs, tmp))
+                ours.append(loaded(tuple(run)))
+                if rclone:
+                    rcloned.append(loaded(run_rclone(rclone, server, tree, tmp)))
+                pooled.append(loaded(run_two_processes(server, docs, tmp)))
                 if aws:
-                    theirs.append(run_aws_sync(aws, server, tree))
+                    theirs.append(loaded(run_aws_sync(aws, server, tree)))
 
             ours_s = describe("put_many cold:", ours, len(docs), total)
             print(f"{'':18}{cold_requests} requests")
+            if rcloned:
+                rclone_s = describe("rclone copy cold:", rcloned, len(docs), total)
+                ratios = sorted(r[0] / o[0] for r, o in zip(rcloned, ours, strict=True))
+                print(f"ratio put_many / rclone: {rclone_s / ours_s:.2f}x (target >= 1.1x; "
+                      f"per round {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
             describe("2 processes:", pooled, len(docs), total)
             if theirs:
                 theirs_s = describe("aws s3 sync cold:", theirs, len(docs), total)
