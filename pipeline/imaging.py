@@ -47,7 +47,7 @@ try:  # HEIC/HEIF originals from phones
 except ImportError:  # pragma: no cover - declared dependency
     pass
 
-ENGINE_VERSION = "2"  # bump when output bytes change for the same inputs (invalidates caches)
+ENGINE_VERSION = "3"  # bump when output bytes change for the same inputs (invalidates caches)
 ANIMATED_FORMATS = ("webp", "gif")
 ALPHA_FORMATS = ("webp", "png", "gif", "avif")
 # Frames x pixels of all animated renditions of one meme held in memory at once (RGBA, 4 bytes
@@ -797,7 +797,9 @@ def _render_meme(job: RenderJob, config: Config, cache_dir: Path | None) -> Rend
             )
         layout = None
         if (job.top_text or "").strip() or (job.bottom_text or "").strip():
-            layout = captions.layout(*source.size, job.top_text, job.bottom_text, config.overlay)
+            layout = captions.layout(
+                *source.size, (job.top_text, job.bottom_text), config.overlay
+            )
         moving = [s for s in todo if source.animated and s.format in ANIMATED_FORMATS]
         made = _animated(source, moving, config, layout) if moving else []
         for spec in todo:

@@ -185,7 +185,7 @@ def _inspect_path(
         if top or bottom:
             from pipeline.overlay import check_overlay  # the renderer decides what fits
 
-            check_overlay(inspection.width, inspection.height, top, bottom, overlay)
+            check_overlay(inspection.width, inspection.height, (top, bottom), overlay)
     except IngestError as exc:
         return str(exc)
     write_original(Path(library_root), data, inspection.sha256, inspection.ext)
@@ -440,5 +440,5 @@ def check_edit(library: Library, config: Config, slug: str, **changes: Any) -> d
     if ("top_text" in values or "bottom_text" in values) and (top or bottom):
         from pipeline.overlay import check_overlay
 
-        check_overlay(meme.width, meme.height, top, bottom, config.overlay)
+        check_overlay(meme.width, meme.height, (top, bottom), config.overlay)
     return values

@@ -522,6 +522,6 @@ def test_watermark_keeps_off_the_bottom_caption(tmp_path):
     without = opened(render(path, make_config(tmp_path, spec), bottom=words), "w")
     x0, _, _, y1 = ImageChops.difference(with_mark.convert("RGB"), without.convert("RGB")).getbbox()
     cfg = make_config(tmp_path, spec)
-    [caption] = overlay.caption_boxes(overlay.layout(800, 600, "", words, cfg.overlay), 800, 600)
+    [caption] = overlay.caption_boxes(overlay.layout(800, 600, ("", words), cfg.overlay), 800, 600)
     assert y1 <= caption[1]  # the mark ends above the words
     assert x0 > 400  # and stays in its corner's column

@@ -14,7 +14,7 @@ OVERLAY = configuration.parse({}).overlay  # min_font_size 14 (px at 1000 px wid
 
 def drawn(size, top="", bottom="", colour=(60, 120, 180)) -> tuple[Image.Image, Image.Image]:
     plain = Image.new("RGB", size, colour)
-    return plain, overlay.draw_overlay(plain, overlay.layout(*size, top, bottom, OVERLAY))
+    return plain, overlay.draw_overlay(plain, overlay.layout(*size, (top, bottom), OVERLAY))
 
 
 def ink_box(plain: Image.Image, captioned: Image.Image):
@@ -54,13 +54,13 @@ def test_very_long_caption_wraps_and_stays_inside_the_image():
     plain, captioned = drawn((600, 900), text, text)
     left, top, right, bottom = ink_box(plain, captioned)
     assert left > 0 and top > 0 and right < 600 and bottom < 900
-    block = overlay.layout(600, 900, text, text, OVERLAY).top
+    block = overlay.layout(600, 900, (text, text), OVERLAY).top
     assert len(block.lines) > 3 and block.size >= OVERLAY.min_font_size
 
 
 def test_short_caption_is_big_and_long_one_shrinks():
-    short = overlay.layout(1000, 1000, "LOL", "", OVERLAY).top
-    long = overlay.layout(1000, 1000, "this is a much longer caption " * 4, "", OVERLAY).top
+    short = overlay.layout(1000, 1000, ("LOL", ""), OVERLAY).top
+    long = overlay.layout(1000, 1000, ("this is a much longer caption " * 4, ""), OVERLAY).top
     assert short.size == round(overlay.REFERENCE_WIDTH * overlay.MAX_FONT)
     assert long.size < short.size
 
@@ -75,10 +75,10 @@ def test_same_layout_at_every_scale():
 
 
 def test_long_word_breaks_only_when_it_must():
-    block = overlay.layout(1000, 1000, "Donaudampfschifffahrtsgesellschaft", "", OVERLAY).top
+    block = overlay.layout(1000, 1000, ("Donaudampfschifffahrtsgesellschaft", ""), OVERLAY).top
     assert len(block.lines) == 1  # shrinks rather than splitting the word
     strip = overlay.layout(
-        300, 1000, "Donaudampfschifffahrtsgesellschaftskapitän " * 2, "", OVERLAY
+        300, 1000, ("Donaudampfschifffahrtsgesellschaftskapitän " * 2, ""), OVERLAY
     )
     assert all(line for line in strip.top.lines)
 
@@ -102,7 +102,7 @@ def test_long_word_breaks_only_when_it_must():
 def test_unicode_scripts_render_with_a_font_that_has_them(text):
     plain, captioned = drawn((800, 600), text)
     assert ink_box(plain, captioned) is not None
-    block = overlay.layout(800, 600, text, "", OVERLAY).top
+    block = overlay.layout(800, 600, (text, ""), OVERLAY).top
     for line in block.lines:
         for font, run in line:
             coverage = overlay.glyph_coverage(font)
@@ -110,9 +110,9 @@ def test_unicode_scripts_render_with_a_font_that_has_them(text):
 
 
 def test_latin_caption_uses_the_meme_font_and_mixed_text_falls_back_per_run():
-    latin = overlay.layout(800, 600, "ONE DOES NOT SIMPLY", "", OVERLAY).top
+    latin = overlay.layout(800, 600, ("ONE DOES NOT SIMPLY", ""), OVERLAY).top
     assert {font for line in latin.lines for font, _ in line} == {overlay.MEME_FONT}
-    mixed = overlay.layout(800, 600, "PUTIN 你好", "", OVERLAY).top
+    mixed = overlay.layout(800, 600, ("PUTIN 你好", ""), OVERLAY).top
     fonts = [font.name for line in mixed.lines for font, _ in line]
     assert fonts == ["Anton-Regular.ttf", "DroidSansFallbackFull.ttf"]
 
@@ -131,7 +131,7 @@ def test_emoji_are_set_in_the_symbol_font_and_the_words_around_them_in_the_meme_
 
 def test_symbol_font_never_sets_a_whole_caption_of_latin_letters():
     # Symbola has Latin letters, in a serif; a Latin caption stays in Anton whatever follows.
-    top = overlay.layout(800, 600, "DEPLOY ON FRIDAY 👍", "", OVERLAY).top
+    top = overlay.layout(800, 600, ("DEPLOY ON FRIDAY 👍", ""), OVERLAY).top
     runs = [(font.name, text) for line in top.lines for font, text in line]
     assert {font for font, text in runs if any(c.isalpha() for c in text)} == {"Anton-Regular.ttf"}
     assert {font for font, text in runs if "👍" in text} == {"Symbola.ttf"}
@@ -139,28 +139,28 @@ def test_symbol_font_never_sets_a_whole_caption_of_latin_letters():
 
 def test_missing_glyph_is_an_ingest_error_naming_the_character():
     with pytest.raises(IngestError, match=r"bottom text: character .*U\+1F9CC"):
-        overlay.check_overlay(800, 600, "fine", "troll 🧌", OVERLAY)  # no bundled font has it
+        overlay.check_overlay(800, 600, ("fine", "troll 🧌"), OVERLAY)  # no bundled font has it
 
 
 def test_text_that_cannot_fit_legibly_is_an_ingest_error():
     long = "a caption far too long for a thin strip of an image to carry legibly"
     with pytest.raises(IngestError, match=r"top text does not fit on a 8000x200 image"):
-        overlay.check_overlay(8000, 200, long, "", OVERLAY)
-    overlay.check_overlay(4000, 400, "OK", "", OVERLAY)  # a short word fits a wide image
-    overlay.check_overlay(800, 600, "", "", OVERLAY)  # no caption, nothing to check
+        overlay.check_overlay(8000, 200, (long, ""), OVERLAY)
+    overlay.check_overlay(4000, 400, ("OK", ""), OVERLAY)  # a short word fits a wide image
+    overlay.check_overlay(800, 600, ("", ""), OVERLAY)  # no caption, nothing to check
 
 
 def test_min_font_size_is_configurable():
     strict = configuration.parse({"overlay": {"min_font_size": 60}}).overlay
     text = "a medium length caption that needs a few lines at a large size " * 4
-    overlay.check_overlay(1000, 1000, text, "", OVERLAY)
+    overlay.check_overlay(1000, 1000, (text, ""), OVERLAY)
     with pytest.raises(IngestError, match="smaller than 60 px"):
-        overlay.check_overlay(1000, 1000, text, "", strict)
+        overlay.check_overlay(1000, 1000, (text, ""), strict)
 
 
 def test_a_script_no_bundled_font_has_is_refused_by_name_pointing_at_overlay_font():
     with pytest.raises(IngestError, match=r"U\+0F56 TIBETAN LETTER BA.*set overlay.font"):
-        overlay.check_overlay(800, 600, "བཀྲ་ཤིས", "", OVERLAY)
+        overlay.check_overlay(800, 600, ("བཀྲ་ཤིས", ""), OVERLAY)
 
 
 def block_font(path, text: str):
@@ -199,14 +199,109 @@ def test_overlay_font_brings_the_glyphs_the_bundled_fonts_lack(tmp_path):
     assert overlay.assign_fonts("བཀ W", overlay.font_chain(font)) == [
         font, font, font, overlay.FALLBACK_FONTS[0]  # the Latin letter from DejaVu
     ]  # fmt: skip
-    overlay.check_overlay(800, 600, "བཀ WORLD", "", tibetan)
+    overlay.check_overlay(800, 600, ("བཀ WORLD", ""), tibetan)
     plain = Image.new("RGB", (800, 600), (60, 120, 180))
-    captioned = overlay.draw_overlay(plain, overlay.layout(800, 600, "བཀ", "", tibetan))
+    captioned = overlay.draw_overlay(plain, overlay.layout(800, 600, ("བཀ", ""), tibetan))
     box = ink_box(plain, captioned)
     assert box is not None and box[3] < 300  # drawn, in the top half
 
 
 def test_caption_on_transparent_image_is_opaque():
     plain = Image.new("RGBA", (600, 400), (0, 0, 0, 0))
-    captioned = overlay.draw_overlay(plain, overlay.layout(600, 400, "HI", "", OVERLAY))
+    captioned = overlay.draw_overlay(plain, overlay.layout(600, 400, ("HI", ""), OVERLAY))
     assert captioned.getchannel("A").getextrema() == (0, 255)
+
+
+def _fit_in_subprocess(text: str, timeout: float) -> str:
+    """Lay out ``text`` as a top caption in a fresh interpreter; its outcome, or 'timeout'."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from pipeline import config, overlay\n"
+        "text = sys.stdin.read()\n"
+        "try:\n"
+        "    overlay.check_overlay(1000, 1000, (text, ''), config.parse({}).overlay)\n"
+        "    print('fits')\n"
+        "except Exception as exc:\n"
+        "    print('refused', type(exc).__name__)\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script], input=text, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("text", "outcome"),
+    [
+        ("W" * 2000, "refused IngestError"),  # one 2,000-letter word: far too long
+        ("SO MUCH WOW " * 170, "fits"),  # 2,040 characters of words: small, but legible
+        ("SO MUCH WOW " * 850, "refused IngestError"),  # 10,200 characters of words
+        ("W" * 10000, "refused IngestError"),  # issue 10: hogged a core for 10 minutes
+    ],
+)
+def test_fitting_a_long_text_is_bounded_work(text, outcome):
+    """Issue 10 item 1: fitting was quadratic (every cut point re-measured the whole text)."""
+    assert _fit_in_subprocess(text, timeout=20) == outcome
+
+
+def test_latin_emoji_and_cjk_keep_one_font_and_size_on_their_line():
+    """Issue 11: an emoji switched the whole line to a wider sans font and wrapped alone."""
+    mixed = overlay.layout(1000, 1000, ("SHIP IT 🎉 你好 NOW", ""), OVERLAY).top
+    latin = overlay.layout(1000, 1000, ("SHIP IT NOW", ""), OVERLAY).top
+    [line] = mixed.lines
+    runs = [(font.name, text) for font, text in line]
+    assert {f for f, t in runs if any(c.isascii() and c.isalpha() for c in t)} == {
+        "Anton-Regular.ttf"
+    }
+    assert ("Symbola.ttf", "🎉 ") in runs and any(f.startswith("Droid") for f, _ in runs)
+    # The Latin letters are drawn at the size and on the baseline of the Latin-only caption.
+    plain = Image.new("RGB", (1000, 1000), (60, 120, 180))
+    left = (overlay.TextBox(x=0.05, y=0.05, width=0.9, height=0.3, align="left"),)
+    a = overlay.draw_overlay(plain, overlay.layout(1000, 1000, ("SHIP",), OVERLAY, left))
+    b = overlay.draw_overlay(plain, overlay.layout(1000, 1000, ("SHIP 🎉 你好",), OVERLAY, left))
+    letters = ink_box(plain, a)
+    assert ImageChops.difference(a.crop(letters), b.crop(letters)).getbbox() is None
+    assert ink_box(plain, b)[2] > letters[2] + 50  # the emoji and CJK follow on the same line
+    assert mixed.size == latin.size
+
+
+def test_an_emoji_never_wraps_onto_a_line_of_its_own():
+    words = "WHEN THE RELEASE FINALLY SHIPS ON A FRIDAY AFTERNOON 🎉"
+    for width in (400, 600, 800, 1000):
+        block = overlay.layout(width, 1000, (words, ""), OVERLAY).top
+        for line in block.lines:
+            text = "".join(t for _, t in line).strip()
+            assert any(c.isalpha() for c in text), (width, text)
+
+
+def test_a_zwj_family_emoji_is_never_split():
+    family = "👨\u200d👩\u200d👧\u200d👦"
+    for text in (family * 12, f"{family} " * 12, f"WE ARE {family} FAMILY " * 3):
+        block = overlay.layout(300, 1000, (text, ""), OVERLAY).top
+        assert len(block.lines) > 1
+        for line in block.lines:
+            joined = "".join(t for _, t in line)
+            assert joined.replace(family, "").strip(" WEARFMILY") == "", joined
+            fonts = {f for f, t in line if "\u200d" in t or "👨" in t}
+            assert len(fonts) <= 1
+
+
+def test_thai_breaks_between_words():
+    text = "ภาษาไทยไม่มีการเว้นวรรคระหว่างคำในประโยคเลยแม้แต่นิดเดียว"
+    block = overlay.layout(300, 1000, (text, ""), OVERLAY).top
+    lines = ["".join(t for _, t in line) for line in block.lines]
+    assert len(lines) > 1 and "".join(lines) == text
+    words = overlay._line_pieces(text)
+    ends = {b for _, b in words}
+    offset = 0
+    for line in lines[:-1]:
+        offset += len(line)
+        assert offset in ends  # every line ends between two dictionary words
