@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import cast
@@ -315,14 +315,37 @@ class _Geometry:
     box: tuple[float, float, float, float]  # source box in the base
 
 
-def _geometry(plan: _Plan, base: Image.Image, source_size: tuple[int, int]) -> _Geometry:
+def _geometry(
+    plan: _Plan,
+    base: Image.Image,
+    source_size: tuple[int, int],
+    spec: RenditionSpec,
+    keep: Sequence[Box] = (),
+) -> _Geometry:
+    """Where the rendition's pixels come from in ``base``. A cover crop keeps every box in
+    ``keep`` (the texts, in base pixels) whole inside its window, moved as little as it must
+    from the most interesting one; when no window of its shape holds them all, the rendition
+    is padded instead, so no text is ever cut."""
     k = base.width / source_size[0]
     rw, rh = min(base.width, plan.region[0] * k), min(base.height, plan.region[1] * k)
     x0, y0 = _interest_origin(base, rw, rh)
+    if keep and (rw < base.width - 0.5 or rh < base.height - 0.5):
+        ux0, uy0 = max(0.0, min(b[0] for b in keep)), max(0.0, min(b[1] for b in keep))
+        ux1 = min(float(base.width), max(b[2] for b in keep))
+        uy1 = min(float(base.height), max(b[3] for b in keep))
+        if ux1 - ux0 > rw + 0.5 or uy1 - uy0 > rh + 0.5:
+            padded = plan_rendition(replace(spec, fit="pad"), *source_size)
+            return _Geometry(plan=padded, box=(0.0, 0.0, float(base.width), float(base.height)))
+        x0 = min(max(0.0, base.width - rw), max(0.0, min(max(x0, ux1 - rw), ux0)))
+        y0 = min(max(0.0, base.height - rh), max(0.0, min(max(y0, uy1 - rh), uy0)))
     return _Geometry(plan=plan, box=(x0, y0, x0 + rw, y0 + rh))
 
 
-def _apply(geo: _Geometry, img: Image.Image, spec: RenditionSpec) -> Image.Image:
+def _apply(
+    geo: _Geometry, img: Image.Image, spec: RenditionSpec, backdrop: Image.Image | None = None
+) -> Image.Image:
+    """Crop and scale ``img`` to the plan; pad bands come from ``backdrop`` (the image before
+    its text was drawn, so no blurred ghost of the words shows in them)."""
     plan = geo.plan
     content = img.resize(plan.content, _RESAMPLE, box=geo.box, reducing_gap=_REDUCING_GAP)
     if plan.content == plan.out:
@@ -330,6 +353,7 @@ def _apply(geo: _Geometry, img: Image.Image, spec: RenditionSpec) -> Image.Image
     if spec.pad_color:
         canvas = Image.new("RGB", plan.out, spec.pad_color)
     else:  # a blurred, darkened copy of the image fills the box
+        img = backdrop if backdrop is not None else img
         w, h = plan.out
         f = max(w / img.width, h / img.height)
         small = img.convert("RGB").resize(
@@ -669,9 +693,11 @@ def _still(
     source: _Source, spec: RenditionSpec, config: Config, layout: captions.Layout | None
 ) -> RenderedImage:
     plan = plan_rendition(spec, *source.size)
-    base = _captioned_base(source, _reduction(plan, source.jpeg), layout)
-    geo = _geometry(plan, base, source.size)
-    img = _apply(geo, base, spec)
+    factor = _reduction(plan, source.jpeg)
+    base = _captioned_base(source, factor, layout)
+    keep = captions.caption_boxes(layout, *base.size) if layout else []
+    geo = _geometry(plan, base, source.size, spec, keep)
+    img = _apply(geo, base, spec, backdrop=source.base(factor))
     wm = config.watermark
     if spec.watermark and wm.enabled and img.width >= wm.min_width:
         avoid = _caption_boxes(geo, base.size, layout)
@@ -710,19 +736,24 @@ def _animated(
     for frame, duration, disposal in source.frames_iter():
         durations.append(duration)
         disposals.append(disposal)
+        backdrop = frame
         if layout:
             frame = captions.draw_overlay(frame, layout)
         if not geometries:  # crop window and watermark from the first frame, kept for all
-            geometries = [_geometry(p, frame, source.size) for p in plans]
-            for spec, plan in zip(specs, plans, strict=True):
-                marked = spec.watermark and wm.enabled and plan.out[0] >= wm.min_width
-                tiles.append(_mark(plan.out, wm) if marked else None)
+            keep = captions.caption_boxes(layout, *frame.size) if layout else []
+            geometries = [
+                _geometry(p, frame, source.size, spec, keep)
+                for p, spec in zip(plans, specs, strict=True)
+            ]
+            for spec, geo in zip(specs, geometries, strict=True):
+                marked = spec.watermark and wm.enabled and geo.plan.out[0] >= wm.min_width
+                tiles.append(_mark(geo.plan.out, wm) if marked else None)
             # Every frame has the same size and captions: where they land is computed once.
             avoids = [_caption_boxes(g, frame.size, layout) for g in geometries]
         alpha_range = cast(tuple[int, int], frame.getchannel("A").getextrema())
         transparent = transparent or alpha_range[0] < 255
         for i, spec in enumerate(specs):
-            img = _apply(geometries[i], frame, spec)
+            img = _apply(geometries[i], frame, spec, backdrop=backdrop)
             if (tile := tiles[i]) is not None:
                 img = _watermark(
                     img.convert("RGBA"), tile, wm, check=not outputs[i], avoid=avoids[i]

@@ -525,3 +525,52 @@ def test_watermark_keeps_off_the_bottom_caption(tmp_path):
     [caption] = overlay.caption_boxes(overlay.layout(800, 600, ("", words), cfg.overlay), 800, 600)
     assert y1 <= caption[1]  # the mark ends above the words
     assert x0 > 400  # and stays in its corner's column
+
+
+def _white(img: Image.Image) -> int:
+    """How many pixels are near white (the letters' fill; the test images have none)."""
+    r, g, b = (c.point(lambda v: 255 if v > 235 else 0) for c in img.convert("RGB").split())
+    return ImageChops.darker(ImageChops.darker(r, g), b).histogram()[255]
+
+
+def test_cover_renditions_keep_top_and_bottom_text_whole(tmp_path):
+    """Issue 11: og and landscape of a two-line meme kept only the middle (no punchline)."""
+    source = tmp_path / "tall.png"
+    Image.new("RGB", (1080, 1350), (60, 120, 180)).save(source)
+    cfg = configuration.parse({"watermark": False}, root=tmp_path)  # the default renditions
+    result = render(source, cfg, "WHEN THE EDITOR SAYS", "SHIP IT ANYWAY")
+    for name in ("og", "landscape"):
+        out = opened(result, name).convert("RGB")
+        w, h = out.size
+        assert _white(out.crop((0, 0, w, h // 5))) > 100, name  # the top text
+        assert _white(out.crop((0, h - h // 5, w, h))) > 100, name  # the bottom text
+        # No window of this shape holds both: padded, and the bands show no ghost of the words.
+        band = out.crop((0, 0, w // 6, h))
+        assert _white(band) == 0 and max(hi - lo for lo, hi in band.getextrema()) <= 6, name
+
+
+def test_cover_crop_moves_its_window_to_keep_one_text(tmp_path):
+    source = tmp_path / "tall.png"
+    img = Image.new("RGB", (1080, 1350), (60, 120, 180))
+    for y in range(900, 1340, 20):  # a busy, colourful subject low in the picture
+        ImageDraw.Draw(img).rectangle((100, y, 980, y + 9), fill=(250, 30, 30))
+    img.save(source)
+    cfg = configuration.parse({"watermark": False}, root=tmp_path)
+    out = opened(render(source, cfg, "ONLY A TOP LINE"), "og").convert("RGB")
+    w, h = out.size
+    assert (w, h) == (1080, 567)  # og's shape, never upscaled
+    assert _white(out.crop((0, 0, w, h // 5))) > 100  # the words, at the top
+    # A crop, not a pad: the image fills the frame edge to edge.
+    assert close(pixel(out, (2, h // 2)), (60, 120, 180), 12)
+    assert close(pixel(out, (w - 3, h // 2)), (60, 120, 180), 12)
+
+
+def test_pad_bands_are_made_from_the_image_before_its_text(tmp_path):
+    """Issue 11: the blurred pad bands showed a ghost of the caption."""
+    source = tmp_path / "wide.png"
+    Image.new("RGB", (1600, 900), (60, 120, 180)).save(source)
+    cfg = make_config(tmp_path, {"sq": {"width": 600, "height": 600, "fit": "pad"}})
+    out = opened(render(source, cfg, "A TOP TEXT AS WIDE AS THE IMAGE", "AND A BOTTOM ONE"), "sq")
+    out = out.convert("RGB")
+    for band in (out.crop((0, 0, 600, 120)), out.crop((0, 480, 600, 600))):
+        assert max(hi - lo for lo, hi in band.getextrema()) <= 6  # flat: no blurred words
