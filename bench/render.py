@@ -1,6 +1,6 @@
 """Rendition throughput per core: render_many against a naive Pillow loop and pyvips, same pool.
 
-    .venv/bin/python bench/render.py [--rounds 3] [--scale 1] [--jpeg-settings]
+    .venv/bin/python bench/render.py [--rounds 3] [--scale 1] [--jpeg-settings] [--only-template]
 
 pyvips comes from the bench extra (`pip install -e '.[bench]'`: pyvips + pyvips-binary);
 without it the script measures the other two and says so.
@@ -28,8 +28,11 @@ CPU s per image counts the pool's workers too; peak RSS is the largest single pr
 Then: PSNR of the 800 px JPEG (no watermark) against a LANCZOS resize of the full-resolution
 decode, per engine (median over the stills; target >= 38 dB), and the peak RSS of each engine
 rendering a 50-megapixel JPEG in a fresh process (both works; limit 400 MB).
-``--jpeg-settings`` also times JPEG encoding with and without optimize/progressive on the
-corpus's 1600/800/320 images (the figures behind the choice in pipeline/imaging.py).
+Last, the render time of a meme made from a four-box template against the same image without
+text (one process, no cache, every default rendition; target: at most 20% more);
+``--only-template`` prints that figure alone. ``--jpeg-settings`` also times JPEG encoding with
+and without optimize/progressive on the corpus's 1600/800/320 images (the figures behind the
+choice in pipeline/imaging.py).
 """
 
 from __future__ import annotations
@@ -441,12 +444,48 @@ def have_pyvips() -> bool:
     return subprocess.run(probe, capture_output=True).returncode == 0
 
 
+def template_overhead(folder: Path, repeat: int = 3) -> None:
+    """One process, no cache: the best of ``repeat`` renders of every default rendition of a
+    2400x2400 photo with the starter template's four texts, and of the same photo bare."""
+    from pipeline import meme_templates
+
+    template = meme_templates.starter("astronaut-four")
+    assert template is not None and template.image is not None
+    photo = folder / "astronaut-2400.jpg"
+    with Image.open(template.image) as im:
+        im.convert("RGB").resize((2400, 2400), Image.Resampling.BICUBIC).save(photo, quality=90)
+    cfg = configuration.parse({})
+    texts = ("Read the docs", "Ship it", "The docs were wrong", "Houston 👍")
+    jobs = {
+        "no text": RenderJob("bare", photo),
+        "four-box template": RenderJob("four", photo, texts=texts, boxes=template.boxes),
+    }
+    best = {}
+    for label, job in jobs.items():
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            render_meme(job, cfg)
+            times.append(time.perf_counter() - t0)
+        best[label] = min(times)
+        print(f"render of a 2400x2400 JPEG, {label:17}: {best[label] * 1000:7.0f} ms "
+              f"(best of {repeat}, one process, every default rendition)")  # fmt: skip
+    ratio = best["four-box template"] / best["no text"]
+    print(f"four-box template meme / same image without text: {ratio:.2f}x (target <= 1.20x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=int, default=1, help="corpus size x (1: 6 stills)")
     parser.add_argument("--jpeg-settings", action="store_true", help="time JPEG encoder options")
+    parser.add_argument("--only-template", action="store_true",
+                        help="only the four-box template figure")  # fmt: skip
     args = parser.parse_args()
+    if args.only_template:
+        with tempfile.TemporaryDirectory() as tmp:
+            template_overhead(Path(tmp))
+        return
     engines = list(ENGINES) if have_pyvips() else [e for e in ENGINES if e != "pyvips"]
     if "pyvips" not in engines:
         print("pyvips not installed (pip install -e '.[bench]'): measuring naive and render_many")
@@ -492,6 +531,8 @@ def main() -> None:
             peaks = {e: run_fresh(e, work, 1, [huge])["rss"] for e in engines}
             print(f"peak RSS rendering a 50 MP JPEG, {work} work (fresh process, limit 400 MB): "
                   + ", ".join(f"{e} {mb:.0f} MB" for e, mb in peaks.items()))  # fmt: skip
+        print()
+        template_overhead(folder)
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def _print_problems(report: Any) -> None:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--caption", required=True, help="What the meme says, in words (required).")
 @click.option("--title", default="", help="Title (the slug comes from it, else the caption).")
 @click.option("--category", default=None, help="One of config `categories` (default: the first).")
@@ -154,6 +154,9 @@ def _print_problems(report: Any) -> None:
 @click.option("--credit", default="", help="Credit line (photographer, source).")
 @click.option("--top", default="", help="Overlay text drawn at the top of the image.")
 @click.option("--bottom", default="", help="Overlay text drawn at the bottom of the image.")
+@click.option("--template", default=None, help="Make the meme from this template (no FILES).")
+@click.option("--text", "texts", multiple=True,
+              help="A box's text, one per box in order (classic layout: top, bottom).")
 @click.option(
     "--publish-at",
     callback=parse_datetime_option,
@@ -163,15 +166,24 @@ def _print_problems(report: Any) -> None:
 @pass_app
 def add(app: App, files: tuple[Path, ...], caption: str, title: str, category: str | None,
         tags: tuple[str, ...], alt: str | None, credit: str, top: str, bottom: str,
-        publish_at: Any, as_json: bool) -> None:  # fmt: skip
-    """Add meme image FILES with a caption; prints one slug per added meme."""
-    from pipeline.ingest import MemeFields, add_files
+        template: str | None, texts: tuple[str, ...], publish_at: Any,
+        as_json: bool) -> None:  # fmt: skip
+    """Add meme image FILES (or a --template) with a caption; prints one slug per meme."""
+    from pipeline.ingest import MemeFields, add_files, check_text_count
 
     if not caption.strip():
         raise UsageError("--caption: must not be empty")
+    if template is not None:
+        if files:
+            raise UsageError("--template: give no FILES (the template brings its image)")
+        check_text_count(texts, app.library.template(template))
+        files = (Path(),)  # add_files takes the template's image
+    elif not files:
+        raise UsageError("FILES: give at least one image file, or --template NAME")
     fields = MemeFields(
         caption=caption, title=title, category=category or "", tags=tags, alt=alt or "",
         credit=credit, publish_at=publish_at, top_text=top, bottom_text=bottom,
+        template=template, texts=texts,
     )  # fmt: skip
     with progress_bar(len(files), "Adding", not as_json) as step:
         report = add_files(app.library, app.config, [(f, fields) for f in files], progress=step)
@@ -282,6 +294,8 @@ def show(app: App, slug: str, as_json: bool) -> None:
 @click.option("--tag", "tags", multiple=True, help="Replaces the tags; repeat for several.")
 @click.option("--top", help="Overlay text at the top ('' removes it).")
 @click.option("--bottom", help="Overlay text at the bottom ('' removes it).")
+@click.option("--text", "texts", multiple=True, metavar="N=TEXT",
+              help="Box N's text ('N=' empties it); repeat for several boxes.")
 @click.option(
     "--publish-at",
     callback=parse_datetime_option,
@@ -291,20 +305,98 @@ def show(app: App, slug: str, as_json: bool) -> None:
 @pass_app
 def edit(app: App, slug: str, caption: str | None, title: str | None, alt: str | None,
          credit: str | None, category: str | None, tags: tuple[str, ...], top: str | None,
-         bottom: str | None, publish_at: Any, as_json: bool) -> None:  # fmt: skip
+         bottom: str | None, texts: tuple[str, ...], publish_at: Any,
+         as_json: bool) -> None:  # fmt: skip
     """Change a meme's words; a published meme's edit reaches the index at the next publish."""
     from pipeline.ingest import check_edit
 
+    numbered: dict[int, str] = {}
+    for item in texts:
+        number, sep, text = item.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise UsageError(f"--text {item!r}: expected N=TEXT, N a box number from 1")
+        numbered[int(number)] = text
     changes = check_edit(
         app.library, app.config, slug, caption=caption, title=title, alt=alt, credit=credit,
         category=category, tags=tags or None, top_text=top, bottom_text=bottom,
-        publish_at=publish_at,
+        publish_at=publish_at, box_texts=numbered or None,
     )  # fmt: skip
     meme = app.library.edit(slug, **changes)
     if as_json:
         emit_json(meme.as_dict())
     else:
         click.echo(meme.slug)
+
+
+# --- templates -------------------------------------------------------------------------------
+
+
+@cli.group("template")
+def template_group() -> None:
+    """Meme templates: an image plus its ordered text boxes."""
+
+
+@template_group.command("add")
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--name", required=True, help="Lower-case letters, digits and dashes.")
+@click.option("--boxes", "boxes_file", type=click.Path(path_type=Path), default=None,
+              help="YAML list of text boxes (default: the classic top and bottom boxes).")
+@click.option("--licence", default="", help="The image's licence, shown by `template list`.")
+@click.option("--credit", default="", help="Credit line for the image.")
+@pass_app
+def template_add(app: App, image: Path, name: str, boxes_file: Path | None, licence: str,
+                 credit: str) -> None:  # fmt: skip
+    """Add IMAGE as template NAME (its image is stored in the library)."""
+    from pipeline.ingest import add_template
+
+    made = add_template(app.library, app.config, image, name, boxes_file, licence, credit)
+    click.echo(made.name)
+
+
+@template_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def template_list(app: App, as_json: bool) -> None:
+    """The templates: bundled starters, then this library's."""
+    templates = app.library.templates()
+    if as_json:
+        emit_json([t.as_dict() for t in templates])
+        return
+    for t in templates:
+        source = "bundled" if t.bundled else "library"
+        click.echo(f"{t.name}\t{len(t.boxes)} boxes\t{t.width}x{t.height}\t{source}\t"
+                   f"{t.licence or 'licence not given'}")  # fmt: skip
+
+
+@template_group.command("show")
+@click.argument("name")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write a PNG of the template with its boxes outlined and numbered.")
+@pass_app
+def template_show(app: App, name: str, out: Path | None) -> None:
+    """Show a template's boxes (and, with --out, a picture of them)."""
+    from pipeline import meme_templates
+    from pipeline.files import write_atomic
+
+    template = app.library.template(name)
+    if out is not None:
+        data = meme_templates.preview_png(app.library.template_path(template), template.boxes)
+        write_atomic(out, data)
+    click.echo(f"name: {template.name}\nsize: {template.width}x{template.height}")
+    click.echo(f"licence: {template.licence}\ncredit: {template.credit}")
+    for number, box in enumerate(meme_templates.boxes_to_data(template.boxes), start=1):
+        click.echo(f"box {number}: " + ", ".join(f"{k}: {v}" for k, v in box.items()))
+    if out is not None:
+        click.echo(f"picture: {out}")
+
+
+@template_group.command("remove")
+@click.argument("name")
+@pass_app
+def template_remove(app: App, name: str) -> None:
+    """Remove template NAME (refused while memes use it)."""
+    app.library.remove_template(name)
+    click.echo(name)
 
 
 # --- render / publish / remove / verify / gc ------------------------------------------------

@@ -171,6 +171,7 @@ def meme_object(meme: Meme, base_url: str) -> dict:
     color = meme.placeholder_color.lower() if meme.placeholder_color else None
     return {
         **meme.public_fields(),
+        "texts": [text for text in meme.box_texts if text],
         "animated": meme.animated,
         "placeholder": {"blurhash": meme.blurhash or None, "color": color or "#808080"},
         "renditions": {

@@ -111,6 +111,12 @@ class RenderJob:
     top_text: str = ""
     bottom_text: str = ""
     sha256: str = ""
+    texts: tuple[str, ...] = ()  # a template meme's box texts, in box order
+    boxes: tuple[captions.TextBox, ...] | None = None  # its template's boxes (None: classic)
+
+    @property
+    def box_texts(self) -> tuple[str, ...]:
+        return self.texts if self.boxes is not None else (self.top_text, self.bottom_text)
 
 
 @dataclass(frozen=True)
@@ -609,9 +615,19 @@ def _cache_keys(job: RenderJob, original_sha: str, config: Config) -> tuple[dict
         "size": wm.size,
         "min_width": wm.min_width,
     }
+    boxes = None
+    if job.boxes is not None:
+        from pipeline.meme_templates import boxes_to_data
+
+        boxes = [
+            {**data, "font": _font_key(box.font)}
+            for data, box in zip(boxes_to_data(job.boxes), job.boxes, strict=True)
+        ]
     caption = {
         "top": job.top_text,
         "bottom": job.bottom_text,
+        "texts": list(job.texts),
+        "boxes": boxes,
         "font": _font_key(config.overlay.font),
         "min_font_size": config.overlay.min_font_size,
     }
@@ -827,10 +843,8 @@ def _render_meme(job: RenderJob, config: Config, cache_dir: Path | None) -> Rend
                 f"({config.limits.max_pixels:,})"
             )
         layout = None
-        if (job.top_text or "").strip() or (job.bottom_text or "").strip():
-            layout = captions.layout(
-                *source.size, (job.top_text, job.bottom_text), config.overlay
-            )
+        if any((text or "").strip() for text in job.box_texts):
+            layout = captions.layout(*source.size, job.box_texts, config.overlay, job.boxes)
         moving = [s for s in todo if source.animated and s.format in ANIMATED_FORMATS]
         made = _animated(source, moving, config, layout) if moving else []
         for spec in todo:

@@ -33,9 +33,12 @@ from pipeline.library import (
     MemeFields,
     NewMeme,
     field_values,
+    normal_texts,
     parse_iso,
     write_original,
 )
+from pipeline.meme_templates import Template
+from pipeline.overlay import TextBox
 from pipeline.workers import process_pool
 
 try:  # HEIC/AVIF photos from phones, where the plugin is installed
@@ -170,8 +173,8 @@ def _inspect_path(
     path: str,
     limits: LimitsConfig,
     overlay: OverlayConfig,
-    top: str,
-    bottom: str,
+    texts: tuple[str, ...],
+    boxes: tuple[TextBox, ...] | None,
     library_root: str,
 ) -> Inspection | str:
     """Worker entry point: check one file (and that its caption fits it) and, when it is good,
@@ -182,10 +185,10 @@ def _inspect_path(
     try:
         data = _read_limited(Path(path), limits)
         inspection = inspect_bytes(data, limits)
-        if top or bottom:
+        if any(texts):
             from pipeline.overlay import check_overlay  # the renderer decides what fits
 
-            check_overlay(inspection.width, inspection.height, (top, bottom), overlay)
+            check_overlay(inspection.width, inspection.height, texts, overlay, boxes)
     except IngestError as exc:
         return str(exc)
     write_original(Path(library_root), data, inspection.sha256, inspection.ext)
@@ -208,9 +211,15 @@ def _read_limited(path: Path, limits: LimitsConfig) -> bytes:
         raise IngestError("permission denied") from None
 
 
+def box_texts(fields: MemeFields) -> tuple[str, ...]:
+    """The texts of a meme's boxes in box (reading) order: a template's, else top and bottom."""
+    return fields.texts if fields.template else (fields.top_text, fields.bottom_text)
+
+
 def default_alt(fields: MemeFields) -> str:
-    """A meme is an image of text: the default alt carries the overlay words verbatim."""
-    words = " / ".join(t for t in (fields.top_text, fields.bottom_text) if t)
+    """A meme is an image of text: the default alt carries its box texts verbatim, in reading
+    order, then the caption."""
+    words = " / ".join(t for t in box_texts(fields) if t)
     if words:
         return f"{words} — {fields.caption}" if fields.caption else words
     return fields.caption
@@ -236,6 +245,16 @@ def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
     category = fields.category or config.categories[0]
     if complaint := unknown_category(category, config):
         raise IngestError(complaint)
+    texts, top, bottom = normal_texts(fields.texts), fields.top_text, fields.bottom_text
+    if fields.template and (top.strip() or bottom.strip()):
+        raise UsageError("top/bottom: a template's boxes take --text (one per box, in order)")
+    if not fields.template and texts:  # no template: the classic top and bottom boxes
+        if len(texts) > 2 or top.strip() or bottom.strip():
+            raise UsageError(
+                f"texts: {len(texts)} texts (and top/bottom) for the classic layout's 2 boxes"
+            )
+        top, bottom = (*texts, "")[:2]
+        texts = ()
     return replace(
         fields,
         caption=caption,
@@ -244,8 +263,10 @@ def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
         tags=normal_tags(fields.tags),
         alt=fields.alt.strip(),
         credit=fields.credit.strip(),
-        top_text=fields.top_text.strip(),
-        bottom_text=fields.bottom_text.strip(),
+        top_text=top.strip(),
+        bottom_text=bottom.strip(),
+        texts=texts,
+        template=fields.template or None,
     )
 
 
@@ -262,24 +283,33 @@ def add_files(
     """
     report = AddReport()
     good: list[tuple[Path, MemeFields]] = []
+    boxes: list[tuple[TextBox, ...] | None] = []
     for path, fields in items:
         try:
-            good.append((path, validate_fields(fields, config)))
+            checked = validate_fields(fields, config)
+            if checked.template:  # the template's image, stored once for all its memes
+                template = library.template(checked.template)
+                check_text_count(checked.texts, template)
+                path = library.template_path(template)
+            good.append((path, checked))
+            boxes.append(template.boxes if checked.template else None)
         except (IngestError, UsageError) as exc:
             report.rejected.append((str(path), str(exc)))
             if progress:
                 progress(1)
     library_root = str(library.root)
-    inspections = _inspect_all(good, config, library_root)
+    inspections = _inspect_all(good, boxes, config, library_root)
     # Parsed once: each new file is compared with every meme in the library.
-    known_hashes = [(slug, int(phash, 16)) for slug, phash in library.phashes()]
+    known_hashes = [
+        (slug, int(phash, 16), sha, template) for slug, phash, sha, template in library.phashes()
+    ]
     for (path, fields), inspection in zip(good, inspections, strict=True):
         try:
             if isinstance(inspection, str):
                 raise IngestError(inspection)
             meme, warning = _add_one(library, path, fields, inspection, known_hashes)
             report.added.append(meme)
-            known_hashes.append((meme.slug, int(meme.phash, 16)))
+            known_hashes.append((meme.slug, int(meme.phash, 16), meme.sha256, meme.template))
             if warning:
                 report.warnings.append(warning)
         except IngestError as exc:  # an exact duplicate: its original is the existing meme's
@@ -291,7 +321,10 @@ def add_files(
 
 
 def _inspect_all(
-    items: list[tuple[Path, MemeFields]], config: Config, library_root: str
+    items: list[tuple[Path, MemeFields]],
+    boxes: list[tuple[TextBox, ...] | None],
+    config: Config,
+    library_root: str,
 ) -> Iterator[Inspection | str]:
     """Inspections in input order, each as soon as it is ready, so the caller stores one file
     while the workers are still checking the next ones."""
@@ -300,8 +333,8 @@ def _inspect_all(
         [str(path) for path, _ in items],
         [config.limits] * n,
         [config.overlay] * n,
-        [fields.top_text for _, fields in items],
-        [fields.bottom_text for _, fields in items],
+        [box_texts(fields) for _, fields in items],
+        boxes,
         [library_root] * n,
     )
     workers = min(n, os.cpu_count() or 1)
@@ -322,7 +355,7 @@ def _add_one(
     path: Path,
     fields: MemeFields,
     inspection: Inspection,
-    known_hashes: Iterable[tuple[str, int]],
+    known_hashes: Iterable[tuple[str, int, str, str | None]],
 ) -> tuple[Meme, str | None]:
     new = NewMeme(
         **field_values(fields, MemeFields),
@@ -336,7 +369,12 @@ def _add_one(
     except DuplicateError as exc:  # the same bytes are in the library already
         raise IngestError(str(exc)) from None
     new_hash = int(inspection.phash, 16)
-    distances = [((new_hash ^ other).bit_count(), slug) for slug, other in known_hashes]
+    # Memes of the same image or template are meant to look alike: no warning between them.
+    distances = [
+        ((new_hash ^ other).bit_count(), slug)
+        for slug, other, sha, template in known_hashes
+        if sha != meme.sha256 and not (template and template == meme.template)
+    ]
     distance, slug = min(distances, default=(NEAR_DUPLICATE_DISTANCE + 1, ""))
     warning = None
     if distance <= NEAR_DUPLICATE_DISTANCE:
@@ -372,8 +410,10 @@ def read_manifest(
         first_line = 1
     elif path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "file" not in reader.fieldnames:
-            raise UsageError(f"{path}: CSV needs a header row with at least 'file' and 'caption'")
+        if not reader.fieldnames or not {"file", "template"} & set(reader.fieldnames):
+            raise UsageError(
+                f"{path}: CSV needs a header row with at least 'file' (or 'template') and 'caption'"
+            )
         rows = list(reader)
         first_line = 2
     else:
@@ -396,22 +436,25 @@ def _manifest_row(row: Any, base: Path, zone: tzinfo) -> tuple[Path, MemeFields]
     if unknown:
         raise UsageError(f"unknown column(s): {', '.join(map(str, unknown))}")
     file = str(row.get("file") or "").strip()
-    if not file:
-        raise UsageError("file: missing")
+    if not file and not row.get("template"):
+        raise UsageError("file: missing (or a template)")
+    if file and row.get("template"):
+        raise UsageError("file and template: give one (a template brings its image)")
     values: dict[str, Any] = {}
     for key, column in FIELD_KEYS.items():
         value = row.get(key)
         if value is None or value == "":
             continue
-        if column.type == tuple[str, ...]:  # tags: a list, or comma-separated text
-            items = value.split(",") if isinstance(value, str) else value
+        if column.type == tuple[str, ...]:  # a list, or text: tags comma-, texts |-separated
+            items = value.split("|" if key == "texts" else ",") if isinstance(value, str) else value
             values[column.name] = tuple(str(item) for item in items)
         elif column.type == datetime | None:  # YAML reads an unquoted time as a datetime
             text = value.isoformat() if isinstance(value, datetime) else str(value)
             values[column.name] = parse_publish_at(text, zone)
         else:
             values[column.name] = str(value)
-    return base / os.path.expanduser(file), MemeFields(**values)
+    # A template row's image is the template's (add_files finds it).
+    return (base / os.path.expanduser(file) if file else Path()), MemeFields(**values)
 
 
 def parse_publish_at(text: str, zone: tzinfo = UTC) -> datetime:
@@ -435,10 +478,68 @@ def check_edit(library: Library, config: Config, slug: str, **changes: Any) -> d
     for key in ("caption", "title", "alt", "credit", "top_text", "bottom_text"):
         if key in values:
             values[key] = values[key].strip()
-    top = values.get("top_text", meme.top_text)
-    bottom = values.get("bottom_text", meme.bottom_text)
-    if ("top_text" in values or "bottom_text" in values) and (top or bottom):
-        from pipeline.overlay import check_overlay
+    numbered = values.pop("box_texts", None) or {}
+    boxes = library.template(meme.template).boxes if meme.template else None
+    if numbered and not meme.template:  # the classic layout: text 1 is top, text 2 bottom
+        for number, text in numbered.items():
+            if number not in (1, 2):
+                raise UsageError(f"--text {number}=: a meme without a template has boxes 1 and 2")
+            values["bottom_text" if number == 2 else "top_text"] = text.strip()
+    elif numbered and boxes is not None:
+        edited = list(meme.texts) + [""] * len(boxes)
+        for number, text in numbered.items():
+            if not 1 <= number <= len(boxes):
+                raise UsageError(
+                    f"--text {number}=: template '{meme.template}' has boxes 1 to {len(boxes)}"
+                )
+            edited[number - 1] = text
+        values["texts"] = normal_texts(edited)
+    if meme.template and ("top_text" in values or "bottom_text" in values):
+        raise UsageError("--top/--bottom: a template meme's boxes are changed with --text N=...")
+    if {"top_text", "bottom_text", "texts"} & set(values):
+        top = values.get("top_text", meme.top_text)
+        bottom = values.get("bottom_text", meme.bottom_text)
+        texts = values.get("texts", meme.texts) if meme.template else (top, bottom)
+        if any(texts):
+            from pipeline.overlay import check_overlay
 
-        check_overlay(meme.width, meme.height, (top, bottom), config.overlay)
+            check_overlay(meme.width, meme.height, texts, config.overlay, boxes)
     return values
+
+
+def check_text_count(texts: Sequence[str], template: Template) -> None:
+    """More texts than the template has boxes is a usage error (fewer leave boxes empty)."""
+    if len(texts) > len(template.boxes):
+        raise UsageError(
+            f"template '{template.name}' has {len(template.boxes)} text boxes; "
+            f"{len(texts)} texts given"
+        )
+
+
+def add_template(
+    library: Library,
+    config: Config,
+    image: Path,
+    name: str,
+    boxes_file: Path | None,
+    licence: str = "",
+    credit: str = "",
+) -> Template:
+    """Check an image like any meme's, store it by hash and record it as template ``name``
+    with the boxes of ``boxes_file`` (default: the classic top and bottom boxes)."""
+    from pipeline import meme_templates
+    from pipeline.overlay import CLASSIC_BOXES
+
+    name = meme_templates.check_name(name)
+    boxes = meme_templates.read_boxes_file(boxes_file) if boxes_file else CLASSIC_BOXES
+    try:
+        data = _read_limited(Path(image), config.limits)
+        inspection = inspect_bytes(data, config.limits)
+    except IngestError as exc:
+        raise IngestError(f"{image}: {exc}") from None
+    template = Template(
+        name=name, sha256=inspection.sha256, ext=inspection.ext, width=inspection.width,
+        height=inspection.height, boxes=boxes, licence=licence.strip(), credit=credit.strip(),
+    )  # fmt: skip
+    write_original(library.root, data, inspection.sha256, inspection.ext)
+    return library.add_template(template)

@@ -23,10 +23,14 @@ from typing import Any, get_type_hints, overload
 
 from slugify import slugify
 
+from pipeline import meme_templates
 from pipeline.errors import IngestError, LockedError, MemesError, NotFoundError, UsageError
 from pipeline.files import write_atomic
+from pipeline.meme_templates import Template
 
-SCHEMA_VERSION = 2
+# 2: editions carry their note and images; 3: one image, many memes (sha256 not unique) and
+# templates
+SCHEMA_VERSION = 3
 SLUG_MAX = 60
 STATUSES = ("queued", "published", "removed")
 ROLES = ("editor", "admin")
@@ -54,6 +58,17 @@ CREATE TABLE IF NOT EXISTS publish_runs (
     slugs TEXT NOT NULL,
     step TEXT NOT NULL,
     finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS templates (
+    name TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    ext TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    boxes TEXT NOT NULL,
+    licence TEXT NOT NULL DEFAULT '',
+    credit TEXT NOT NULL DEFAULT '',
+    added_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS editions (
     kind TEXT NOT NULL,
@@ -157,6 +172,10 @@ class MemeFields:
     credit: str = field(default="", metadata=meta(public=True, editable=True))
     top_text: str = field(default="", metadata=meta(json="top", editable=True))
     bottom_text: str = field(default="", metadata=meta(json="bottom", editable=True))
+    # A template's name and its box texts in box order (a classic meme: None and (), its
+    # words in top_text and bottom_text); see Meme.box_texts.
+    template: str | None = field(default=None, metadata=meta(public=True))
+    texts: tuple[str, ...] = field(default=(), metadata=meta(editable=True))
     publish_at: datetime | None = field(default=None, metadata=meta(sql="TEXT NOT NULL",
                                                                     editable=True))  # fmt: skip
 
@@ -165,7 +184,7 @@ class MemeFields:
 class Inspection:
     """What the content check learned about a file (picklable, from a worker process)."""
 
-    sha256: str = field(metadata=meta(sql="TEXT NOT NULL UNIQUE"))
+    sha256: str = field(metadata=meta(sql="TEXT NOT NULL"))  # one image, many memes
     phash: str = field(metadata=meta(json=None))
     format: str = field(metadata=meta(sql="TEXT NOT NULL"))
     ext: str = field(metadata=meta(sql="TEXT NOT NULL", json=None))
@@ -203,6 +222,11 @@ class Meme(NewMeme):
     @property
     def original_relpath(self) -> str:
         return original_relpath(self.sha256, self.ext)
+
+    @property
+    def box_texts(self) -> tuple[str, ...]:
+        """The texts of its boxes in box (reading) order: a template's, else top and bottom."""
+        return self.texts if self.template else (self.top_text, self.bottom_text)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data view for `--json` output (times in UTC ISO 8601 with a Z)."""
@@ -261,6 +285,7 @@ _CODECS: dict[Any, tuple[str, Callable[[Any], Any], Callable[[Any], Any], Callab
     tuple[str, ...]: ("TEXT NOT NULL DEFAULT '[]'", _tags_to_sql, _tags_from_sql, list),
     datetime: ("TEXT NOT NULL", iso, parse_iso, iso),
     datetime | None: ("TEXT", _iso_or_none, _parse_or_none, _iso_or_none),
+    str | None: ("TEXT", _same, _same, _same),
 }
 
 
@@ -350,7 +375,27 @@ def write_original(library_root: Path, data: bytes, sha256: str, ext: str) -> Pa
 
 
 class DuplicateError(IngestError):
-    """The exact bytes are in the library already; the message names the existing slug."""
+    """The same image with the same texts is in the library already; the message names the
+    existing slug."""
+
+
+def normal_texts(texts: Sequence[str]) -> tuple[str, ...]:
+    """Box texts as stored: trimmed, without the empty boxes at the end."""
+    out = [t.strip() for t in texts]
+    while out and not out[-1]:
+        out.pop()
+    return tuple(out)
+
+
+# A meme is its image plus its texts: the same image with other texts is another meme.
+_CONTENT_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS memes_content "
+    "ON memes (sha256, COALESCE(template, ''), texts, top_text, bottom_text)"
+)
+_SAME_CONTENT = (
+    "sha256=? AND COALESCE(template, '')=COALESCE(?, '') AND texts=? AND top_text=? "
+    "AND bottom_text=?"
+)
 
 
 def make_slug_base(title: str, caption: str) -> str:
@@ -448,6 +493,15 @@ class Library:
             self._db.execute("COMMIT")
 
     def _migrate(self) -> None:
+        # Rebuilding the memes table (schema 2 -> 3) needs foreign keys off, which SQLite
+        # only allows outside a transaction.
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            self._migrate_schema()
+        finally:
+            self._db.execute("PRAGMA foreign_keys=ON")
+
+    def _migrate_schema(self) -> None:
         with self.transaction() as db:
             for statement in _SCHEMA.replace("{memes_table}", _MEMES_TABLE + ";").split(";"):
                 if statement.strip():
@@ -457,6 +511,15 @@ class Library:
             for column in MEME_COLUMNS:
                 if column.name not in have:
                     db.execute(f"ALTER TABLE memes ADD COLUMN {column.name} {column.sql}")
+            table = db.execute("SELECT sql FROM sqlite_master WHERE name='memes'").fetchone()
+            if "sha256 TEXT NOT NULL UNIQUE" in table["sql"]:  # schema 1: one meme per image
+                names = ", ".join(c.name for c in MEME_COLUMNS)
+                db.execute(_MEMES_TABLE.replace(" memes ", " memes_v2 "))
+                db.execute(f"INSERT INTO memes_v2 ({names}) SELECT {names} FROM memes")
+                db.execute("DROP TABLE memes")
+                db.execute("ALTER TABLE memes_v2 RENAME TO memes")
+                db.execute("CREATE INDEX memes_status ON memes (status, publish_at, id)")
+            db.execute(_CONTENT_INDEX)
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -551,7 +614,10 @@ class Library:
         values.update(publish_at=iso(new.publish_at or now), added_at=iso(now),
                       updated_at=iso(now), status="queued")  # fmt: skip
         with self.transaction() as db:
-            existing = db.execute("SELECT slug FROM memes WHERE sha256=?", (new.sha256,)).fetchone()
+            existing = db.execute(
+                f"SELECT slug FROM memes WHERE {_SAME_CONTENT}",
+                (new.sha256, new.template, values["texts"], new.top_text, new.bottom_text),
+            ).fetchone()
             if existing:
                 raise DuplicateError(f"duplicate of existing meme '{existing['slug']}'")
             values["slug"] = self._free_slug(db, base)
@@ -586,11 +652,14 @@ class Library:
         found = self._select("sha256=?", (sha256,))
         return found[0] if found else None
 
-    def phashes(self) -> list[tuple[str, str]]:
-        """(slug, perceptual hash) of every meme, for near-duplicate checks."""
+    def phashes(self) -> list[tuple[str, str, str, str | None]]:
+        """(slug, perceptual hash, sha256, template) of every meme, for near-duplicate checks
+        (memes of the same image or template are not near duplicates of each other)."""
         return [
-            (row["slug"], row["phash"])
-            for row in self._db.execute("SELECT slug, phash FROM memes WHERE phash != ''")
+            (row["slug"], row["phash"], row["sha256"], row["template"])
+            for row in self._db.execute(
+                "SELECT slug, phash, sha256, template FROM memes WHERE phash != ''"
+            )
         ]
 
     def get(self, slug: str) -> Meme:
@@ -654,7 +723,13 @@ class Library:
             if row is None:
                 raise NotFoundError(f"meme '{slug}': no such slug")
             assignments = ", ".join(f"{k}=?" for k in values)
-            db.execute(f"UPDATE memes SET {assignments} WHERE slug=?", [*values.values(), slug])
+            try:
+                db.execute(f"UPDATE memes SET {assignments} WHERE slug=?", [*values.values(), slug])
+            except sqlite3.IntegrityError:
+                twin = self._twin(db, slug, values)
+                raise DuplicateError(
+                    f"meme '{slug}': these texts would make it a duplicate of meme '{twin}'"
+                ) from None
             if row["status"] == "published":
                 self._bump_generation(db)
         return self.get(slug)
@@ -715,7 +790,88 @@ class Library:
         """Delete a removed meme's original file (`memes remove --purge`)."""
         if meme.status != "removed":
             raise MemesError(f"meme '{meme.slug}': only a removed meme's original can be purged")
-        self.original_path(meme).unlink(missing_ok=True)
+        shared = self._db.execute(
+            "SELECT (SELECT COUNT(*) FROM memes WHERE sha256=? AND id != ?)"
+            " + (SELECT COUNT(*) FROM templates WHERE sha256=?)",
+            (meme.sha256, meme.id, meme.sha256),
+        ).fetchone()[0]
+        if not shared:  # the original is stored once however many memes use it
+            self.original_path(meme).unlink(missing_ok=True)
+
+    @staticmethod
+    def _twin(db: sqlite3.Connection, slug: str, values: dict[str, Any]) -> str:
+        """The slug of the meme an edit of ``slug`` to ``values`` would duplicate."""
+        row = dict(db.execute("SELECT * FROM memes WHERE slug=?", (slug,)).fetchone())
+        row.update(values)
+        twin = db.execute(
+            f"SELECT slug FROM memes WHERE {_SAME_CONTENT} AND slug != ?",
+            (row["sha256"], row["template"], row["texts"], row["top_text"], row["bottom_text"],
+             slug),
+        ).fetchone()  # fmt: skip
+        return twin["slug"] if twin else "?"
+
+    # --- templates -----------------------------------------------------------------------
+
+    def templates(self) -> list[Template]:
+        """The bundled starter templates, then this library's, by name."""
+        rows = self._db.execute("SELECT * FROM templates ORDER BY name").fetchall()
+        return [*meme_templates.starters(), *(self._row_to_template(r) for r in rows)]
+
+    def template(self, name: str) -> Template:
+        found = meme_templates.starter(name)
+        if found is not None:
+            return found
+        row = self._db.execute("SELECT * FROM templates WHERE name=?", (name,)).fetchone()
+        if row is None:
+            known = ", ".join(t.name for t in self.templates())
+            raise NotFoundError(f"template '{name}': no such template (known: {known})")
+        return self._row_to_template(row)
+
+    def add_template(self, template: Template) -> Template:
+        """Record a template whose image is already stored under its hash (originals/)."""
+        if meme_templates.starter(template.name) is not None:
+            raise UsageError(f"template '{template.name}': that is a bundled template's name")
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM templates WHERE name=?", (template.name,)).fetchone():
+                raise UsageError(f"template '{template.name}': already exists")
+            db.execute(
+                "INSERT INTO templates VALUES (?,?,?,?,?,?,?,?,?)",
+                (template.name, template.sha256, template.ext, template.width, template.height,
+                 meme_templates.boxes_to_json(template.boxes), template.licence,
+                 template.credit, iso(utcnow())),
+            )  # fmt: skip
+        return self.template(template.name)
+
+    def remove_template(self, name: str) -> None:
+        """Forget a template; refused while memes (other than removed ones) use it."""
+        if meme_templates.starter(name) is not None:
+            raise UsageError(f"template '{name}': a bundled template cannot be removed")
+        with self.transaction() as db:
+            if not db.execute("SELECT 1 FROM templates WHERE name=?", (name,)).fetchone():
+                raise NotFoundError(f"template '{name}': no such template")
+            users = [r["slug"] for r in db.execute(
+                "SELECT slug FROM memes WHERE template=? AND status != 'removed' ORDER BY id",
+                (name,),
+            )]  # fmt: skip
+            if users:
+                shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5
+                                                 else "")  # fmt: skip
+                raise UsageError(f"template '{name}': still used by {shown}")
+            db.execute("DELETE FROM templates WHERE name=?", (name,))
+
+    def template_path(self, template: Template) -> Path:
+        """The template's image file (bundled, or in this library's originals)."""
+        if template.image is not None:
+            return template.image
+        return self.root / original_relpath(template.sha256, template.ext)
+
+    @staticmethod
+    def _row_to_template(row: sqlite3.Row) -> Template:
+        return Template(
+            name=row["name"], sha256=row["sha256"], ext=row["ext"], width=row["width"],
+            height=row["height"], boxes=meme_templates.boxes_from_json(row["boxes"]),
+            licence=row["licence"], credit=row["credit"],
+        )  # fmt: skip
 
     # --- publish journal -----------------------------------------------------------------
 

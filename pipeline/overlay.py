@@ -434,8 +434,8 @@ def _block_metrics(lines: Sequence[Line], size: int, box: TextBox) -> tuple[int,
     # Ink can rise above the font's ascent (accents on capitals in display faces).
     top_ink = max(-get_font(f, size).getbbox(t, anchor="ls")[1] for f, t in lines[0])
     bottom_ink = max(get_font(f, size).getbbox(t, anchor="ls")[3] for f, t in lines[-1])
-    first = max(ascent, top_ink) + stroke
-    height = first + pitch * (len(lines) - 1) + max(descent, bottom_ink) + stroke
+    first = int(max(ascent, top_ink)) + stroke  # FreeType's boxes are whole pixels
+    height = first + pitch * (len(lines) - 1) + int(max(descent, bottom_ink)) + stroke
     return first, pitch, height
 
 

@@ -171,6 +171,7 @@ def render_memes(
     library: Library, config: Config, memes: Sequence[Meme], progress: Progress | None = None
 ) -> tuple[list[RenderResult], list[RenderFailure]]:
     """Render memes from their originals through the library's render cache."""
+    boxes = {name: library.template(name).boxes for name in {m.template for m in memes} if name}
     jobs = [
         RenderJob(
             slug=m.slug,
@@ -178,6 +179,8 @@ def render_memes(
             top_text=m.top_text,
             bottom_text=m.bottom_text,
             sha256=m.sha256,  # lets a cache hit skip reading the original
+            texts=m.texts,
+            boxes=boxes[m.template] if m.template else None,
         )
         for m in memes
     ]

@@ -555,3 +555,21 @@ def test_viewer_is_published_with_cache_busting_and_no_outside_dependencies(tmp_
         assert "@import" not in text
     assert "innerHTML" not in js.decode() and "insertAdjacentHTML" not in js.decode()
     assert docs["index.html"].content_type.startswith("text/html")
+
+
+def test_each_meme_carries_its_template_and_box_texts_in_reading_order(tmp_path):
+    cfg = make_config(tmp_path)
+    classic = make_meme(1, top_text="WHEN CI", bottom_text="IS RED")
+    templated = make_meme(2, template="coffee-labels", texts=("Monday", "", "coffee"))
+    docs = build([classic, templated], cfg)
+    index = load(docs["index.json"])
+    by_slug = {m["slug"]: m for m in index["memes"]}
+    assert (by_slug["meme-1"]["template"], by_slug["meme-1"]["texts"]) == (
+        None, ["WHEN CI", "IS RED"]
+    )  # fmt: skip
+    assert (by_slug["meme-2"]["template"], by_slug["meme-2"]["texts"]) == (
+        "coffee-labels", ["Monday", "coffee"]
+    )  # fmt: skip
+    permalink = load(docs["m/meme-2.json"])["meme"]
+    assert permalink["texts"] == ["Monday", "coffee"]
+    validator_for("meme").validate(permalink)

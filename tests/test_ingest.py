@@ -350,3 +350,141 @@ def test_heic_from_a_phone_is_accepted_by_content(workdir):
     assert result.exit_code == 0, result.output
     [meme] = records(workdir)
     assert (meme.format, meme.ext, meme.width, meme.height) == ("HEIF", "heic", 400, 300)
+
+
+# --- a meme is its image plus its texts; templates --------------------------------------------
+
+
+def test_the_same_image_with_two_texts_is_two_memes_stored_once(workdir):
+    """Issue 11: a template could not be used twice (the second meme was a 'duplicate')."""
+    img = png(workdir / "cat.png")
+    first = memes("add", str(img), "--caption", "A", "--top", "WHEN THE TESTS",
+                  "--bottom", "PASS LOCALLY")  # fmt: skip
+    copy = workdir / "copy.png"
+    copy.write_bytes(img.read_bytes())
+    second = memes("add", str(copy), "--caption", "B", "--top", "WHEN CI", "--bottom", "IS RED")
+    assert (first.exit_code, second.exit_code) == (0, 0), second.output
+    assert "looks like" not in second.stderr  # the same image on purpose: no warning
+    a, b = records(workdir)
+    assert a.sha256 == b.sha256 and a.original_relpath == b.original_relpath
+    assert len(list((workdir / "memes" / "originals").rglob("*.png"))) == 1
+    again = memes("add", str(img), "--caption", "C", "--top", "WHEN CI", "--bottom", "IS RED")
+    assert again.exit_code == 1 and "duplicate of existing meme 'b'" in again.stderr
+    assert len(records(workdir)) == 2
+
+
+def test_memes_from_a_starter_template(workdir):
+    listed = memes("template", "list", "--json")
+    names = {t["name"]: t for t in json.loads(listed.stdout)}
+    assert {"launch-day", "cat-verdict", "coffee-labels"} <= set(names)
+    assert all(t["licence"] for t in names.values())
+    one = memes("add", "--template", "cat-verdict", "--text", "When the tests pass",
+                "--text", "locally", "--caption", "Tests")  # fmt: skip
+    two = memes("add", "--template", "cat-verdict", "--text", "When CI", "--caption", "CI")
+    assert (one.exit_code, two.exit_code) == (0, 0), two.output
+    a, b = records(workdir)
+    assert (a.template, a.texts, b.texts) == (
+        "cat-verdict", ("When the tests pass", "locally"), ("When CI",)
+    )  # fmt: skip
+    assert a.alt == "When the tests pass / locally — Tests"  # box texts, then the caption
+    assert a.sha256 == b.sha256
+    same = memes("add", "--template", "cat-verdict", "--text", "When CI", "--caption", "Again")
+    assert same.exit_code == 1 and "duplicate of existing meme 'ci'" in same.stderr
+    too_many = memes("add", "--template", "launch-day", "--text", "a", "--text", "b",
+                     "--caption", "x")  # fmt: skip
+    assert too_many.exit_code == 2
+    assert "template 'launch-day' has 1 text boxes; 2 texts given" in too_many.stderr
+    unknown = memes("add", "--template", "nope", "--text", "a", "--caption", "x")
+    assert unknown.exit_code == 2 and "template 'nope': no such template" in unknown.stderr
+
+
+def test_a_text_that_does_not_fit_its_box_is_refused_naming_the_box(workdir):
+    with (workdir / "config.yaml").open("a") as config:
+        config.write("overlay: {min_font_size: 60}\n")
+    long = "so many words " * 8
+    result = memes("add", "--template", "launch-day", "--text", long, "--caption", "x")
+    assert result.exit_code == 1 and "text 1 does not fit" in result.stderr
+    assert records(workdir) == []
+
+
+def test_template_add_list_show_remove(workdir):
+    boxes = workdir / "boxes.yaml"
+    boxes.write_text(
+        "- {x: 0.05, y: 0.05, width: 0.9, height: 0.4}\n"
+        "- {x: 0.05, y: 0.55, width: 0.9, height: 0.4, color: '#ffe14d'}\n"
+    )
+    img = png(workdir / "two.png", 800, 600, seed=3)
+    added = memes("template", "add", str(img), "--name", "two-panels", "--boxes", str(boxes),
+                  "--licence", "CC0")  # fmt: skip
+    assert added.exit_code == 0 and added.stdout.strip() == "two-panels"
+    assert "two-panels\t2 boxes\t800x600\tlibrary\tCC0" in memes("template", "list").stdout
+    shown = memes("template", "show", "two-panels", "--out", str(workdir / "show.png"))
+    assert "box 2: x: 0.05, y: 0.55" in shown.stdout
+    from PIL import Image
+
+    with Image.open(workdir / "show.png") as picture:
+        assert picture.size == (800, 600)
+    again = memes("template", "add", str(img), "--name", "two-panels")
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    made = memes("add", "--template", "two-panels", "--text", "TOP", "--text", "BOTTOM",
+                 "--caption", "Panels")  # fmt: skip
+    assert made.exit_code == 0
+    refused = memes("template", "remove", "two-panels")
+    assert refused.exit_code == 2 and "still used by panels" in refused.stderr
+    assert memes("remove", "panels").exit_code == 0
+    assert memes("template", "remove", "two-panels").exit_code == 0
+    assert "two-panels" not in memes("template", "list").stdout
+    bundled = memes("template", "remove", "launch-day")
+    assert bundled.exit_code == 2 and "bundled" in bundled.stderr
+
+
+def test_edit_one_box_text(workdir):
+    memes("add", "--template", "coffee-labels", "--text", "Monday", "--text", "me",
+          "--caption", "Coffee")  # fmt: skip
+    result = memes("edit", "coffee", "--text", "3=the 4th coffee", "--text", "1=Tuesday")
+    assert result.exit_code == 0, result.output
+    [meme] = records(workdir)
+    assert meme.texts == ("Tuesday", "me", "the 4th coffee")
+    bad = memes("edit", "coffee", "--text", "4=nope")
+    assert bad.exit_code == 2 and "has boxes 1 to 3" in bad.stderr
+    classic = memes("add", str(png(workdir / "c.png")), "--caption", "Classic", "--top", "UP")
+    assert classic.exit_code == 0
+    assert memes("edit", "classic", "--text", "2=DOWN").exit_code == 0
+    assert records(workdir)[1].bottom_text == "DOWN"
+
+
+def test_import_rows_with_template_and_texts(workdir):
+    (workdir / "m.yaml").write_text(
+        "- {template: coffee-labels, texts: [Monday, me, coffee], caption: One}\n"
+        "- {template: coffee-labels, texts: [Tuesday], caption: Two}\n", encoding="utf-8"
+    )
+    (workdir / "m.csv").write_text(
+        "template,texts,caption\ncoffee-labels,Wed|nesday,Three\n", encoding="utf-8"
+    )
+    assert memes("import", "m.yaml").exit_code == 0
+    assert memes("import", "m.csv").exit_code == 0
+    assert [m.texts for m in records(workdir)] == [
+        ("Monday", "me", "coffee"), ("Tuesday",), ("Wed", "nesday"),
+    ]  # fmt: skip
+
+
+def test_a_schema_2_catalog_is_migrated(workdir):
+    """A catalog made before templates: one meme per image (sha256 UNIQUE); it opens, keeps
+    its memes, and takes a second meme of the same image."""
+    memes("add", str(png(workdir / "a.png")), "--caption", "Old", "--top", "OLD")
+    db = sqlite3.connect(workdir / "memes" / "catalog.sqlite")
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name='memes'").fetchone()[0]
+    old = sql.replace("sha256 TEXT NOT NULL", "sha256 TEXT NOT NULL UNIQUE")
+    old = old.replace("CREATE TABLE memes", "CREATE TABLE memes_old")
+    db.executescript(
+        f"DROP INDEX memes_content; {old}; INSERT INTO memes_old SELECT * FROM memes;"
+        "DROP TABLE memes; ALTER TABLE memes_old RENAME TO memes;"
+        "ALTER TABLE memes DROP COLUMN texts; ALTER TABLE memes DROP COLUMN template;"
+        "UPDATE meta SET value='2' WHERE key='schema_version';"
+    )
+    db.close()
+    result = memes("add", str(workdir / "a.png"), "--caption", "New", "--top", "NEW")
+    assert result.exit_code == 0, result.output
+    assert [m.top_text for m in records(workdir)] == ["OLD", "NEW"]
+    db = sqlite3.connect(workdir / "memes" / "catalog.sqlite")
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("3",)

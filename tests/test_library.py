@@ -101,7 +101,7 @@ def test_edit_of_a_published_meme_bumps_the_generation(library):
 def test_catalog_uses_wal_and_records_its_schema_version(library):
     db = sqlite3.connect(library.catalog_path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
 
 
 SCHEMA_1_EDITIONS = """
@@ -135,7 +135,7 @@ def test_a_schema_1_catalog_moves_edition_notes_and_images_into_their_columns(tm
     with Library(tmp_path / "m") as library:  # a second open changes nothing
         assert library.editions("special")[0].note == "Hello"
     db = sqlite3.connect(tmp_path / "m" / "catalog.sqlite")
-    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
 
 
 def test_a_newer_catalog_schema_is_refused(tmp_path):
@@ -259,8 +259,8 @@ def test_json_view_names_each_field_once_with_times_in_utc():
     data = record.as_dict()
     assert list(data) == [
         "slug", "title", "caption", "alt", "category", "tags", "credit", "top", "bottom",
-        "publish_at", "sha256", "format", "width", "height", "frames", "original_name",
-        "added_at", "status", "published_at",
+        "template", "texts", "publish_at", "sha256", "format", "width", "height", "frames",
+        "original_name", "added_at", "status", "published_at",
     ]  # fmt: skip
     assert data["publish_at"] == "2026-01-01T00:03:00Z" and data["tags"] == ["a"]
     assert (data["top"], data["bottom"], data["published_at"]) == ("T", "B", None)

@@ -305,3 +305,76 @@ def test_thai_breaks_between_words():
     for line in lines[:-1]:
         offset += len(line)
         assert offset in ends  # every line ends between two dictionary words
+
+
+# --- text boxes and their options ------------------------------------------------------------
+
+
+def box(**options) -> overlay.TextBox:
+    return overlay.TextBox(**{"x": 0.1, "y": 0.1, "width": 0.8, "height": 0.3, **options})
+
+
+def drawn_box(text: str, size=(800, 600), **options) -> tuple[Image.Image, Image.Image]:
+    plain = Image.new("RGB", size, (60, 120, 180))
+    plan = overlay.layout(*size, (text,), OVERLAY, (box(**options),))
+    return plain, overlay.draw_overlay(plain, plan)
+
+
+def test_box_position_and_size_are_fractions_of_the_image():
+    plain, out = drawn_box("HELLO", x=0.5, y=0.6, width=0.4, height=0.3)
+    left, top, right, bottom = ink_box(plain, out)
+    assert left >= 400 and top >= 360 and right <= 720 and bottom <= 540
+
+
+@pytest.mark.parametrize(("align", "side"), [("left", 0), ("center", 1), ("right", 2)])
+def test_box_align(align, side):
+    plain, out = drawn_box("HI", align=align)
+    left, _, right, _ = ink_box(plain, out)
+    centre = (left + right) / 2
+    assert [centre < 250, 300 < centre < 500, centre > 550][side], (align, left, right)
+
+
+@pytest.mark.parametrize(("valign", "band"), [("top", 0), ("middle", 1), ("bottom", 2)])
+def test_box_valign(valign, band):
+    plain, out = drawn_box("HI", valign=valign, height=0.8, max_font_size=60)
+    _, top, _, bottom = ink_box(plain, out)
+    middle = (top + bottom) / 2
+    assert [middle < 200, 230 < middle < 370, middle > 400][band], (valign, top, bottom)
+
+
+def test_box_colours_and_outline_width():
+    _, out = drawn_box("HI", color="#ff0000", outline="#00ff00", outline_width=0.1)
+    colours = {c for _, c in out.getcolors(1 << 20)}
+    assert (255, 0, 0) in colours and (0, 255, 0) in colours
+    assert (255, 255, 255) not in colours
+    plain, bare = drawn_box("HI", outline_width=0)
+    assert not any(c == (0, 0, 0) for _, c in bare.getcolors(1 << 20))  # no outline at all
+
+
+def test_box_style_upper_and_none():
+    upper = overlay.layout(800, 600, ("shout",), OVERLAY, (box(style="upper"),)).blocks[0]
+    none = overlay.layout(800, 600, ("shout",), OVERLAY, (box(style="none"),)).blocks[0]
+    assert upper.lines[0][0][1] == "SHOUT" and none.lines[0][0][1] == "shout"
+
+
+def test_box_font_and_max_font_size():
+    dejavu = overlay.layout(800, 600, ("HI",), OVERLAY, (box(font=overlay.WATERMARK_FONT),))
+    assert dejavu.blocks[0].lines[0][0][0] == overlay.WATERMARK_FONT
+    capped = overlay.layout(800, 600, ("HI",), OVERLAY, (box(max_font_size=30),))
+    assert capped.blocks[0].size == 30
+
+
+def test_box_angle_turns_the_text():
+    plain, flat = drawn_box("A LONG LINE OF TEXT", y=0.3)
+    _, turned = drawn_box("A LONG LINE OF TEXT", y=0.3, angle=20)
+    fl, ft, fr, fb = ink_box(plain, flat)
+    tl, tt, tr, tb = ink_box(plain, turned)
+    assert (tb - tt) > (fb - ft) * 1.5  # rotated: much taller ink box
+    plan = overlay.layout(800, 600, ("A LONG LINE OF TEXT",), OVERLAY, (box(y=0.3, angle=20),))
+    [cover] = overlay.caption_boxes(plan, 800, 600)
+    assert cover[0] <= tl + 1 and cover[1] <= tt + 1 and cover[2] >= tr - 1 and cover[3] >= tb - 1
+
+
+def test_more_texts_than_boxes_is_an_error():
+    with pytest.raises(overlay.OverlayTextError, match="3 texts for 2 text boxes"):
+        overlay.layout(800, 600, ("a", "b", "c"), OVERLAY)
