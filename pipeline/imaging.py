@@ -47,7 +47,7 @@ try:  # HEIC/HEIF originals from phones
 except ImportError:  # pragma: no cover - declared dependency
     pass
 
-ENGINE_VERSION = "3"  # bump when output bytes change for the same inputs (invalidates caches)
+ENGINE_VERSION = "4"  # bump when output bytes change for the same inputs (invalidates caches)
 ANIMATED_FORMATS = ("webp", "gif")
 ALPHA_FORMATS = ("webp", "png", "gif", "avif")
 # Frames x pixels of all animated renditions of one meme held in memory at once (RGBA, 4 bytes

@@ -55,9 +55,13 @@ FALLBACK_FONTS = (
     *(FONT_DIR / f"NotoSans{script}-Bold.ttf" for script in NOTO_SCRIPTS),
     FONT_DIR / "Symbola.ttf",
 )
-# Emoji (to Unicode 9) and symbols, drawn as outlines like the text. Symbola has Latin letters
-# too, in a serif: it only ever sets the characters no other font has, never a whole block.
-SYMBOL_FONTS = frozenset({FONT_DIR / "Symbola.ttf"})
+# Emoji in colour: Noto Color Emoji (bitmaps at one size, scaled; Debian fonts-noto-color-emoji,
+# OFL). Emoji it lacks and other symbols: Symbola, drawn as outlines like the text. Symbola has
+# Latin letters too, in a serif: it only ever sets what no other font has, never a whole block.
+COLOUR_EMOJI_FONT = FONT_DIR / "NotoColorEmoji.ttf"
+SYMBOLA = FONT_DIR / "Symbola.ttf"
+SYMBOL_FONTS = frozenset({SYMBOLA, COLOUR_EMOJI_FONT})
+_STRIKE = 109  # px: the size of Noto Color Emoji's bitmaps, the only size FreeType loads
 # Bundled fonts a template box may name (by file stem, case-insensitive, or this short name).
 BUNDLED_FONTS = {"anton": MEME_FONT, "dejavu": WATERMARK_FONT, "symbola": FONT_DIR / "Symbola.ttf"}
 
@@ -149,10 +153,46 @@ def get_font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), max(1, size), layout_engine=_LAYOUT)
 
 
+class _ColourFace:
+    """A colour bitmap font at any size: measured and drawn at its one strike, then scaled."""
+
+    def __init__(self, path: Path, size: int):
+        self.font = get_font(path, _STRIKE)
+        self.scale = size / _STRIKE
+
+    def getlength(self, text: str) -> float:
+        return self.font.getlength(text) * self.scale
+
+    def getmetrics(self) -> tuple[int, int]:
+        ascent, descent = self.font.getmetrics()
+        return round(ascent * self.scale), round(descent * self.scale)
+
+    def getbbox(self, text: str, anchor: str = "ls") -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = self.font.getbbox(text, anchor=anchor)
+        return x0 * self.scale, y0 * self.scale, x1 * self.scale, y1 * self.scale
+
+    def render(self, text: str) -> tuple[Image.Image, int]:
+        """The run in colour, scaled, as RGBA; and its baseline's distance from the top."""
+        ascent, descent = self.font.getmetrics()
+        width = max(1, math.ceil(self.font.getlength(text)))
+        tile = Image.new("RGBA", (width, ascent + descent))
+        ImageDraw.Draw(tile).text((0, ascent), text, font=self.font, anchor="ls",
+                                  embedded_color=True)  # fmt: skip
+        size = (max(1, round(width * self.scale)), max(1, round(tile.height * self.scale)))
+        return tile.resize(size, Image.Resampling.LANCZOS), round(ascent * self.scale)
+
+
+@lru_cache(maxsize=128)
+def _face(path: Path, size: int) -> ImageFont.FreeTypeFont | _ColourFace:
+    """What measures and draws ``path`` at ``size``: FreeType, or the scaled colour font."""
+    return _ColourFace(path, size) if path == COLOUR_EMOJI_FONT else get_font(path, size)
+
+
 def font_chain(primary: Path | None) -> tuple[Path, ...]:
-    """Fonts in order of preference: the configured (or bundled meme) font first."""
+    """Fonts in order of preference: the configured (or bundled meme) font first; colour
+    emoji last (assign_fonts tries it first for emoji)."""
     chain = [Path(primary) if primary else MEME_FONT]
-    chain += [f for f in FALLBACK_FONTS if f != chain[0]]
+    chain += [f for f in (*FALLBACK_FONTS, COLOUR_EMOJI_FONT) if f != chain[0]]
     return tuple(chain)
 
 
@@ -247,11 +287,12 @@ def assign_fonts(text: str, chain: tuple[Path, ...], what: str = "text") -> list
     for cluster in graphemes(text):
         points = [ord(c) for c in cluster]
         visible = [p for p in points if p not in _DROPPABLE and not chr(p).isspace()]
-        if not visible:
-            out.extend(_keep(p, previous) for p in points)
+        if not visible:  # spaces join the run before (the colour font's are too wide)
+            space = chain[0] if previous == COLOUR_EMOJI_FONT else previous
+            out.extend(_keep(p, space) for p in points)
             continue
-        if any(map(_is_emoji, visible)):
-            order = (*(p for p in chain if p in SYMBOL_FONTS), *chain)
+        if any(map(_is_emoji, visible)):  # in colour where we can, else as outlines
+            order = (*(p for p in (COLOUR_EMOJI_FONT, SYMBOLA) if p in chain), *chain)
         elif any(chr(p).isalpha() for p in visible) or previous in SYMBOL_FONTS:
             order = (chain[0], previous, *chain[1:])
         else:
@@ -326,7 +367,7 @@ def _stroke(size: int, box: TextBox) -> int:
 
 
 def _line_width(runs: Line, size: int, box: TextBox) -> float:
-    return sum(get_font(f, size).getlength(t) for f, t in runs) + 2 * _stroke(size, box)
+    return sum(_face(f, size).getlength(t) for f, t in runs) + 2 * _stroke(size, box)
 
 
 class _Measure:
@@ -341,7 +382,7 @@ class _Measure:
         for run in runs:
             width = self.known.get(run)
             if width is None:
-                width = self.known[run] = get_font(run[0], self.size).getlength(run[1])
+                width = self.known[run] = _face(run[0], self.size).getlength(run[1])
             total += width
         return total
 
@@ -428,12 +469,12 @@ def _block_metrics(lines: Sequence[Line], size: int, box: TextBox) -> tuple[int,
     """(first baseline offset, line pitch, total height) of a block, outline included."""
     stroke = _stroke(size, box)
     fonts = {f for line in lines for f, _ in line}
-    ascent = max(get_font(f, size).getmetrics()[0] for f in fonts)
-    descent = max(get_font(f, size).getmetrics()[1] for f in fonts)
+    ascent = max(_face(f, size).getmetrics()[0] for f in fonts)
+    descent = max(_face(f, size).getmetrics()[1] for f in fonts)
     pitch = ascent + descent
     # Ink can rise above the font's ascent (accents on capitals in display faces).
-    top_ink = max(-get_font(f, size).getbbox(t, anchor="ls")[1] for f, t in lines[0])
-    bottom_ink = max(get_font(f, size).getbbox(t, anchor="ls")[3] for f, t in lines[-1])
+    top_ink = max(-_face(f, size).getbbox(t, anchor="ls")[1] for f, t in lines[0])
+    bottom_ink = max(_face(f, size).getbbox(t, anchor="ls")[3] for f, t in lines[-1])
     first = int(max(ascent, top_ink)) + stroke  # FreeType's boxes are whole pixels
     height = first + pitch * (len(lines) - 1) + int(max(descent, bottom_ink)) + stroke
     return first, pitch, height
@@ -457,7 +498,7 @@ def _fit_block(
     def fits(size: int, split: bool, ink: bool = False) -> tuple[Line, ...] | None:
         """The lines at this size, if they fit (by the fonts' metrics; ``ink``: exactly)."""
         stroke = _stroke(size, box)
-        metrics = [get_font(f, size).getmetrics() for f in used]
+        metrics = [_face(f, size).getmetrics() for f in used]
         # Each line takes at least the smallest font's ascent + descent: stop wrapping there.
         max_lines = max(1, int(box_h // max(1, min(a + d for a, d in metrics))))
         lines = _wrap(paragraphs, _Measure(size), box_w - 2 * stroke, max_lines, split)
@@ -467,7 +508,7 @@ def _fit_block(
             height = _block_metrics(lines, size, box)[2]
         else:  # as _block_metrics without the ink (measuring it is slow): the bisection's test
             fonts = {f for line in lines for f, _ in line}
-            pitch = max(sum(get_font(f, size).getmetrics()) for f in fonts)
+            pitch = max(sum(_face(f, size).getmetrics()) for f in fonts)
             height = pitch * len(lines) + 2 * stroke
         return tuple(lines) if height <= box_h else None
 
@@ -604,10 +645,11 @@ def _colour(value: str, mode: str) -> tuple[int, ...]:
     return (*rgb, 255) if mode == "RGBA" else rgb
 
 
-def _draw_block(draw: ImageDraw.ImageDraw, placed: _Placed, at: tuple[float, float],
-                mode: str) -> None:  # fmt: skip
+def _draw_block(image: Image.Image, placed: _Placed, at: tuple[float, float]) -> None:
     """Outline pass for every run first, then the fill pass, so one run's outline never covers
-    the neighbouring run's letters. Every run of a line shares its size and baseline."""
+    the neighbouring run's letters. Every run of a line shares its size and baseline; colour
+    emoji are pasted in the fill pass, outlined by their own artwork."""
+    draw, mode = ImageDraw.Draw(image), image.mode
     box, size, stroke = placed.block.box, placed.size, placed.stroke
     fill, outline = _colour(box.color, mode), _colour(box.outline, mode)
     text_w = placed.extent[0]
@@ -618,8 +660,12 @@ def _draw_block(draw: ImageDraw.ImageDraw, placed: _Placed, at: tuple[float, flo
             x = at[0] + offset + stroke
             baseline = at[1] + placed.first + i * placed.pitch
             for path, text in line:
-                font = get_font(path, size)
-                if outline_pass:
+                font = _face(path, size)
+                if isinstance(font, _ColourFace):
+                    if not outline_pass:
+                        tile, rise = font.render(text)
+                        _composite(image, tile, (round(x), round(baseline) - rise))
+                elif outline_pass:
                     draw.text((x, baseline), text, font=font, anchor="ls", fill=outline,
                               stroke_width=stroke, stroke_fill=outline)  # fmt: skip
                 else:
@@ -627,27 +673,29 @@ def _draw_block(draw: ImageDraw.ImageDraw, placed: _Placed, at: tuple[float, flo
                 x += font.getlength(text)
 
 
+def _composite(image: Image.Image, tile: Image.Image, corner: tuple[int, int]) -> None:
+    """Lay an RGBA tile over an RGB or RGBA image at ``corner`` (which may be off the image)."""
+    if image.mode == "RGBA":
+        x, y = corner
+        image.alpha_composite(tile, (max(0, x), max(0, y)), (max(0, -x), max(0, -y)))
+    else:
+        image.paste(tile, corner, tile)
+
+
 def draw_overlay(image: Image.Image, plan: Layout) -> Image.Image:
     """Draw the laid-out texts on a copy of an RGB/RGBA image, scaled to its width."""
     out = image.copy()
     if plan.empty:
         return out
-    draw = ImageDraw.Draw(out)
     for placed in _place(plan, *out.size):
         if not placed.block.box.angle % 360:
-            _draw_block(draw, placed, placed.origin, out.mode)
+            _draw_block(out, placed, placed.origin)
             continue
         w, h = placed.extent
         tile = Image.new("RGBA", (math.ceil(w), math.ceil(h)))
-        _draw_block(ImageDraw.Draw(tile), placed, (0.0, 0.0), "RGBA")
+        _draw_block(tile, placed, (0.0, 0.0))
         tile = tile.rotate(placed.block.box.angle, Image.Resampling.BICUBIC, expand=True)
         cx = placed.origin[0] + w / 2
         cy = placed.origin[1] + h / 2
-        corner = (round(cx - tile.width / 2), round(cy - tile.height / 2))
-        if out.mode == "RGBA":
-            out.alpha_composite(tile, (max(0, corner[0]), max(0, corner[1])),
-                                (max(0, -corner[0]), max(0, -corner[1])))  # fmt: skip
-        else:
-            out.paste(tile, corner, tile)
-        draw = ImageDraw.Draw(out)
+        _composite(out, tile, (round(cx - tile.width / 2), round(cy - tile.height / 2)))
     return out

@@ -117,16 +117,20 @@ def test_latin_caption_uses_the_meme_font_and_mixed_text_falls_back_per_run():
     assert fonts == ["Anton-Regular.ttf", "DroidSansFallbackFull.ttf"]
 
 
-def test_emoji_are_set_in_the_symbol_font_and_the_words_around_them_in_the_meme_font():
-    fonts = overlay.assign_fonts("FINE 🔥😂 OK ❤️", overlay.font_chain(None))
+def test_emoji_are_set_in_colour_and_the_words_around_them_in_the_meme_font():
+    fonts = overlay.assign_fonts("FINE 🔥😂 OK ❤️ ☙", overlay.font_chain(None))
     names = [font.name if font else None for font in fonts]
-    anton, symbola = "Anton-Regular.ttf", "Symbola.ttf"
+    anton, colour = "Anton-Regular.ttf", "NotoColorEmoji.ttf"
     assert names[:5] == [anton] * 5  # "FINE "
-    assert names[5:8] == [symbola] * 3  # both emoji, and the space after them
-    assert names[8:11] == [anton] * 3  # "OK "
-    assert names[11] == symbola and names[12] in (symbola, None)  # ❤ and its U+FE0F
+    assert names[5:7] == [colour] * 2  # both emoji
+    assert names[7:10] == [anton] * 3  # " OK" (the colour font's space is far too wide)
+    assert names[11] == colour and names[12] in (colour, None)  # ❤ and its U+FE0F
+    assert names[14] == "Symbola.ttf"  # a symbol the colour font lacks: Symbola's outline
     plain, captioned = drawn((800, 600), "THIS IS FINE 🔥")
-    assert ink_box(plain, captioned) is not None
+    box = ink_box(plain, captioned)
+    emoji = captioned.crop((box[2] - 60, box[1], box[2], box[3]))
+    # Drawn in colour: orange and yellow flames, not a white letter with a black outline.
+    assert any(r > 200 and 60 < g < 200 and b < 80 for _, (r, g, b) in emoji.getcolors(1 << 20))
 
 
 def test_symbol_font_never_sets_a_whole_caption_of_latin_letters():
@@ -134,12 +138,12 @@ def test_symbol_font_never_sets_a_whole_caption_of_latin_letters():
     top = overlay.layout(800, 600, ("DEPLOY ON FRIDAY 👍", ""), OVERLAY).top
     runs = [(font.name, text) for line in top.lines for font, text in line]
     assert {font for font, text in runs if any(c.isalpha() for c in text)} == {"Anton-Regular.ttf"}
-    assert {font for font, text in runs if "👍" in text} == {"Symbola.ttf"}
+    assert {font for font, text in runs if "👍" in text} == {"NotoColorEmoji.ttf"}
 
 
 def test_missing_glyph_is_an_ingest_error_naming_the_character():
-    with pytest.raises(IngestError, match=r"bottom text: character .*U\+1F9CC"):
-        overlay.check_overlay(800, 600, ("fine", "troll 🧌"), OVERLAY)  # no bundled font has it
+    with pytest.raises(IngestError, match=r"bottom text: character .*U\+1FAE9"):
+        overlay.check_overlay(800, 600, ("fine", "tired \U0001fae9"), OVERLAY)  # Unicode 16
 
 
 def test_text_that_cannot_fit_legibly_is_an_ingest_error():
@@ -261,7 +265,7 @@ def test_latin_emoji_and_cjk_keep_one_font_and_size_on_their_line():
     assert {f for f, t in runs if any(c.isascii() and c.isalpha() for c in t)} == {
         "Anton-Regular.ttf"
     }
-    assert ("Symbola.ttf", "🎉 ") in runs and any(f.startswith("Droid") for f, _ in runs)
+    assert ("NotoColorEmoji.ttf", "🎉") in runs and any(f.startswith("Droid") for f, _ in runs)
     # The Latin letters are drawn at the size and on the baseline of the Latin-only caption.
     plain = Image.new("RGB", (1000, 1000), (60, 120, 180))
     left = (overlay.TextBox(x=0.05, y=0.05, width=0.9, height=0.3, align="left"),)
