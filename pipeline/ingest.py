@@ -494,8 +494,10 @@ def check_edit(library: Library, config: Config, slug: str, **changes: Any) -> d
                 )
             edited[number - 1] = text
         values["texts"] = normal_texts(edited)
-    if meme.template and ("top_text" in values or "bottom_text" in values):
-        raise UsageError("--top/--bottom: a template meme's boxes are changed with --text N=...")
+    if meme.template:  # its words are in its template's boxes, never top and bottom
+        if values.pop("top_text", "") or values.pop("bottom_text", ""):
+            raise UsageError("--top/--bottom: a template meme's boxes are changed with --text N=")
+        values.pop("bottom_text", None)
     if {"top_text", "bottom_text", "texts"} & set(values):
         top = values.get("top_text", meme.top_text)
         bottom = values.get("bottom_text", meme.bottom_text)

@@ -488,3 +488,12 @@ def test_a_schema_2_catalog_is_migrated(workdir):
     assert [m.top_text for m in records(workdir)] == ["OLD", "NEW"]
     db = sqlite3.connect(workdir / "memes" / "catalog.sqlite")
     assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == ("3",)
+
+
+def test_a_template_meme_refuses_top_and_bottom_but_takes_them_empty(workdir):
+    memes("add", "--template", "cat-verdict", "--text", "ONE", "--caption", "Cat")
+    refused = memes("edit", "cat", "--top", "NOPE")
+    assert refused.exit_code == 2 and "--text N=" in refused.stderr
+    assert memes("edit", "cat", "--top", "", "--caption", "Cat again").exit_code == 0
+    [meme] = records(workdir)
+    assert (meme.texts, meme.top_text, meme.caption) == (("ONE",), "", "Cat again")

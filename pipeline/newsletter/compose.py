@@ -202,7 +202,7 @@ def alt_text(meme: Meme) -> str:
     alt = one_line(meme.alt)
     words = [
         one_line(text)
-        for text in (meme.top_text, meme.bottom_text)
+        for text in meme.box_texts
         if text.strip() and one_line(text).lower() not in alt.lower()
     ]
     if words:
