@@ -356,6 +356,18 @@ class _Reader:
             raise self.fail(path, expected, value) from None
         return text
 
+    def header(self, value: Any, path: str) -> str:
+        """A value that ends up in a mail header: one line, no CR, LF or NUL (an injected
+        header, or a message no server takes)."""
+        text = self.string(value, path)
+        if any(c in text for c in "\r\n\0"):
+            raise self.fail(path, "one line without CR, LF or NUL (it goes into a mail header)",
+                            value)  # fmt: skip
+        return text
+
+    def optional_header(self, value: Any, path: str) -> str | None:
+        return None if value is None else self.header(value, path)
+
     def strings(self, value: Any, path: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not value:
             raise self.fail(path, "a non-empty list of strings", value)
@@ -479,7 +491,7 @@ def _newsletter(r: _Reader, raw: Any) -> NewsletterConfig:
             raise ConfigError(
                 f"{r.source}: newsletter.smtp: starttls and tls are exclusive; choose one"
             )
-    subject = r.string(d["subject"], "newsletter.subject")
+    subject = r.header(d["subject"], "newsletter.subject")
     try:
         subject.format(number=1, first_title="x", more="", count=1)
     except (KeyError, IndexError, ValueError) as exc:
@@ -488,19 +500,24 @@ def _newsletter(r: _Reader, raw: Any) -> NewsletterConfig:
             "a template using {number}, {first_title}, {more}, {count}",
             subject,
         ) from exc
-    mailto = r.optional_string(d["unsubscribe_mailto"], "newsletter.unsubscribe_mailto")
+    mailto = r.optional_header(d["unsubscribe_mailto"], "newsletter.unsubscribe_mailto")
     if mailto and not mailto.startswith("mailto:"):
         mailto = "mailto:" + mailto  # accept a bare address; List-Unsubscribe needs the URL
     unsubscribe_url = d["unsubscribe_url"]
     if unsubscribe_url is not None:
-        unsubscribe_url = r.url(unsubscribe_url, "newsletter.unsubscribe_url").rstrip("/")
+        unsubscribe_url = r.url(
+            r.header(unsubscribe_url, "newsletter.unsubscribe_url"), "newsletter.unsubscribe_url"
+        ).rstrip("/")
     return NewsletterConfig(
         every=r.integer(d["every"], "newsletter.every"),
-        sender=r.string(d["sender"], "newsletter.sender"),
-        recipients=r.strings(d["recipients"], "newsletter.recipients"),
+        sender=r.header(d["sender"], "newsletter.sender"),
+        recipients=tuple(
+            r.header(item, f"newsletter.recipients[{i}]")
+            for i, item in enumerate(r.strings(d["recipients"], "newsletter.recipients"))
+        ),
         smtp=smtp,
         outbox=r.path(d["outbox"], "newsletter.outbox"),
-        list_id=r.string(d["list_id"], "newsletter.list_id"),
+        list_id=r.header(d["list_id"], "newsletter.list_id"),
         unsubscribe_url=unsubscribe_url,
         unsubscribe_mailto=mailto,
         subject=subject,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -126,3 +127,21 @@ def test_site_timezone_is_an_iana_name_defaulting_to_utc():
     assert datetime(2026, 7, 1, 12, tzinfo=zone).utcoffset() == timedelta(hours=2)
     with pytest.raises(ConfigError, match=r"site.timezone: expected an IANA time zone name"):
         config.parse({"site": {"timezone": "Mars/Olympus"}})
+
+
+@pytest.mark.parametrize("bad", ["a\r\nBcc: x@example.org", "a\nb", "a\0b"])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("sender", "Memes <memes@example.org>{}"), ("recipients", ["x@example.org{}"]),
+     ("list_id", "Memes <memes.example.org>{}"), ("unsubscribe_url", "https://e.org/u{}"),
+     ("unsubscribe_mailto", "u@example.org{}"), ("subject", "Memes #{{number}}{}")],
+)  # fmt: skip
+def test_a_value_that_goes_into_a_mail_header_refuses_cr_lf_and_nul(tmp_path, key, value, bad):
+    """Issue 10, item 6: CRLF in newsletter.sender passed config, then every publish broke."""
+    value = [value[0].format(bad)] if isinstance(value, list) else value.format(bad)
+    path = write(tmp_path, "newsletter: " + json.dumps({key: value}))
+    with pytest.raises(ConfigError) as refused:
+        config.load(path)
+    shown = key + ("[0]" if key == "recipients" else "")
+    assert f"config.yaml: newsletter.{shown}: expected one line" in str(refused.value)
+    assert "\n" not in str(refused.value) and "\r" not in str(refused.value)

@@ -26,10 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from test_publish import MEMES, add_memes, make_site, s3_storage_config
 
 from pipeline import config as config_module
 from pipeline import newsletter
+from pipeline.cli import cli
 from pipeline.config import Config
 from pipeline.errors import DeliveryError, NotFoundError, UsageError
 from pipeline.library import Library, NewMeme, RenditionAsset
@@ -430,16 +433,20 @@ def test_smtp_down_warns_keeps_memes_published_and_the_next_run_sends_once(tmp_p
         server.stop()
 
 
-def test_a_server_stopped_mid_life_is_delivery_trouble_not_an_error(tmp_path, memes):
-    server = SmtpServer.standard(tmp_path)
-    config = make_config(tmp_path, server.port)
-    memes.publish(12)
-    server.stop()
-
-    outcome = newsletter.run_rule(memes.library, config)
-
-    assert outcome.sent is None and outcome.warning
-    assert newsletter.status(memes.library, config)["due_in"] == 0
+def test_a_server_that_never_greets_is_a_certain_failure_not_a_doubt(tmp_path, memes):
+    """Connected, but no greeting within the timeout: nothing was handed over."""
+    hung = SmtpServer.custom(tmp_path, "--never-greet")
+    try:
+        memes.publish(12)
+        smtp = {"host": "127.0.0.1", "port": hung.port, "timeout": 1}
+        outcome = newsletter.run_rule(memes.library, make_config(tmp_path, hung.port, smtp=smtp))
+        assert outcome.sent is None and outcome.in_doubt == () and outcome.failed
+        assert "cannot connect" in outcome.warning and "timed out" in outcome.warning
+        assert "stays due" in outcome.warning
+        assert memes.library.editions() == []
+        assert (outcome.pending, outcome.due_in) == (12, 0)
+    finally:
+        hung.stop()
 
 
 def test_all_recipients_refused_leaves_the_edition_due(tmp_path, memes):
@@ -869,3 +876,182 @@ def test_failure_4_a_special_edition_sent_without_storage_credentials_is_sent_on
     page = client.get_object(Bucket=s3_bucket, Key="site/newsletter/special-1.html")
     assert b"Hello" in page["Body"].read()
     assert [p.name for p in outbox.iterdir()] == ["special-1.eml"]  # never sent again
+
+
+# --- hostile input: passwords, headers (issue 10, items 5-7) -----------------------------------
+
+
+def test_a_utf8_smtp_password_logs_in(tmp_path, memes, monkeypatch):
+    password = "Grüße-пароль-密码"
+    server = SmtpServer.custom(tmp_path, "--auth", f"memes:{password}")
+    try:
+        memes.publish(12)
+        smtp = {"host": "127.0.0.1", "port": server.port, "username": "memes"}
+        config = make_config(tmp_path, server.port, smtp=smtp)
+        monkeypatch.setenv("MEMES_SMTP_PASSWORD", password)
+        outcome = newsletter.run_rule(memes.library, config)
+        assert outcome.warning is None and outcome.sent.number == 1
+        assert len(server.messages()) == 1
+
+        monkeypatch.setenv("MEMES_SMTP_PASSWORD", "Grüße-falsch")
+        memes.publish(12)
+        outcome = newsletter.run_rule(memes.library, config)
+        assert "login as memes refused" in outcome.warning and "Grüße" not in outcome.warning
+        assert memes.library.editions_in_doubt() == []  # refused before anything went out
+        assert len(server.messages()) == 1
+    finally:
+        server.stop()
+
+
+def test_a_login_the_server_cannot_offer_is_a_certain_failure_before_anything_is_sent(
+    tmp_path, smtp, memes, monkeypatch
+):
+    memes.publish(12)
+    config = make_config(tmp_path, smtp.port, smtp={"host": "127.0.0.1", "port": smtp.port,
+                                                    "username": "memes"})  # fmt: skip
+    monkeypatch.setenv("MEMES_SMTP_PASSWORD", "Grüße")
+    outcome = newsletter.run_rule(memes.library, config)  # this server offers no AUTH at all
+    assert outcome.sent is None and not outcome.in_doubt
+    assert "offers no AUTH" in outcome.warning and "stays due" in outcome.warning
+    assert memes.library.editions() == [] and smtp.messages() == []
+
+
+def test_no_header_carries_a_control_character_whatever_the_titles_hold(tmp_path, memes):
+    memes.publish(1, title="T\x00itle\x01 \x1b[2J\u0085x\u009b\r\nBcc: evil@example.org")
+    memes.publish(11)
+    config = make_config(tmp_path)
+    outcome = newsletter.run_rule(memes.library, config)
+    assert outcome.sent is not None
+    raw = (tmp_path / "outbox" / "regular-1.eml").read_bytes()
+    head = raw.split(b"\n\n", 1)[0].decode("ascii")
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert message["Subject"] == "Memes #1: Title [2J x Bcc: evil@example.org and 11 more"
+    assert message["Bcc"] is None
+    for name, value in message.items():
+        assert not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in str(value)), name
+    assert "\x00" not in head and "\x1b" not in head
+
+
+def test_without_an_unsubscribe_setting_every_edition_says_how_to_unsubscribe(tmp_path, memes):
+    memes.publish(12)
+    config = make_config(tmp_path, unsubscribe_url=None, unsubscribe_mailto=None)
+    newsletter.run_rule(memes.library, config)
+    raw = (tmp_path / "outbox" / "regular-1.eml").read_bytes()
+    message = email.message_from_bytes(raw, policy=default_policy)
+    assert message["List-Unsubscribe"] == "<mailto:memes@example.org?subject=unsubscribe>"
+    assert message["List-Unsubscribe-Post"] is None  # one-click needs an https URL
+
+
+# --- every `memes newsletter` subcommand: success and failure exit codes -----------------------
+
+
+def cli_run(cfg: Path, *args: str):
+    return CliRunner().invoke(cli, ["--config", str(cfg), *args], catch_exceptions=False)
+
+
+def cli_site(tmp_path: Path, port: int | None = None) -> Path:
+    """A config whose library is the `memes` fixture's (tmp_path/memes): delivery to the
+    outbox (config.yaml), or to an SMTP server (smtp-PORT.yaml)."""
+    news: dict[str, Any] = {"recipients": ["list@example.org"]}
+    if port is not None:
+        news["smtp"] = {"host": "127.0.0.1", "port": port, "timeout": 5}
+    data = {"site": {"title": "Memes", "base_url": BASE_URL}, "storage": {"url": "file://public"},
+            "newsletter": news}  # fmt: skip
+    path = tmp_path / ("config.yaml" if port is None else f"smtp-{port}.yaml")
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def put_in_doubt(library: Library, slugs: list[str]) -> None:
+    """What a run killed during the SMTP transfer leaves behind."""
+    library.begin_edition("regular", 1, slugs, "Memes #1", "<1@example.org>")
+    library.transfer_edition("regular", 1)
+
+
+def test_newsletter_send_exit_codes(tmp_path, memes):
+    cfg = cli_site(tmp_path)
+    memes.publish(11)
+    nothing = cli_run(cfg, "newsletter", "send")
+    assert nothing.exit_code == 0 and "no edition due: 11 memes" in nothing.stderr
+    memes.publish(1)
+    sent = cli_run(cfg, "newsletter", "send", "--json")
+    assert sent.exit_code == 0, sent.output
+    assert json.loads(sent.stdout)["sent"][0]["number"] == 1
+    assert (tmp_path / "public" / "newsletter" / "1.html").is_file()  # its archive page
+    missing = cli_run(cfg, "newsletter", "send", "--extra", str(tmp_path / "nope.txt"))
+    assert missing.exit_code == 2 and "--extra" in missing.stderr
+
+    memes.publish(12)
+    down = cli_run(cli_site(tmp_path, free_port()), "newsletter", "send")
+    assert down.exit_code == 1
+    assert "not sent" in down.stderr and "stays due" in down.stderr
+    assert len(down.stderr.splitlines()) == 1
+
+
+def test_newsletter_send_special_exit_codes(tmp_path, memes):
+    cfg = cli_site(tmp_path)
+    [slug] = memes.publish(1)
+    assert cli_run(cfg, "newsletter", "send", "--special").exit_code == 2  # no --subject
+    unknown = cli_run(cfg, "newsletter", "send", "--special", "--subject", "S", "--slug", "nope")
+    assert unknown.exit_code == 2 and "no such meme: nope" in unknown.stderr
+    empty = cli_run(cfg, "newsletter", "send", "--special", "--subject", "S")
+    assert empty.exit_code == 2 and "nothing to send" in empty.stderr
+    ok = cli_run(cfg, "newsletter", "send", "--special", "--subject", "S", "--slug", slug)
+    assert ok.exit_code == 0 and ok.stdout == "special #1: S\n"
+    down = cli_run(cli_site(tmp_path, free_port()), "newsletter", "send", "--special",
+                   "--subject", "T", "--slug", slug)  # fmt: skip
+    assert down.exit_code == 1 and "cannot connect" in down.stderr
+    assert [e.number for e in memes.library.editions("special")] == [1]
+
+
+def test_newsletter_resume_and_confirm_exit_codes(tmp_path, memes):
+    slugs = memes.publish(12)
+    cfg = cli_site(tmp_path)
+    nothing = cli_run(cfg, "newsletter", "send", "--resume")
+    assert nothing.exit_code == 0 and nothing.stdout == ""
+    put_in_doubt(memes.library, slugs)
+    down = cli_run(cli_site(tmp_path, free_port()), "newsletter", "send", "--resume")
+    assert down.exit_code == 1 and "still in doubt" in down.stderr
+    resumed = cli_run(cfg, "newsletter", "send", "--resume")
+    assert resumed.exit_code == 0 and resumed.stdout == "regular #1: Memes #1\n"
+    assert (tmp_path / "memes" / "outbox" / "regular-1.eml").is_file()
+
+    assert cli_run(cfg, "newsletter", "confirm", "regular", "7").exit_code == 2
+    assert cli_run(cfg, "newsletter", "confirm", "weekly", "1").exit_code == 2
+    memes.library.begin_edition("special", 1, [], "Hello", "<2@example.org>", note="x")
+    memes.library.transfer_edition("special", 1)
+    confirmed = cli_run(cfg, "newsletter", "confirm", "special", "1")
+    assert confirmed.exit_code == 0 and confirmed.stdout == "special #1: sent\n"
+    assert memes.library.editions_in_doubt() == []
+
+
+def test_newsletter_status_exits_1_while_an_edition_is_in_doubt(tmp_path, memes):
+    cfg = cli_site(tmp_path)
+    slugs = memes.publish(12)
+    fine = cli_run(cfg, "newsletter", "status")
+    assert fine.exit_code == 0 and "memes since the last edition: 12" in fine.stdout
+    put_in_doubt(memes.library, slugs)
+    for args in (["newsletter", "status"], ["newsletter", "status", "--json"], ["publish"]):
+        doubt = cli_run(cfg, *args)
+        assert doubt.exit_code == 1, args
+        [line] = [x for x in doubt.stderr.splitlines() if "in doubt" in x]
+        assert "memes newsletter send --resume" in line
+        assert "memes newsletter confirm regular 1" in line
+    assert json.loads(cli_run(cfg, "newsletter", "status", "--json").stdout)["in_doubt"]
+
+
+def test_newsletter_preview_exit_codes(tmp_path, memes):
+    cfg = cli_site(tmp_path)
+    nothing = cli_run(cfg, "newsletter", "preview")
+    assert nothing.exit_code == 0 and nothing.stdout == ""
+    assert "nothing pending" in nothing.stderr
+    slugs = memes.publish(3)
+    shown = cli_run(cfg, "newsletter", "preview")
+    assert shown.exit_code == 0 and f"/m/{slugs[2]}" in shown.stdout
+    out = tmp_path / "preview.html"
+    assert cli_run(cfg, "newsletter", "preview", "--out", str(out)).exit_code == 0
+    assert f"/m/{slugs[0]}" in out.read_text(encoding="utf-8")
+    bad = cli_run(cfg, "newsletter", "preview", "--extra", str(tmp_path / "nope"))
+    assert bad.exit_code == 2
+    assert cli_run(cfg, "newsletter", "preview", "--out", str(tmp_path)).exit_code == 2  # a folder
+    assert memes.library.editions() == []
