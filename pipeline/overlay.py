@@ -27,6 +27,7 @@ fonts' own cmap tables, read with fontTools.
 from __future__ import annotations
 
 import math
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -220,12 +221,20 @@ def _boundaries(iterator: icu.BreakIterator, text: str) -> list[int]:
     return [0, *(to_python[b] for b in iterator)]
 
 
-@lru_cache(maxsize=1)
+_per_thread = threading.local()
+
+
 def _iterators() -> tuple[icu.BreakIterator, icu.BreakIterator]:
-    root = icu.Locale.getRoot()
-    return icu.BreakIterator.createCharacterInstance(root), icu.BreakIterator.createLineInstance(
-        root
-    )
+    """(grapheme, line) break iterators; one pair per thread (an iterator holds its text, and
+    the studio serves requests from several threads)."""
+    pair = getattr(_per_thread, "iterators", None)
+    if pair is None:
+        root = icu.Locale.getRoot()
+        pair = _per_thread.iterators = (
+            icu.BreakIterator.createCharacterInstance(root),
+            icu.BreakIterator.createLineInstance(root),
+        )
+    return pair
 
 
 def graphemes(text: str) -> list[str]:

@@ -382,3 +382,14 @@ def test_box_angle_turns_the_text():
 def test_more_texts_than_boxes_is_an_error():
     with pytest.raises(overlay.OverlayTextError, match="3 texts for 2 text boxes"):
         overlay.layout(800, 600, ("a", "b", "c"), OVERLAY)
+
+
+def test_line_breaking_is_safe_from_several_threads():
+    """The studio lays out texts from several request threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    words = ("alpha", "βήτα", "ภาษาไทย", "你好世界", "🎉 party", "x")
+    texts = [f"{word} " * n for n in (1, 7, 300) for word in words] * 10
+    alone = [overlay._line_pieces(t) for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(overlay._line_pieces, texts)) == alone
