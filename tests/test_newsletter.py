@@ -1055,3 +1055,27 @@ def test_newsletter_preview_exit_codes(tmp_path, memes):
     assert bad.exit_code == 2
     assert cli_run(cfg, "newsletter", "preview", "--out", str(tmp_path)).exit_code == 2  # a folder
     assert memes.library.editions() == []
+
+
+def test_a_run_killed_after_writing_the_eml_is_settled_as_sent_and_not_written_again(
+    tmp_path, memes
+):
+    """Outbox delivery: the .eml is the handover. A run that died after writing it (before
+    recording it) left the edition 'preparing'; the next run records it sent, writes nothing."""
+    config = make_config(tmp_path)
+    slugs = memes.publish(12)
+    edition = newsletter.draft(memes.library.published(), config, kind="regular", number=1,
+                               subject="Memes #1", note=None)  # fmt: skip
+    memes.library.begin_edition("regular", 1, slugs, edition.subject, edition.message_id)
+    eml = tmp_path / "outbox" / "regular-1.eml"
+    eml.parent.mkdir()
+    eml.write_bytes(edition.message.as_bytes())
+    written = eml.stat().st_mtime_ns
+
+    outcome = newsletter.run_rule(memes.library, config)
+
+    assert outcome.sent is None and outcome.warning is None
+    assert memes.library.edition("regular", 1).status == "sent"
+    assert (outcome.pending, outcome.due_in) == (0, 12)
+    assert eml.stat().st_mtime_ns == written
+    assert sorted(p.name for p in eml.parent.iterdir()) == ["regular-1.eml"]
