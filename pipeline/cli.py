@@ -10,10 +10,10 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -64,7 +64,21 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
-class MemesGroup(click.Group):
+class Command(click.Command):
+    def get_short_help_str(self, limit: int = 45) -> str:
+        """The help's first paragraph, whole: click cuts it at the terminal width with '...'."""
+        if self.short_help is None and self.help:
+            return " ".join(self.help.split("\n\n")[0].split())
+        return super().get_short_help_str(limit)
+
+
+class Group(Command, click.Group):
+    command_class = Command
+
+
+class MemesGroup(Group):
+    group_class = Group
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -80,6 +94,14 @@ class MemesGroup(click.Group):
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(help: str = "Print JSON instead of text.") -> Callable[[F], F]:
+    """The one `--json` flag every command that can print JSON takes (as `as_json`)."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
 
 
 def emit_json(data: Any) -> None:
@@ -146,7 +168,7 @@ def _print_problems(report: Any) -> None:
 
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--caption", required=True, help="What the meme says, in words (required).")
+@click.option("--caption", required=True, help="What the meme says, in words.")
 @click.option("--title", default="", help="Title (the slug comes from it, else the caption).")
 @click.option("--category", default=None, help="One of config `categories` (default: the first).")
 @click.option("--tag", "tags", multiple=True, help="A tag; repeat for several.")
@@ -162,17 +184,15 @@ def _print_problems(report: Any) -> None:
     callback=parse_datetime_option,
     help="ISO 8601, in site.timezone unless it has an offset; default: now (due at once).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of slugs.")
+@json_option("Print a JSON array of slugs.")
 @pass_app
 def add(app: App, files: tuple[Path, ...], caption: str, title: str, category: str | None,
         tags: tuple[str, ...], alt: str | None, credit: str, top: str, bottom: str,
         template: str | None, texts: tuple[str, ...], publish_at: Any,
         as_json: bool) -> None:  # fmt: skip
     """Add meme image FILES (or a --template) with a caption; prints one slug per meme."""
-    from pipeline.ingest import MemeFields, add_files, check_text_count
+    from pipeline.ingest import MemeFields, add_files, check_options, check_text_count
 
-    if not caption.strip():
-        raise UsageError("--caption: must not be empty")
     if template is not None:
         if files:
             raise UsageError("--template: give no FILES (the template brings its image)")
@@ -180,11 +200,11 @@ def add(app: App, files: tuple[Path, ...], caption: str, title: str, category: s
         files = (Path(),)  # add_files takes the template's image
     elif not files:
         raise UsageError("FILES: give at least one image file, or --template NAME")
-    fields = MemeFields(
+    fields = check_options(MemeFields(
         caption=caption, title=title, category=category or "", tags=tags, alt=alt or "",
         credit=credit, publish_at=publish_at, top_text=top, bottom_text=bottom,
         template=template, texts=texts,
-    )  # fmt: skip
+    ), app.config)  # fmt: skip
     with progress_bar(len(files), "Adding", not as_json) as step:
         report = add_files(app.library, app.config, [(f, fields) for f in files], progress=step)
     _print_problems(report)
@@ -199,7 +219,7 @@ def add(app: App, files: tuple[Path, ...], caption: str, title: str, category: s
 
 @cli.command("import")
 @click.argument("manifest", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@json_option("Print a JSON summary.")
 @pass_app
 def import_(app: App, manifest: Path, as_json: bool) -> None:
     """Add every meme listed in a CSV or YAML MANIFEST."""
@@ -240,7 +260,7 @@ def import_(app: App, manifest: Path, as_json: bool) -> None:
     default="all",
     show_default=True,
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @pass_app
 def list_(app: App, status: str, as_json: bool) -> None:
     """List memes in the library."""
@@ -269,7 +289,7 @@ def _show_text(meme: Meme, zone: tzinfo) -> str:
 
 @cli.command()
 @click.argument("slug")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @pass_app
 def show(app: App, slug: str, as_json: bool) -> None:
     """Show one meme's record."""
@@ -301,7 +321,7 @@ def show(app: App, slug: str, as_json: bool) -> None:
     callback=parse_datetime_option,
     help="ISO 8601, in site.timezone unless it has an offset.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @pass_app
 def edit(app: App, slug: str, caption: str | None, title: str | None, alt: str | None,
          credit: str | None, category: str | None, tags: tuple[str, ...], top: str | None,
@@ -310,6 +330,9 @@ def edit(app: App, slug: str, caption: str | None, title: str | None, alt: str |
     """Change a meme's words; a published meme's edit reaches the index at the next publish."""
     from pipeline.ingest import check_edit
 
+    given = (caption, title, alt, credit, category, top, bottom, publish_at)
+    if not tags and not texts and all(value is None for value in given):
+        raise UsageError("edit: nothing to change; give at least one option (memes edit --help)")
     numbered: dict[int, str] = {}
     for item in texts:
         number, sep, text = item.partition("=")
@@ -402,25 +425,33 @@ def template_remove(app: App, name: str) -> None:
 # --- render / publish / remove / verify / gc ------------------------------------------------
 
 
-def _progress_factory(as_json: bool) -> Callable[[str, int], Callable[[int], None]] | None:
-    """Progress bars for the stages of a long run, on a terminal only."""
-    if as_json or not sys.stderr.isatty():
-        return None
+@contextmanager
+def stage_progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]] | None]:
+    """Progress bars for the stages of a long run, one after the other, on a terminal only.
+    Each bar is finished when its stage is (so the next starts on a line of its own) and at
+    the latest when the run ends, however it ends."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    with ExitStack() as bars:
 
-    def make(label: str, total: int) -> Callable[[int], None]:
-        bar = click.progressbar(length=total, label=label, file=sys.stderr)
-        bar.__enter__()
-        done = [0]
+        def make(label: str, total: int) -> Callable[[int], None]:
+            stage = ExitStack()
+            bars.push(stage)
+            bar = stage.enter_context(click.progressbar(length=total, label=label,
+                                                        file=sys.stderr))  # fmt: skip
+            done = 0
 
-        def step(n: int) -> None:
-            done[0] += n
-            bar.update(n)
-            if done[0] >= total:
-                bar.__exit__(None, None, None)
+            def step(n: int) -> None:
+                nonlocal done
+                done += n
+                bar.update(n)
+                if done >= total:
+                    stage.close()
 
-        return step
+            return step
 
-    return make
+        yield make
 
 
 @cli.command()
@@ -441,8 +472,8 @@ def render(app: App, slugs: tuple[str, ...], out: Path) -> None:
         written, failures = render_to_folder(app.library, app.config, slugs, out, step)
     for path in written:
         click.echo(str(path))
-    for slug, reason in failures:
-        click.echo(f"memes: {slug}: {reason}", err=True)
+    for failure in failures:
+        click.echo(f"memes: {failure}", err=True)
     if failures:
         sys.exit(EXIT_FAILED)
 
@@ -459,14 +490,15 @@ def render(app: App, slugs: tuple[str, ...], out: Path) -> None:
     show_default=True,
     help="Seconds to wait for another run's lock before giving up (exit 75).",
 )
-@click.option("--json", "as_json", is_flag=True, help="A JSON summary for cron.")
+@json_option("A JSON summary for cron.")
 @pass_app
 def publish(app: App, limit: int | None, dry_run: bool, wait: float, as_json: bool) -> None:
     """Render, upload and index the due memes, then run the newsletter rule."""
     from pipeline.publish import publish as run_publish
 
-    report = run_publish(app.library, app.config, limit=limit, dry_run=dry_run, wait=wait,
-                         progress=_progress_factory(as_json))  # fmt: skip
+    with stage_progress(not as_json) as stages:
+        report = run_publish(app.library, app.config, limit=limit, dry_run=dry_run, wait=wait,
+                             progress=stages)  # fmt: skip
     for slug, reason in report.failed:
         click.echo(f"memes: {slug}: not published: {reason}", err=True)
     _print_problems_of(report)
@@ -501,7 +533,7 @@ def remove(app: App, slug: str, purge: bool) -> None:
 
 @cli.command()
 @click.option("--repair", is_flag=True, help="Upload again what is missing or wrong.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @pass_app
 def verify(app: App, repair: bool, as_json: bool) -> None:
     """Check that every object the published index names is in storage, as recorded."""
@@ -527,18 +559,17 @@ def verify(app: App, repair: bool, as_json: bool) -> None:
     default=None,
     help="Override storage.gc_grace_days.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @pass_app
 def gc(app: App, grace_days: float | None, as_json: bool) -> None:
     """Delete objects no index has referenced for the grace period."""
     from pipeline.publish import gc as run_gc
 
-    deleted = run_gc(app.library, app.config, grace_days=grace_days)
+    report = run_gc(app.library, app.config, grace_days=grace_days)
     if as_json:
-        emit_json({"deleted": deleted})
+        emit_json(report.as_dict())
     else:
-        for key in deleted:
-            click.echo(key)
+        click.echo(report.summary())
 
 
 # --- newsletter ------------------------------------------------------------------------------
@@ -573,7 +604,7 @@ def _read_text_file(path: Path | None, what: str) -> str | None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="A plain-text file: an extra block for this edition.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @pass_app
 def newsletter_send(app: App, resume: bool, special: bool, subject: str | None,
                     body: Path | None, slugs: tuple[str, ...], extra: Path | None,
@@ -623,7 +654,7 @@ def newsletter_confirm(app: App, kind: str, number: int) -> None:
 
 
 @newsletter_group.command("status")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @pass_app
 def newsletter_status(app: App, as_json: bool) -> None:
     """Memes since the last edition, how many more are due, editions in doubt."""

@@ -34,18 +34,12 @@ from typing import cast
 import blurhash
 from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageFilter, ImageOps
 
+from pipeline import heif  # noqa: F401 - Pillow opens HEIC/HEIF originals
 from pipeline import overlay as captions
 from pipeline.config import Config, RenditionSpec, WatermarkConfig
 from pipeline.errors import RenderError
 from pipeline.files import write_atomic
 from pipeline.workers import process_pool
-
-try:  # HEIC/HEIF originals from phones
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-except ImportError:  # pragma: no cover - declared dependency
-    pass
 
 ENGINE_VERSION = "4"  # bump when output bytes change for the same inputs (invalidates caches)
 ANIMATED_FORMATS = ("webp", "gif")

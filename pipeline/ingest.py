@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from PIL import Image, ImageFile
 
+from pipeline import heif  # noqa: F401 - Pillow opens HEIC/HEIF photos
 from pipeline.config import Config, LimitsConfig, OverlayConfig
 from pipeline.errors import IngestError, UsageError
 from pipeline.library import (
@@ -40,13 +41,6 @@ from pipeline.library import (
 from pipeline.meme_templates import Template
 from pipeline.overlay import TextBox
 from pipeline.workers import process_pool
-
-try:  # HEIC/AVIF photos from phones, where the plugin is installed
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-except ImportError:  # pragma: no cover - optional
-    pass
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -230,11 +224,26 @@ def normal_tags(tags: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))
 
 
-def unknown_category(category: str, config: Config) -> str | None:
-    """The complaint about a category that is not in the config, or None."""
-    if category in config.categories:
-        return None
-    return f"unknown category '{category}' (known: {', '.join(config.categories)})"
+def find_category(name: str, config: Config) -> str:
+    """The configured category ``name`` means, whatever its case (`Funny` is `funny`);
+    IngestError naming the known ones if there is none."""
+    wanted = name.strip().lower()
+    if wanted in config.categories:
+        return wanted
+    raise IngestError(f"unknown category '{name}' (known: {', '.join(config.categories)})")
+
+
+def check_options(fields: MemeFields, config: Config) -> MemeFields:
+    """What `memes add` was given, checked as options before any file is: a bad value is a
+    usage error naming the option (exit 2), not a rejected file."""
+    if not fields.caption.strip():
+        raise UsageError("--caption: must not be empty")
+    if fields.category:
+        try:
+            fields = replace(fields, category=find_category(fields.category, config))
+        except IngestError as exc:
+            raise UsageError(f"--category: {exc}") from None
+    return fields
 
 
 def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
@@ -242,9 +251,7 @@ def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
     caption = fields.caption.strip()
     if not caption:
         raise UsageError("caption: must not be empty")
-    category = fields.category or config.categories[0]
-    if complaint := unknown_category(category, config):
-        raise IngestError(complaint)
+    category = find_category(fields.category, config) if fields.category else config.categories[0]
     texts, top, bottom = normal_texts(fields.texts), fields.top_text, fields.bottom_text
     if fields.template and (top.strip() or bottom.strip()):
         raise UsageError("top/bottom: a template's boxes take --text (one per box, in order)")
@@ -471,8 +478,11 @@ def check_edit(library: Library, config: Config, slug: str, **changes: Any) -> d
     values = {k: v for k, v in changes.items() if v is not None}
     if "caption" in values and not values["caption"].strip():
         raise UsageError("--caption: must not be empty")
-    if "category" in values and (complaint := unknown_category(values["category"], config)):
-        raise UsageError(complaint)
+    if "category" in values:
+        try:
+            values["category"] = find_category(values["category"], config)
+        except IngestError as exc:
+            raise UsageError(f"--category: {exc}") from None
     if "tags" in values:
         values["tags"] = normal_tags(values["tags"])
     for key in ("caption", "title", "alt", "credit", "top_text", "bottom_text"):

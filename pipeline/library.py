@@ -9,6 +9,7 @@ whole change or none of it.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import secrets
@@ -648,6 +649,13 @@ class Library:
                 return candidate
             n += 1
 
+    def _no_such_slug(self, slug: str) -> NotFoundError:
+        """The error for a slug not in the catalog, suggesting the closest ones."""
+        slugs = [row["slug"] for row in self._db.execute("SELECT slug FROM memes")]
+        close = difflib.get_close_matches(slug, slugs, n=3)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        return NotFoundError(f"meme '{slug}': no such slug{hint}")
+
     def find_by_sha(self, sha256: str) -> Meme | None:
         found = self._select("sha256=?", (sha256,))
         return found[0] if found else None
@@ -665,7 +673,7 @@ class Library:
     def get(self, slug: str) -> Meme:
         found = self._select("slug=?", (slug,))
         if not found:
-            raise NotFoundError(f"meme '{slug}': no such slug")
+            raise self._no_such_slug(slug)
         return found[0]
 
     def memes(self, status: str | None = None, *, renditions: bool = True) -> list[Meme]:
@@ -721,7 +729,7 @@ class Library:
         with self.transaction() as db:
             row = db.execute("SELECT status FROM memes WHERE slug=?", (slug,)).fetchone()
             if row is None:
-                raise NotFoundError(f"meme '{slug}': no such slug")
+                raise self._no_such_slug(slug)
             assignments = ", ".join(f"{k}=?" for k in values)
             try:
                 db.execute(f"UPDATE memes SET {assignments} WHERE slug=?", [*values.values(), slug])
@@ -745,7 +753,7 @@ class Library:
         with self.transaction() as db:
             row = db.execute("SELECT id FROM memes WHERE slug=?", (slug,)).fetchone()
             if row is None:
-                raise NotFoundError(f"meme '{slug}': no such slug")
+                raise self._no_such_slug(slug)
             db.execute("DELETE FROM assets WHERE meme_id=?", (row["id"],))
             db.executemany(
                 "INSERT INTO assets VALUES (?,?,?,?,?,?,?,?)",
@@ -777,7 +785,7 @@ class Library:
         with self.transaction() as db:
             row = db.execute("SELECT id, status FROM memes WHERE slug=?", (slug,)).fetchone()
             if row is None:
-                raise NotFoundError(f"meme '{slug}': no such slug")
+                raise self._no_such_slug(slug)
             db.execute(
                 "UPDATE memes SET status='removed', updated_at=? WHERE id=?",
                 (iso(utcnow()), row["id"]),

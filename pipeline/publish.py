@@ -45,6 +45,7 @@ from pipeline.imaging import (
 )
 from pipeline.library import Edition, Library, Meme, PublishRun, RenditionAsset, utcnow
 from pipeline.storage import (
+    META_PREFIX,
     Manifest,
     Storage,
     cache_control_for,
@@ -590,21 +591,62 @@ def _repair(library: Library, config: Config, storage: Storage, broken: set[str]
         report.repaired = sorted(set(sync.uploaded) & broken)
 
 
+@dataclass
+class GcReport:
+    """What `memes gc` deleted and what it kept."""
+
+    grace_days: float
+    deleted: list[str] = field(default_factory=list)
+    deleted_bytes: int = 0
+    in_use: int = 0  # objects an index, page or sent mail still references
+    waiting: list[tuple[str, str]] = field(default_factory=list)  # (key, unreferenced since)
+
+    def summary(self) -> str:
+        """One line for people: what went, what stays and why."""
+        days = f"{self.grace_days:g} day" + ("" if self.grace_days == 1 else "s")
+        line = f"deleted {len(self.deleted)} objects"
+        if self.deleted:
+            line += f" ({self.deleted_bytes:,} bytes)"
+        line += f"; kept {self.in_use} in use"
+        if self.waiting:
+            line += f", {len(self.waiting)} unreferenced for less than {days}"
+        return line
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "deleted": self.deleted,
+            "deleted_bytes": self.deleted_bytes,
+            "in_use": self.in_use,
+            "waiting": [{"key": k, "unreferenced_since": since} for k, since in self.waiting],
+            "grace_days": self.grace_days,
+        }
+
+
 def gc(library: Library, config: Config, *, grace_days: float | None = None,
-       storage: Storage | None = None, now: datetime | None = None) -> list[str]:  # fmt: skip
+       storage: Storage | None = None, now: datetime | None = None) -> GcReport:  # fmt: skip
     """Delete objects no index references any more, once unreferenced for the grace period."""
     storage = storage or open_storage(config.storage)
     grace = config.storage.gc_grace_days if grace_days is None else grace_days
+    report = GcReport(grace_days=grace)
     with publish_lock(library), storage_lock(storage, config):
         manifest = storage.load_manifest()
         referenced = gallery.asset_keys(library.published())
         referenced |= {d.key for d in site_documents(library, config)}
         referenced |= newsletter.emailed_keys(library)  # sent mail keeps its image URLs
-        deleted = collect_garbage(
+        sizes = {info.key: info.size for info in manifest.values()}
+        report.deleted = collect_garbage(
             storage, manifest, referenced, now or utcnow(), timedelta(days=grace)
         )
         storage.save_manifest(manifest)
-    return deleted
+    report.deleted_bytes = sum(sizes[key] for key in report.deleted)
+    for info in manifest.values():
+        if info.key.startswith(META_PREFIX):
+            continue
+        if info.unreferenced_since is None:
+            report.in_use += 1
+        else:
+            report.waiting.append((info.key, info.unreferenced_since))
+    return report
 
 
 def render_to_folder(
@@ -613,9 +655,19 @@ def render_to_folder(
     slugs: Sequence[str],
     out: Path,
     progress: Progress | None = None,
-) -> tuple[list[Path], list[tuple[str, str]]]:
-    """`memes render`: write what would be published, for staff to look at."""  # fmt: skip
-    memes = [library.get(slug) for slug in slugs]
+) -> tuple[list[Path], list[str]]:
+    """`memes render`: write what would be published, for staff to look at. Returns the files
+    written and a line for each slug that is unknown or could not be rendered; NotFoundError
+    when not one slug is known."""
+    memes: list[Meme] = []
+    unknown: list[NotFoundError] = []
+    for slug in slugs:
+        try:
+            memes.append(library.get(slug))
+        except NotFoundError as exc:
+            unknown.append(exc)
+    if unknown and not memes:
+        raise unknown[0]
     results, failures = render_memes(library, config, memes, progress)
     written = []
     for result in results:
@@ -623,4 +675,4 @@ def render_to_folder(
         for image in result.renditions:
             target = folder / f"{image.name}.{image.extension}"
             written.append(write_atomic(target, image.data, sync=False))
-    return written, [(f.slug, f.reason) for f in failures]
+    return written, [str(exc) for exc in unknown] + [f"{f.slug}: {f.reason}" for f in failures]

@@ -130,3 +130,80 @@ def test_without_site_timezone_times_are_utc_whatever_tz_says(tmp_path, monkeypa
         "2026-12-03T09:00:00Z"
     )
     assert invoke("list").stdout.split("\t")[2] == "2026-12-03 09:00 UTC"
+
+
+# --- usage errors are exit 2 and name the option; good work is done, bad items named -----------
+
+
+@pytest.fixture
+def desk(tmp_path, monkeypatch):
+    """A folder with the embedded default config and one queued meme, 'monday-again'."""
+    (tmp_path / "config.yaml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEMES_CONFIG", raising=False)
+    for n in range(3):
+        jpeg(tmp_path / f"{n}.jpg", seed=n)
+    assert invoke("add", "0.jpg", "--caption", "Monday again").exit_code == 0
+    return tmp_path
+
+
+def test_an_unknown_category_is_a_usage_error_in_add_and_in_edit(desk):
+    unknown = "memes: --category: unknown category 'nonsense' (known: funny, informative, tech)"
+    added = invoke("add", "1.jpg", "--caption", "x", "--category", "nonsense")
+    assert (added.exit_code, added.stderr.strip(), added.stdout) == (2, unknown, "")
+    edited = invoke("edit", "monday-again", "--category", "nonsense")
+    assert (edited.exit_code, edited.stderr.strip()) == (2, unknown)
+    assert [m["slug"] for m in json.loads(invoke("list", "--json").stdout)] == ["monday-again"]
+
+
+def test_an_import_row_with_an_unknown_category_is_a_rejected_row(desk):
+    (desk / "m.csv").write_text("file,caption,category\n1.jpg,Good row,tech\n2.jpg,Bad,nonsense\n")
+    result = invoke("import", "m.csv")
+    assert result.exit_code == 1
+    assert "unknown category 'nonsense'" in result.stderr
+    assert result.stdout.split() == ["good-row"]
+
+
+def test_categories_match_without_regard_to_case(desk):
+    assert invoke("add", "1.jpg", "--caption", "Shout", "--category", "Funny").exit_code == 0
+    assert json.loads(invoke("show", "shout", "--json").stdout)["category"] == "funny"
+    assert invoke("edit", "shout", "--category", "TECH").exit_code == 0
+    assert json.loads(invoke("show", "shout", "--json").stdout)["category"] == "tech"
+    (desk / "m.yaml").write_text("- {file: 2.jpg, caption: Row, category: Informative}\n")
+    assert invoke("import", "m.yaml").exit_code == 0
+    assert json.loads(invoke("show", "row", "--json").stdout)["category"] == "informative"
+
+
+def test_a_wrong_slug_suggests_the_closest_ones(desk):
+    invoke("add", "1.jpg", "--caption", "Monday again and again")
+    result = invoke("show", "monday-agian")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "memes: meme 'monday-agian': no such slug "
+        "(did you mean 'monday-again', 'monday-again-and-again'?)"
+    )
+    far = invoke("edit", "zzz", "--title", "x")
+    assert far.stderr.strip() == "memes: meme 'zzz': no such slug"
+
+
+def test_edit_without_an_option_is_a_usage_error(desk):
+    result = invoke("edit", "monday-again")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "memes: edit: nothing to change; give at least one option (memes edit --help)"
+    )
+
+
+def test_help_says_required_once_and_the_command_list_is_not_cut(desk):
+    add_help = invoke("add", "--help").stdout
+    assert "[required]" in add_help and "(required)" not in add_help
+    listing = " ".join(invoke("--help").stdout.split("Commands:")[1].split())
+    assert "..." not in listing
+    for name in ("add", "edit", "publish", "remove", "render", "verify", "newsletter"):
+        summary = " ".join(cli.commands[name].help.split("\n\n")[0].split())
+        assert f"{name} {summary}" in listing
+
+
+def test_renders_is_ignored_by_git():
+    ignored = (README.parent / ".gitignore").read_text().splitlines()
+    assert "/renders/" in ignored

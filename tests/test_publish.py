@@ -550,3 +550,117 @@ def test_gc_keeps_the_images_that_sent_newsletters_point_at(tmp_path):
     deleted = set(json.loads(run(cfg, "gc", "--grace-days", "0", "--json").stdout)["deleted"])
     assert deleted and not deleted & emailed  # old renditions go, the emailed ones stay
     assert all((tmp_path / "public" / key).exists() for key in emailed)
+
+
+def test_render_renders_the_good_slugs_and_exits_1_naming_the_bad_one(tmp_path):
+    cfg = make_site(tmp_path)
+    first, second = add_memes(cfg, 2)
+    result = run(cfg, "render", first, second, "mem", "--out", str(tmp_path / "look"))
+    assert result.exit_code == 1
+    assert sorted(p.name for p in (tmp_path / "look").iterdir()) == sorted([first, second])
+    assert result.stderr.strip() == (
+        f"memes: meme 'mem': no such slug (did you mean '{first}', '{second}'?)"
+    )
+
+
+def test_gc_says_in_one_line_what_it_deleted_and_kept(tmp_path):
+    cfg = make_site(tmp_path)
+    slugs = add_memes(cfg, 2)
+    run(cfg, "publish")
+    public = tmp_path / "public"
+
+    def stored() -> set[str]:
+        return {p.relative_to(public).as_posix() for p in public.rglob("*")
+                if p.is_file() and not p.relative_to(public).as_posix().startswith("_memes/")}
+
+    assert run(cfg, "gc").stdout == f"deleted 0 objects; kept {len(stored())} in use\n"
+    run(cfg, "remove", slugs[0])  # its renditions and permalink go at once
+    data = yaml.safe_load(cfg.read_text())
+    data["watermark"]["text"] = "@Renamed"  # the other's two watermarked renditions are renamed
+    cfg.write_text(yaml.safe_dump(data))
+    run(cfg, "publish")
+    old = {key for key in stored() if key.startswith(f"i/{slugs[1]}/")} - {
+        key for key in stored() if key in (public / "index.json").read_text()}
+    assert len(old) == 2
+    result = run(cfg, "gc")
+    assert (result.exit_code, result.stdout) == (0, (
+        f"deleted 0 objects; kept {len(stored()) - 2} in use, 2 unreferenced for less than "
+        "7 days\n"))  # fmt: skip
+    sizes = sum((public / key).stat().st_size for key in old)
+    report = json.loads(run(cfg, "gc", "--grace-days", "0", "--json").stdout)
+    assert set(report["deleted"]) == old and report["deleted_bytes"] == sizes
+    assert report["in_use"] == len(stored()) and report["waiting"] == []
+    assert run(cfg, "gc").stdout == f"deleted 0 objects; kept {len(stored())} in use\n"
+
+
+def test_removing_a_queued_meme_takes_it_out_of_the_queue_and_touches_no_storage(tmp_path):
+    cfg = make_site(tmp_path)
+    first, second = add_memes(cfg, 2)
+    result = run(cfg, "remove", first)
+    assert (result.exit_code, result.stdout) == (0, f"{first}\tremoved\n")
+    assert not (tmp_path / "public").exists()  # nothing was ever uploaded, nothing to take down
+    assert json.loads(run(cfg, "publish", "--json").stdout)["published"] == [second]
+    assert index_slugs((tmp_path / "public" / "index.json").read_bytes()) == [second]
+    again = run(cfg, "remove", first)
+    assert (again.exit_code, again.stderr) == (2, f"memes: meme '{first}': already removed\n")
+
+
+def test_remove_purge_deletes_the_original_and_only_then(tmp_path):
+    cfg = make_site(tmp_path)
+    first, second = add_memes(cfg, 2)
+    run(cfg, "publish")
+    with Library(tmp_path / "memes") as library:
+        originals = {s: library.original_path(library.get(s)) for s in (first, second)}
+    run(cfg, "remove", first)
+    assert originals[first].exists()  # a plain remove keeps the original
+    assert run(cfg, "remove", first, "--purge").exit_code == 0  # purging a removed meme
+    assert not originals[first].exists() and originals[second].exists()
+    assert run(cfg, "remove", second, "--purge").exit_code == 0  # remove and purge at once
+    assert not originals[second].exists()
+    with Library(tmp_path / "memes") as library:
+        assert [m.status for m in library.memes()] == ["removed", "removed"]
+    assert index_slugs((tmp_path / "public" / "index.json").read_bytes()) == []
+
+
+def test_remove_takes_the_meme_out_of_the_newsletter_archive_too(tmp_path):
+    cfg = make_site(tmp_path, newsletter={"every": 2})
+    first, second = add_memes(cfg, 2)
+    assert json.loads(run(cfg, "publish", "--json").stdout)["newsletter"]["sent"] == 1
+    page = tmp_path / "public" / "newsletter" / "1.html"
+    assert f"/i/{first}/" in page.read_text() and f"/i/{second}/" in page.read_text()
+    assert run(cfg, "remove", first).exit_code == 0
+    assert f"/i/{first}/" not in page.read_text()
+    assert f"/i/{second}/" in page.read_text()
+
+
+def test_publish_on_a_terminal_shows_one_finished_bar_per_stage(tmp_path):
+    import os
+    import pty
+
+    cfg = make_site(tmp_path)
+    add_memes(cfg, 3)
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run([*MEMES, "--config", str(cfg), "publish"], stderr=slave,
+                              stdout=subprocess.PIPE, timeout=300)  # fmt: skip
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    assert done.returncode == 0
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode())  # terminal controls
+    lines = [line.split("\r")[-1] for line in text.replace("\r\n", "\n").split("\n")]
+    rendering = [line for line in lines if line.startswith("Rendering")]
+    uploading = [line for line in lines if line.startswith("Uploading")]
+    # each stage's bar ends on a line of its own, complete
+    assert rendering and "100%" in rendering[-1]
+    assert uploading and "100%" in uploading[-1]
+    assert text.index("Rendering") < text.index("Uploading")
