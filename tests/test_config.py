@@ -38,10 +38,28 @@ def test_the_repository_config_is_valid():
     }
 
 
-def test_config_is_frozen(tmp_path):
-    cfg = config.load(write(tmp_path, ""))
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.site.title = "x"  # type: ignore[misc]
+def test_a_parsed_config_cannot_be_changed_anywhere_inside(tmp_path):
+    """Commands, worker processes and cache keys share one parsed config: no part of it, down
+    to the last list, may change under them."""
+    cfg = config.load(write(tmp_path, "newsletter: {smtp: {host: mail.example.org}}\n"))
+
+    def parts(value, where="config"):
+        yield where, value
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                yield from parts(getattr(value, f.name), f"{where}.{f.name}")
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                yield from parts(item, f"{where}[{i}]")
+
+    seen = dict(parts(cfg))
+    assert "config.newsletter.smtp.host" in seen and "config.renditions[5].width" in seen
+    for where, value in seen.items():
+        assert not isinstance(value, list | dict | set), f"{where} is a mutable {type(value)}"
+        if dataclasses.is_dataclass(value):
+            name = dataclasses.fields(value)[0].name
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(value, name, None)
 
 
 def test_relative_paths_are_relative_to_the_config_folder(tmp_path, monkeypatch):

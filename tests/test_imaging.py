@@ -409,9 +409,7 @@ def test_same_inputs_give_same_bytes_in_process_and_in_pool(tmp_path):
     )
     assert not failures
     for result in results:
-        assert [r.sha256 for r in result.renditions] == [r.sha256 for r in first.renditions]
-    item = first.renditions[0]
-    assert item.sha256 == hashlib.sha256(item.data).hexdigest()
+        assert [r.data for r in result.renditions] == [r.data for r in first.renditions]
 
 
 def test_cache_hit_returns_identical_bytes_without_rendering(tmp_path):
@@ -574,3 +572,71 @@ def test_pad_bands_are_made_from_the_image_before_its_text(tmp_path):
     out = out.convert("RGB")
     for band in (out.crop((0, 0, 600, 120)), out.crop((0, 480, 600, 600))):
         assert max(hi - lo for lo, hi in band.getextrema()) <= 6  # flat: no blurred words
+
+
+def test_an_animation_over_the_memory_budget_is_refused_naming_the_figures(tmp_path):
+    """Every frame of every animated rendition is held at once: over ANIMATION_BUDGET pixels
+    the meme is refused with the figures, before a frame is drawn."""
+    from pipeline import imaging
+
+    source = animation(tmp_path / "anim.gif", "GIF")  # 4 frames
+    specs = {"w": {"width": 250, "format": "webp"}, "g": {"width": 250, "format": "gif"}}
+    cfg = make_config(tmp_path, specs)
+    held = 4 * 2 * 250 * 150
+    assert held <= imaging.ANIMATION_BUDGET
+    assert [r.animated for r in render(source, cfg).renditions] == [True, True]
+    budget = imaging.ANIMATION_BUDGET
+    try:
+        imaging.ANIMATION_BUDGET = held - 1
+        with pytest.raises(RenderError) as refused:
+            render(source, cfg)
+    finally:
+        imaging.ANIMATION_BUDGET = budget
+    assert str(refused.value) == (
+        f"anim: animation too large: 4 frames x 2 renditions = {held:,} pixels held, over the "
+        f"{held - 1:,} budget"
+    )
+
+
+def test_a_render_worker_killed_mid_batch_fails_its_memes_not_the_batch(tmp_path):
+    """A worker killed (the OOM killer, kill -9) breaks the pool: every meme not finished is
+    reported as failed with the reason, nothing raises, and no worker is left running."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from processes import children_of, wait_until_gone
+
+    source = tmp_path / "big.jpg"
+    Image.open(SAMPLES / "chelsea.png").convert("RGB").resize((3000, 2000)).save(source)
+    jobs = [RenderJob(f"m{i}", source, f"TOP {i}", "") for i in range(8)]
+    cfg = configuration.parse({}, root=tmp_path)  # six renditions each: seconds per meme
+    killed: list[int] = []
+
+    def render_workers() -> list[int]:  # not the resource tracker spawn also starts
+        return [pid for pid in children_of(os.getpid())
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]  # fmt: skip
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            workers = render_workers()
+            if workers:
+                time.sleep(1)  # let it start on a job
+                os.kill(workers[0], signal.SIGKILL)
+                killed.append(workers[0])
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    try:
+        results, failures = render_many(jobs, cfg, workers=2)
+    finally:
+        killer.join()
+    assert killed
+    assert len(results) + len(failures) == len(jobs)
+    assert failures
+    assert {f.reason for f in failures} == {"render worker died (out of memory or killed)"}
+    assert {r.slug for r in results} | {f.slug for f in failures} == {j.slug for j in jobs}
+    assert wait_until_gone(render_workers(), timeout=30) == []

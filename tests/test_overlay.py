@@ -77,10 +77,15 @@ def test_same_layout_at_every_scale():
 def test_long_word_breaks_only_when_it_must():
     block = overlay.layout(1000, 1000, ("Donaudampfschifffahrtsgesellschaft", ""), OVERLAY).top
     assert len(block.lines) == 1  # shrinks rather than splitting the word
-    strip = overlay.layout(
-        300, 1000, ("Donaudampfschifffahrtsgesellschaftskapitän " * 2, ""), OVERLAY
-    )
-    assert all(line for line in strip.top.lines)
+    # Too long for one line even at the smallest size: broken inside, nothing lost or added,
+    # and every piece fits the width.
+    word = "Donaudampfschifffahrtsgesellschaftskapitän" * 4
+    split = overlay.layout(1000, 1000, (word, ""), OVERLAY).top
+    pieces = ["".join(text for _, text in line) for line in split.lines]
+    assert len(pieces) > 1 and "".join(pieces) == word
+    widest = overlay.REFERENCE_WIDTH * (1 - 2 * overlay.SIDE_MARGIN)
+    for line in split.lines:
+        assert sum(overlay.get_font(f, split.size).getlength(t) for f, t in line) <= widest
 
 
 @pytest.mark.parametrize(

@@ -362,18 +362,26 @@ def test_a_failed_upload_raises_and_the_manifest_names_only_what_went_up(
 
     with pytest.raises(StorageError, match=expected):
         storage.put_many(good, manifest)
-    for key in manifest:
-        assert storage.get(key) is not None
-    if backend.kind == "file":
+    went_up = set(manifest)
+    if backend.kind == "s3":
+        assert went_up == set()  # no bucket: nothing went up, the manifest names nothing
+    else:
+        # what went up is named; of the file and the folder of the same name, one could not be
+        assert went_up and went_up <= {d.key for d in good}
+        assert len(went_up & {"index.json", "index.json/inner.json"}) == 1
         assert not [p for p in backend.root.rglob("*") if p.name.startswith(TEMP_PREFIX)]
+    for key in went_up:
+        assert storage.get(key) is not None
 
 
-def test_an_unreachable_endpoint_fails_fast_with_one_line(tmp_path: Path) -> None:
+def test_an_unreachable_endpoint_fails_fast_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from seaweed import free_ports
 
     port = free_ports(1)[0]
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "k")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ.get("AWS_ACCESS_KEY_ID", "k"))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", os.environ.get("AWS_SECRET_ACCESS_KEY", "s"))
     cfg = config_mod.parse(
         {"storage": {"url": "s3://memes", "endpoint_url": f"http://127.0.0.1:{port}"}},
         root=tmp_path,
@@ -492,14 +500,16 @@ def test_gc_forgets_the_mark_when_a_key_is_referenced_again(backend: Backend) ->
 
 def test_gc_never_touches_the_memes_folder(backend: Backend) -> None:
     storage = backend.storage()
-    manifest = publish(storage, site_documents())
+    docs = site_documents()
+    manifest = publish(storage, docs)
+    saved = storage.get(MANIFEST_KEY)
     manifest.put(ObjectInfo(MANIFEST_KEY, 1, "0" * 64, "application/json", "no-store", "x"))
     now = datetime(2026, 1, 1, tzinfo=UTC)
+    deleted: list[str] = []
     for days in (0, 100):
-        deleted = collect_garbage(storage, manifest, set(), now + timedelta(days), timedelta(0))
-        assert MANIFEST_KEY not in deleted
-    assert storage.load_manifest() is not None
-    assert MANIFEST_KEY in backend.stored_keys()
+        deleted += collect_garbage(storage, manifest, set(), now + timedelta(days), timedelta(0))
+    assert sorted(deleted) == sorted(d.key for d in docs)  # everything else went
+    assert storage.get(MANIFEST_KEY) == saved  # the manifest object: untouched, byte for byte
 
 
 # --- the lock --------------------------------------------------------------------------------
@@ -565,6 +575,56 @@ def test_file_lock_lives_in_the_memes_folder_and_leaves_no_temp_files(tmp_path: 
     leftovers = [p for p in (tmp_path / "pub").rglob("*") if p.name.startswith(TEMP_PREFIX)]
     assert leftovers == []
     assert not (tmp_path / "pub" / LOCK_KEY).exists()
+
+
+def test_breaking_a_stale_lock_that_was_just_taken_puts_the_fresh_lock_back(
+    tmp_path: Path,
+) -> None:
+    """Host X read a stale lock; before X moves it aside, host Y breaks it and takes a fresh
+    one. X then moves Y's fresh lock aside: it must see that and put it back."""
+    cfg = config_mod.parse({"storage": {"url": f"file://{tmp_path}/pub"}}, root=tmp_path).storage
+    host_x, host_y = open_storage(cfg), open_storage(cfg)
+    lock = tmp_path / "pub" / LOCK_KEY
+    assert host_y.try_lock("crashed", 1)
+    stale = lock.read_bytes()  # what X read
+    lock.unlink()  # Y broke the stale lock ...
+    assert host_y.try_lock("host-y", 3600)  # ... and holds a fresh one
+    fresh = lock.read_bytes()
+
+    assert host_x._break_stale(lock, stale) is False  # type: ignore[attr-defined]
+    assert lock.read_bytes() == fresh  # Y's lock is back, as it was
+    assert not host_x.try_lock("host-x", 3600)
+    assert [p for p in lock.parent.iterdir() if p.name.startswith(TEMP_PREFIX)] == []
+
+
+@pytest.mark.s3
+def test_without_conditional_writes_the_lock_still_excludes_and_ages(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A service without If-None-Match/If-Match (the code clears ``conditional_writes`` when
+    one answers 501): the read, put, read-back fallback, on a real SeaweedFS."""
+    backend = Backend("s3", tmp_path, request)
+
+    def host() -> S3Storage:
+        storage = backend.storage()
+        assert isinstance(storage, S3Storage)
+        storage.conditional_writes = False  # as if the service had said NotImplemented
+        return storage
+
+    host_a, host_b = host(), host()
+    assert host_a.try_lock("host-a", 3600)
+    assert not host_b.try_lock("host-b", 3600)
+    assert host_a.try_lock("host-a", 3600)  # re-entrant for its owner
+    host_b.unlock("host-b")  # not the owner: nothing happens
+    assert not host_b.try_lock("host-b", 3600)
+    host_a.unlock("host-a")
+    assert host_b.try_lock("host-b", 3600)
+    time.sleep(2.2)
+    assert not host_a.try_lock("host-a", 3600)  # 2 s old: not stale under a 1 h ttl
+    assert host_a.try_lock("host-a", 1)  # stale under a 1 s ttl: taken over
+    host_b.unlock("host-b")  # must not delete host-a's lock
+    assert not host().try_lock("third", 3600)
+    assert not host_a.conditional_writes and not host_b.conditional_writes
 
 
 def test_written_files_are_readable_by_a_web_server(tmp_path: Path) -> None:
