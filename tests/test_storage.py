@@ -515,9 +515,7 @@ def test_gc_never_touches_the_memes_folder(backend: Backend) -> None:
 # --- the lock --------------------------------------------------------------------------------
 
 
-def test_lock_refuses_a_second_owner_until_released(backend: Backend) -> None:
-    host_a, host_b = backend.storage(), backend.storage()
-
+def check_lock_refuses_a_second_owner_until_released(host_a: Storage, host_b: Storage) -> None:
     assert host_a.try_lock("host-a", 3600)
     assert not host_b.try_lock("host-b", 3600)
     assert host_a.try_lock("host-a", 3600)  # re-entrant for its owner
@@ -526,6 +524,11 @@ def test_lock_refuses_a_second_owner_until_released(backend: Backend) -> None:
 
     host_a.unlock("host-a")
     assert host_b.try_lock("host-b", 3600)
+
+
+def test_lock_refuses_a_second_owner_until_released(backend: Backend) -> None:
+    host_a, host_b = backend.storage(), backend.storage()
+    check_lock_refuses_a_second_owner_until_released(host_a, host_b)
     if isinstance(host_a, S3Storage):
         assert host_a.conditional_writes, "SeaweedFS should honour If-None-Match / If-Match"
 
@@ -612,13 +615,7 @@ def test_without_conditional_writes_the_lock_still_excludes_and_ages(
         return storage
 
     host_a, host_b = host(), host()
-    assert host_a.try_lock("host-a", 3600)
-    assert not host_b.try_lock("host-b", 3600)
-    assert host_a.try_lock("host-a", 3600)  # re-entrant for its owner
-    host_b.unlock("host-b")  # not the owner: nothing happens
-    assert not host_b.try_lock("host-b", 3600)
-    host_a.unlock("host-a")
-    assert host_b.try_lock("host-b", 3600)
+    check_lock_refuses_a_second_owner_until_released(host_a, host_b)
     time.sleep(2.2)
     assert not host_a.try_lock("host-a", 3600)  # 2 s old: not stale under a 1 h ttl
     assert host_a.try_lock("host-a", 1)  # stale under a 1 s ttl: taken over
