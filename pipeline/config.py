@@ -1,25 +1,39 @@
 """config.yaml -> frozen dataclasses, parsed once.
 
+Each setting is declared once, below: its type (which carries its check), its default and
+what it is for. The checks, the defaults and the README's config reference (``reference()``,
+kept true by a test) all come from these declarations; pydantic does the walking.
+
 Every error names the file and the key path and what was expected, e.g.
 ``config.yaml: renditions.thumb.width: expected a positive integer, got 'abc'``.
-Every key has a default (see DEFAULTS and the README), so an empty file is a valid config.
-Relative paths are resolved against the config file's folder. Secrets never live here:
-S3 credentials come from the standard AWS chain, the SMTP password from MEMES_SMTP_PASSWORD.
+Every key has a default, so an empty file is a valid config. Relative paths are resolved
+against the config file's folder. Secrets never live here: S3 credentials come from the
+standard AWS chain, the SMTP password from MEMES_SMTP_PASSWORD.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import is_dataclass, replace
 from datetime import UTC, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from pipeline.errors import ConfigError
 
@@ -43,82 +57,216 @@ DEFAULT_RENDITIONS: dict[str, dict[str, Any]] = {
     "og": {"width": 1200, "height": 630, "fit": "cover", "format": "jpeg", "quality": 85},
 }
 
-DEFAULTS: dict[str, Any] = {
-    "site": {"title": "Memes", "base_url": "http://localhost:8000/", "timezone": "UTC"},
-    "library": "memes",
-    "storage": {
-        "url": "file://public",
-        "endpoint_url": None,
-        "region": None,
-        "concurrency": 16,
-        "acl": None,
-        "document_max_age": 300,
-        "gc_grace_days": 7,
-        "lock_ttl": 3600,
-    },
-    "renditions": DEFAULT_RENDITIONS,
-    "background": "#ffffff",
-    "watermark": {
-        "text": "@AEGISAlliance",
-        "image": None,
-        "font": None,
-        "position": "bottom-right",
-        "margin": 0.02,
-        "opacity": 0.5,
-        "size": 0.05,
-        "min_width": 400,
-    },
-    "overlay": {"font": None, "min_font_size": 14},
-    "limits": {"max_pixels": 64_000_000, "max_bytes": 52_428_800},
-    "categories": ["funny", "informative", "tech"],
-    "publish": {"batch_size": 12, "workers": 0},
-    "gallery": {"page_size": 50, "feed_size": 50},
-    "newsletter": {
-        "every": 12,
-        "sender": "Memes <memes@example.org>",
-        "recipients": ["list@example.org"],
-        "smtp": None,
-        "outbox": "memes/outbox",
-        "list_id": "Memes <memes.example.org>",
-        "unsubscribe_url": None,
-        "unsubscribe_mailto": None,
-        "subject": "Memes #{number}: {first_title}{more}",
-        "extra": None,
-    },
-    "studio": {"secure_cookies": False, "trust_proxy": False},
-}
-
-SMTP_DEFAULTS: dict[str, Any] = {
-    "host": "127.0.0.1",
-    "port": 25,
-    "starttls": False,
-    "tls": False,
-    "username": None,
-    "timeout": 30,
-}
+# Every section: unknown keys are errors, defaults are checked like values, objects are frozen.
+SECTION = ConfigDict(extra="forbid", validate_default=True)
 
 
-@dataclass(frozen=True)
+# --- the checks, each a type ---------------------------------------------------------------
+
+
+def _fail(expected: str, got: Any) -> PydanticCustomError:
+    return PydanticCustomError("memes", "expected {expected}, got {got}",
+                               {"expected": expected, "got": repr(got)})  # fmt: skip
+
+
+Check = Callable[[Any], Any]  # a value as YAML gave it -> the value, or a PydanticCustomError
+
+
+def _checked(expected: str, ok: Callable[[Any], bool], then: Check = lambda v: v) -> Check:
+    def check(value: Any) -> Any:
+        if not ok(value):
+            raise _fail(expected, value)
+        return then(value)
+
+    return check
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _nullable(check: Check) -> BeforeValidator:
+    """null, or a value ``check`` takes."""
+    return BeforeValidator(lambda v: None if v is None else check(v))
+
+
+_positive = _checked("a positive integer", lambda v: _is_int(v, 1))
+PositiveInt = Annotated[int, BeforeValidator(_positive)]
+OptionalPositiveInt = Annotated[int | None, _nullable(_positive)]
+Count = Annotated[int, BeforeValidator(_checked("an integer >= 0", lambda v: _is_int(v, 0)))]
+Flag = Annotated[bool, BeforeValidator(_checked("true or false", lambda v: isinstance(v, bool)))]
+_text = _checked("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip()))
+Text = Annotated[str, BeforeValidator(_text)]
+OptionalText = Annotated[str | None, _nullable(_text)]
+_color = _checked("a colour like '#ffffff'",
+                  lambda v: isinstance(v, str) and bool(re.fullmatch(r"#[0-9a-fA-F]{6}", v)),
+                  str.lower)  # fmt: skip
+Color = Annotated[str, BeforeValidator(_color)]
+
+
+def _header(value: Any) -> str:
+    """A value that ends up in a mail header: one line, no CR, LF or NUL (an injected header,
+    or a message no server takes)."""
+    text = _text(value)
+    if any(c in text for c in "\r\n\0"):
+        raise _fail("one line without CR, LF or NUL (it goes into a mail header)", value)
+    return text
+
+
+Header = Annotated[str, BeforeValidator(_header)]
+
+
+def _number(low: float, high: float, then: Check = float) -> BeforeValidator:
+    return BeforeValidator(_checked(f"a number from {low} to {high}",
+                                    lambda v: isinstance(v, int | float)
+                                    and not isinstance(v, bool) and low <= v <= high,
+                                    then))  # fmt: skip
+
+
+def _one_of(choices: tuple[str, ...]) -> BeforeValidator:
+    return BeforeValidator(_checked("one of " + ", ".join(choices), lambda v: v in choices))
+
+
+def _http_url(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"https?://[^/\s]+", value):
+        raise _fail("an http(s) URL", value)
+    return value if value.endswith("/") else value + "/"
+
+
+Url = Annotated[str, BeforeValidator(_http_url)]  # always ends with "/"
+
+
+def _root(info: ValidationInfo) -> Path:
+    return Path((info.context or {}).get("root") or Path.cwd())
+
+
+def _path(value: Any, info: ValidationInfo) -> Path:
+    if isinstance(value, Path):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise _fail("a non-empty string", value)
+    return (_root(info) / os.path.expanduser(value)).resolve()
+
+
+def _existing_file(value: Any, info: ValidationInfo) -> Path | None:
+    if value is None:
+        return None
+    path = _path(value, info)
+    if not path.is_file():
+        raise PydanticCustomError("memes", "file not found: {path}", {"path": str(path)})
+    return path
+
+
+ConfigPath = Annotated[Path, BeforeValidator(_path)]  # relative to the config file's folder
+OptionalFile = Annotated[Path | None, BeforeValidator(_existing_file)]  # must exist
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise _fail("a non-empty list of strings", value)
+    return tuple(value)
+
+
+Headers = Annotated[tuple[Header, ...], BeforeValidator(_strings)]
+
+
+def _category(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", value):
+        raise _fail("lowercase letters, digits and '-'", value)
+    return value
+
+
+Categories = Annotated[tuple[Annotated[str, BeforeValidator(_category)], ...],
+                       BeforeValidator(_strings)]  # fmt: skip
+
+
+def _timezone(value: Any) -> str:
+    expected = "an IANA time zone name such as 'Europe/Berlin' or 'UTC'"
+    if not isinstance(value, str) or not value.strip():
+        raise _fail("a non-empty string", value)
+    if value != "UTC":
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _fail(expected, value) from None
+    return value
+
+
+def _section(value: Any) -> Any:
+    """A section left empty (`site:`) has every default."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) and not is_dataclass(value):
+        raise _fail("a mapping", value)
+    return value
+
+
+SECTION_DEFAULTS = BeforeValidator(_section)
+
+
+def _raw(value: Any) -> Any:
+    """A default as it is written in config.yaml: checked and converted like any value (a path
+    is relative to the config file's folder)."""
+    return value
+
+
+def _empty() -> Any:
+    return {}
+
+
+# --- the settings ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, config=SECTION)
 class SiteConfig:
-    title: str
-    base_url: str  # always ends with "/"
-    timezone: str = "UTC"  # IANA name: times typed without an offset, and times shown
+    title: Text = "Memes"
+    base_url: Url = Field(default="http://localhost:8000/",
+                          description="public URL of the storage root (CDN)")  # fmt: skip
+    timezone: Annotated[str, BeforeValidator(_timezone)] = Field(
+        default="UTC",
+        description="IANA name, e.g. America/New_York: a time typed without an offset "
+        "(--publish-at, manifests) is read in it, and `memes list`/`show` print times in it "
+        "with the zone; JSON stays UTC (…Z)",
+    )
 
     @property
     def zone(self) -> tzinfo:
         return UTC if self.timezone == "UTC" else ZoneInfo(self.timezone)
 
 
-@dataclass(frozen=True)
+def _storage_url(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail("a non-empty string", value)
+    if value.startswith("file://"):
+        return "file://" + str(_path(value[len("file://") :] or ".", info))
+    if value.startswith("s3://"):
+        if not value[len("s3://") :].split("/", 1)[0]:
+            raise _fail("s3://BUCKET/PREFIX with a bucket name", value)
+        return value
+    raise _fail("file://PATH or s3://BUCKET/PREFIX", value)
+
+
+def _endpoint(value: Any) -> str | None:
+    return None if value is None else _http_url(value).rstrip("/")
+
+
+@dataclass(frozen=True, config=SECTION)
 class StorageConfig:
-    url: str  # file:///abs/path or s3://bucket/prefix (file URLs are made absolute)
-    endpoint_url: str | None
-    region: str | None
-    concurrency: int
-    acl: str | None
-    document_max_age: int  # Cache-Control max-age for index/pages/feeds
-    gc_grace_days: int
-    lock_ttl: int  # seconds after which a lock object left by a dead host is taken over
+    # file:///abs/path or s3://bucket/prefix (file URLs are made absolute)
+    url: Annotated[str, BeforeValidator(_storage_url)] = Field(
+        default="file://public", description="or s3://BUCKET/PREFIX")
+    endpoint_url: Annotated[str | None, BeforeValidator(_endpoint)] = Field(
+        default=None, description="S3-compatible endpoint; else env AWS_ENDPOINT_URL")
+    region: OptionalText = None
+    concurrency: PositiveInt = Field(default=16, description="parallel uploads")
+    acl: OptionalText = Field(
+        default=None, description="e.g. public-read, for buckets that use ACLs; else a bucket "
+        "policy (see S3-compatible storage)")
+    document_max_age: Count = Field(
+        default=300, description="Cache-Control max-age of index, pages, feeds")
+    gc_grace_days: Count = 7
+    lock_ttl: PositiveInt = Field(
+        default=3600, description="a storage lock older than this is taken over")
 
     @property
     def is_s3(self) -> bool:
@@ -142,17 +290,33 @@ class StorageConfig:
         return prefix + "/" if prefix else ""
 
 
-@dataclass(frozen=True)
+def _avif_supported() -> bool:
+    from PIL import features
+
+    return bool(features.check("avif"))
+
+
+def _format(value: Any) -> str:
+    if value not in FORMATS:
+        raise _fail("one of " + ", ".join(FORMATS), value)
+    if value == "avif" and not _avif_supported():
+        raise PydanticCustomError("memes", "avif is not supported by the installed Pillow")
+    return value
+
+
+@dataclass(frozen=True, config=SECTION)
 class RenditionSpec:
-    name: str
-    width: int
-    height: int | None = None
-    max_height: int | None = None
-    fit: str = "contain"
-    format: str = "webp"
-    quality: int = 82
-    watermark: bool = True
-    pad_color: str | None = None  # None: pad with a blurred, darkened copy of the image
+    name: str  # the key it has under `renditions`
+    width: PositiveInt = Field(description="required, never upscaled")
+    height: OptionalPositiveInt = None
+    max_height: OptionalPositiveInt = None
+    fit: Annotated[str, _one_of(FITS)] = Field(default="contain", description=" | ".join(FITS))
+    format: Annotated[str, BeforeValidator(_format)] = Field(
+        default="webp", description=" | ".join(FORMATS))
+    quality: Annotated[int, _number(1, 100, int)] = 82
+    watermark: Flag = Field(default=True, description="default true")
+    pad_color: Annotated[str | None, _nullable(_color)] = Field(
+        default=None, description="'#rrggbb'; default: a blurred, darkened copy of the image")
 
     @property
     def extension(self) -> str:
@@ -163,96 +327,176 @@ class RenditionSpec:
         return f"image/{self.format}"
 
 
-@dataclass(frozen=True)
+def _renditions(value: Any) -> Any:
+    """`renditions:` is a mapping name -> spec; each spec gets its name."""
+    if value is None:
+        value = DEFAULT_RENDITIONS
+    if isinstance(value, tuple):  # already specs (dataclasses.replace)
+        return value
+    if not isinstance(value, Mapping) or not value:
+        raise _fail("a mapping of name -> spec", value)
+    specs = []
+    for name, spec in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise _fail("rendition names of lowercase letters, digits, '-' or '_'", name)
+        if not isinstance(spec, Mapping):
+            raise _fail(f"a mapping of spec keys for {name}", spec)
+        if "name" in spec:
+            raise PydanticCustomError(
+                "memes", "{name}: name: unknown key (a rendition's name is its key)", {"name": name}
+            )
+        specs.append({**spec, "name": name})
+    return specs
+
+
+@dataclass(frozen=True, config=SECTION)
 class WatermarkConfig:
-    text: str | None
-    image: Path | None
-    font: Path | None
-    position: str
-    margin: float  # fraction of the rendition width
-    opacity: float
-    size: float  # text height or logo width, as a fraction of the rendition width
-    min_width: int  # renditions narrower than this get no watermark
+    text: OptionalText = "@AEGISAlliance"
+    image: OptionalFile = Field(default=None, description="a PNG logo with alpha instead of text")
+    font: OptionalFile = Field(default=None, description="default: the bundled font")
+    position: Annotated[str, _one_of(POSITIONS)] = Field(
+        default="bottom-right", description=", ".join(POSITIONS))
+    margin: Annotated[float, _number(0, 0.5)] = Field(
+        default=0.02, description="fraction of the rendition width")
+    opacity: Annotated[float, _number(0.05, 1)] = 0.5
+    size: Annotated[float, _number(0.005, 1)] = Field(
+        default=0.05, description="text height / logo width, fraction of the rendition width")
+    min_width: Count = Field(default=400, description="narrower renditions get no watermark")
 
     @property
     def enabled(self) -> bool:
         return bool(self.text) or self.image is not None
 
 
-@dataclass(frozen=True)
+def _watermark(value: Any) -> Any:
+    if value is False:  # `watermark: false` switches it off everywhere
+        return {"text": None, "image": None}
+    return _section(value)
+
+
+@dataclass(frozen=True, config=SECTION)
 class OverlayConfig:
-    font: Path | None
-    min_font_size: int
+    font: OptionalFile = Field(
+        default=None, description="a TTF/OTF tried first, then the bundled Anton and, per "
+        "character, fallbacks for Greek, Cyrillic, Arabic, Hebrew, CJK, Hangul, Indic scripts, "
+        "Thai, Lao, Khmer, Myanmar, Ethiopic, emoji to Unicode 15 in colour (Noto Color Emoji; "
+        "other symbols as outlines)")
+    min_font_size: PositiveInt = Field(
+        default=14, description="px at 1000 px image width: text wraps at Unicode line breaks "
+        "(ICU: Thai/Lao/Khmer between words) and shrinks to fit, down to this")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class LimitsConfig:
-    max_pixels: int
-    max_bytes: int
+    max_pixels: PositiveInt = 64_000_000
+    max_bytes: PositiveInt = 52_428_800
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class PublishConfig:
-    batch_size: int
-    workers: int  # 0 = one per core
+    batch_size: PositiveInt = 12
+    workers: Count = Field(default=0, description="0 = one render process per core")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class GalleryConfig:
-    page_size: int
-    feed_size: int
+    page_size: PositiveInt = 50
+    feed_size: PositiveInt = 50
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class SmtpConfig:
-    host: str
-    port: int
-    starttls: bool
-    tls: bool  # implicit TLS (port 465)
-    username: str | None
-    timeout: float
+    host: Text = "127.0.0.1"
+    port: PositiveInt = 25
+    starttls: Flag = False
+    tls: Flag = Field(default=False, description="implicit TLS (port 465)")
+    username: OptionalText = None
+    timeout: Annotated[float, _number(1, 600)] = 30
+
+    @model_validator(mode="after")
+    def _one_kind_of_tls(self) -> SmtpConfig:
+        if self.starttls and self.tls:
+            raise PydanticCustomError("memes", "starttls and tls are exclusive; choose one")
+        return self
 
     @property
     def password(self) -> str | None:
         return os.environ.get(SMTP_PASSWORD_ENV)
 
 
-@dataclass(frozen=True)
+def _subject(value: Any) -> str:
+    text = _header(value)
+    try:
+        text.format(number=1, first_title="x", more="", count=1)
+    except (KeyError, IndexError, ValueError):
+        raise _fail("a template using {number}, {first_title}, {more}, {count}", value) from None
+    return text
+
+
+def _mailto(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = _header(value)
+    if not text.startswith("mailto:"):
+        text = "mailto:" + text  # accept a bare address; List-Unsubscribe needs the URL
+    return text
+
+
+def _unsubscribe_url(value: Any) -> str | None:
+    return None if value is None else _endpoint(_header(value))
+
+
+def _smtp(value: Any) -> Any:
+    return None if value is None else _section(value)
+
+
+@dataclass(frozen=True, config=SECTION)
 class NewsletterConfig:
-    every: int
-    sender: str
-    recipients: tuple[str, ...]
-    smtp: SmtpConfig | None  # None: write .eml files to the outbox folder
-    outbox: Path
-    list_id: str
-    unsubscribe_url: str | None
-    unsubscribe_mailto: str | None  # always a mailto: URL
-    subject: str
-    extra: str | None  # an extra HTML-safe text block (plain text, escaped in the template)
+    every: PositiveInt = Field(default=12, description="an edition after every 12 published memes")
+    sender: Header = "Memes <memes@example.org>"
+    recipients: Headers = ("list@example.org",)
+    smtp: Annotated[SmtpConfig | None, BeforeValidator(_smtp)] = Field(
+        default=None, description="null: .eml files in `outbox`")
+    outbox: ConfigPath = _raw("memes/outbox")
+    list_id: Header = "Memes <memes.example.org>"
+    unsubscribe_url: Annotated[str | None, BeforeValidator(_unsubscribe_url)] = Field(
+        default=None, description="https URL: List-Unsubscribe + one-click POST")
+    unsubscribe_mailto: Annotated[str | None, BeforeValidator(_mailto)] = Field(
+        default=None, description="mailto:... for List-Unsubscribe; with neither, "
+        "List-Unsubscribe is <mailto:SENDER?subject=unsubscribe>")
+    subject: Annotated[str, BeforeValidator(_subject)] = "Memes #{number}: {first_title}{more}"
+    extra: OptionalText = Field(default=None, description="an extra text block in every edition")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class StudioConfig:
-    secure_cookies: bool  # the session cookie is Secure (the studio is reached over https)
-    trust_proxy: bool  # believe X-Forwarded-Proto/-For from the reverse proxy in front
+    secure_cookies: Flag = Field(
+        default=False, description="true when the studio is reached over https")
+    trust_proxy: Flag = Field(
+        default=False, description="believe X-Forwarded-Proto/-For from the proxy in front")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class Config:
-    path: Path | None
-    site: SiteConfig
-    library: Path
-    storage: StorageConfig
-    renditions: tuple[RenditionSpec, ...]
-    background: str
-    watermark: WatermarkConfig
-    overlay: OverlayConfig
-    limits: LimitsConfig
-    categories: tuple[str, ...]
-    publish: PublishConfig
-    gallery: GalleryConfig
-    newsletter: NewsletterConfig
-    studio: StudioConfig = StudioConfig(secure_cookies=False, trust_proxy=False)
+    path: Path | None = None  # the file it was read from (set by load, never a key)
+    site: Annotated[SiteConfig, SECTION_DEFAULTS] = Field(default_factory=_empty)
+    library: ConfigPath = Field(default=_raw("memes"), description="the catalog and the originals")
+    storage: Annotated[StorageConfig, SECTION_DEFAULTS] = Field(default_factory=_empty)
+    renditions: Annotated[tuple[RenditionSpec, ...], BeforeValidator(_renditions)] = Field(
+        default_factory=lambda: _raw(DEFAULT_RENDITIONS), description="name -> spec")
+    background: Color = Field(
+        default="#ffffff", description="transparency is flattened onto this for JPEG")
+    watermark: Annotated[WatermarkConfig, BeforeValidator(_watermark)] = Field(
+        default_factory=_empty, description="or `watermark: false`")
+    overlay: Annotated[OverlayConfig, SECTION_DEFAULTS] = Field(
+        default_factory=_empty, description="meme text")
+    limits: Annotated[LimitsConfig, SECTION_DEFAULTS] = Field(default_factory=_empty)
+    categories: Categories = ("funny", "informative", "tech")
+    publish: Annotated[PublishConfig, SECTION_DEFAULTS] = Field(default_factory=_empty)
+    gallery: Annotated[GalleryConfig, SECTION_DEFAULTS] = Field(default_factory=_empty)
+    newsletter: Annotated[NewsletterConfig, SECTION_DEFAULTS] = Field(default_factory=_empty)
+    studio: Annotated[StudioConfig, SECTION_DEFAULTS] = Field(
+        default_factory=_empty, description="memes serve")
 
     def rendition(self, name: str) -> RenditionSpec:
         for spec in self.renditions:
@@ -261,322 +505,79 @@ class Config:
         raise KeyError(name)
 
 
+_CONFIG = TypeAdapter(Config)
+
+
 # --- parsing -------------------------------------------------------------------------------
 
 
-class _Reader:
-    """Reads typed values out of a mapping, naming file + key path in every error."""
-
-    def __init__(self, source: str, root: Path):
-        self.source = source
-        self.root = root
-
-    def fail(self, path: str, expected: str, got: Any) -> ConfigError:
-        return ConfigError(f"{self.source}: {path}: expected {expected}, got {got!r}")
-
-    def mapping(self, value: Any, path: str, allowed: Mapping[str, Any]) -> dict[str, Any]:
-        if value is None:
-            value = {}
-        if not isinstance(value, Mapping):
-            raise self.fail(path, "a mapping", value)
-        for key in value:
-            if key not in allowed:
-                where = f"{path}.{key}" if path else str(key)
-                known = ", ".join(sorted(allowed))
-                raise ConfigError(f"{self.source}: {where}: unknown key (known keys: {known})")
-        merged = copy.deepcopy(dict(allowed))
-        merged.update(value)
-        return merged
-
-    def integer(self, value: Any, path: str, minimum: int = 1) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-            raise self.fail(path, what, value)
-        return value
-
-    def optional_integer(self, value: Any, path: str) -> int | None:
-        return None if value is None else self.integer(value, path)
-
-    def number(self, value: Any, path: str, low: float, high: float) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not low <= value <= high
-        ):
-            raise self.fail(path, f"a number from {low} to {high}", value)
-        return float(value)
-
-    def boolean(self, value: Any, path: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(path, "true or false", value)
-        return value
-
-    def string(self, value: Any, path: str, *, empty: bool = False) -> str:
-        if not isinstance(value, str) or (not empty and not value.strip()):
-            raise self.fail(path, "a non-empty string" if not empty else "a string", value)
-        return value
-
-    def optional_string(self, value: Any, path: str) -> str | None:
-        return None if value is None else self.string(value, path)
-
-    def choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str:
-        if value not in choices:
-            raise self.fail(path, "one of " + ", ".join(choices), value)
-        return value
-
-    def color(self, value: Any, path: str) -> str:
-        if not isinstance(value, str) or not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
-            raise self.fail(path, "a colour like '#ffffff'", value)
-        return value.lower()
-
-    def url(self, value: Any, path: str) -> str:
-        text = self.string(value, path)
-        if not re.match(r"https?://[^/\s]+", text):
-            raise self.fail(path, "an http(s) URL", value)
-        return text if text.endswith("/") else text + "/"
-
-    def path(self, value: Any, path: str, *, must_exist: bool = False) -> Path:
-        text = self.string(value, path)
-        resolved = (self.root / os.path.expanduser(text)).resolve()
-        if must_exist and not resolved.is_file():
-            raise ConfigError(f"{self.source}: {path}: file not found: {resolved}")
-        return resolved
-
-    def optional_path(self, value: Any, path: str, *, must_exist: bool = False) -> Path | None:
-        return None if value is None else self.path(value, path, must_exist=must_exist)
-
-    def timezone(self, value: Any, path: str) -> str:
-        expected = "an IANA time zone name such as 'Europe/Berlin' or 'UTC'"
-        text = self.string(value, path)
-        if text == "UTC":
-            return text
-        try:
-            ZoneInfo(text)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise self.fail(path, expected, value) from None
-        return text
-
-    def header(self, value: Any, path: str) -> str:
-        """A value that ends up in a mail header: one line, no CR, LF or NUL (an injected
-        header, or a message no server takes)."""
-        text = self.string(value, path)
-        if any(c in text for c in "\r\n\0"):
-            raise self.fail(path, "one line without CR, LF or NUL (it goes into a mail header)",
-                            value)  # fmt: skip
-        return text
-
-    def optional_header(self, value: Any, path: str) -> str | None:
-        return None if value is None else self.header(value, path)
-
-    def strings(self, value: Any, path: str) -> tuple[str, ...]:
-        if not isinstance(value, list) or not value:
-            raise self.fail(path, "a non-empty list of strings", value)
-        return tuple(self.string(item, f"{path}[{i}]") for i, item in enumerate(value))
+def _where(loc: tuple[int | str, ...], data: Any) -> str:
+    """A pydantic error location as the key path people wrote ('renditions.thumb.width',
+    'categories[0]'): a mapping turned into a list (renditions) is named by its keys."""
+    path, node = "", data
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, Mapping):
+            part = list(node)[part]
+        if isinstance(part, int):
+            path += f"[{part}]"
+            node = node[part] if isinstance(node, list | tuple) and part < len(node) else None
+        else:
+            path += f".{part}" if path else str(part)
+            node = node.get(part) if isinstance(node, Mapping) else None
+    return path
 
 
-def _storage(r: _Reader, raw: Any) -> StorageConfig:
-    d = r.mapping(raw, "storage", DEFAULTS["storage"])
-    url = r.string(d["url"], "storage.url")
-    if url.startswith("file://"):
-        url = "file://" + str(r.path(url[len("file://") :] or ".", "storage.url"))
-    elif url.startswith("s3://"):
-        if not url[len("s3://") :].split("/", 1)[0]:
-            raise r.fail("storage.url", "s3://BUCKET/PREFIX with a bucket name", url)
-    else:
-        raise r.fail("storage.url", "file://PATH or s3://BUCKET/PREFIX", url)
-    endpoint = d["endpoint_url"]
-    if endpoint is not None:
-        endpoint = r.url(endpoint, "storage.endpoint_url").rstrip("/")
-    return StorageConfig(
-        url=url,
-        endpoint_url=endpoint,
-        region=r.optional_string(d["region"], "storage.region"),
-        concurrency=r.integer(d["concurrency"], "storage.concurrency"),
-        acl=r.optional_string(d["acl"], "storage.acl"),
-        document_max_age=r.integer(d["document_max_age"], "storage.document_max_age", 0),
-        gc_grace_days=r.integer(d["gc_grace_days"], "storage.gc_grace_days", 0),
-        lock_ttl=r.integer(d["lock_ttl"], "storage.lock_ttl"),
-    )
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the section at ``loc`` accepts."""
+    cls: Any = Config
+    for part in loc:
+        hints = get_type_hints(cls, include_extras=True) if _dataclass_in(cls) else {}
+        if isinstance(part, str) and part in hints:
+            cls = _dataclass_in(hints[part])
+        elif isinstance(part, int):
+            cls = RenditionSpec if cls is Config else cls
+    return sorted(key for key, _, _ in _settings(cls)) if _dataclass_in(cls) else []
 
 
-RENDITION_KEYS: dict[str, Any] = {
-    "width": None,
-    "height": None,
-    "max_height": None,
-    "fit": "contain",
-    "format": "webp",
-    "quality": 82,
-    "watermark": True,
-    "pad_color": None,
-}
+def _dataclass_in(hint: Any) -> Any:
+    """The settings section class in a field's type, if any."""
+    if isinstance(hint, type) and hasattr(hint, "__pydantic_fields__"):
+        return hint
+    for arg in get_args(hint):
+        if found := _dataclass_in(arg):
+            return found
+    return None
 
 
-def _avif_supported() -> bool:
-    from PIL import features
-
-    return bool(features.check("avif"))
-
-
-def _renditions(r: _Reader, raw: Any) -> tuple[RenditionSpec, ...]:
-    if raw is None:
-        raw = DEFAULT_RENDITIONS
-    if not isinstance(raw, Mapping) or not raw:
-        raise r.fail("renditions", "a mapping of name -> spec", raw)
-    specs = []
-    for name, spec_raw in raw.items():
-        path = f"renditions.{name}"
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
-            raise r.fail(path, "a name of lowercase letters, digits, '-' or '_'", name)
-        d = r.mapping(spec_raw, path, RENDITION_KEYS)
-        if d["width"] is None:
-            raise ConfigError(f"{r.source}: {path}.width: missing (expected a positive integer)")
-        fmt = r.choice(d["format"], f"{path}.format", FORMATS)
-        if fmt == "avif" and not _avif_supported():
-            raise ConfigError(
-                f"{r.source}: {path}.format: avif is not supported by the installed Pillow"
-            )
-        height = r.optional_integer(d["height"], f"{path}.height")
-        fit = r.choice(d["fit"], f"{path}.fit", FITS)
-        specs.append(
-            RenditionSpec(
-                name=name,
-                width=r.integer(d["width"], f"{path}.width"),
-                height=height,
-                max_height=r.optional_integer(d["max_height"], f"{path}.max_height"),
-                fit=fit,
-                format=fmt,
-                quality=int(r.number(d["quality"], f"{path}.quality", 1, 100)),
-                watermark=r.boolean(d["watermark"], f"{path}.watermark"),
-                pad_color=None
-                if d["pad_color"] is None
-                else r.color(d["pad_color"], f"{path}.pad_color"),
-            )
-        )
-    return tuple(specs)
-
-
-def _watermark(r: _Reader, raw: Any) -> WatermarkConfig:
-    if raw is False:  # `watermark: false` switches it off everywhere
-        raw = {"text": None, "image": None}
-    d = r.mapping(raw, "watermark", DEFAULTS["watermark"])
-    text = d["text"]
-    if text is not None:
-        text = r.string(text, "watermark.text")
-    return WatermarkConfig(
-        text=text,
-        image=r.optional_path(d["image"], "watermark.image", must_exist=True),
-        font=r.optional_path(d["font"], "watermark.font", must_exist=True),
-        position=r.choice(d["position"], "watermark.position", POSITIONS),
-        margin=r.number(d["margin"], "watermark.margin", 0, 0.5),
-        opacity=r.number(d["opacity"], "watermark.opacity", 0.05, 1),
-        size=r.number(d["size"], "watermark.size", 0.005, 1),
-        min_width=r.integer(d["min_width"], "watermark.min_width", 0),
-    )
-
-
-def _newsletter(r: _Reader, raw: Any) -> NewsletterConfig:
-    d = r.mapping(raw, "newsletter", DEFAULTS["newsletter"])
-    smtp = None
-    if d["smtp"] is not None:
-        s = r.mapping(d["smtp"], "newsletter.smtp", SMTP_DEFAULTS)
-        smtp = SmtpConfig(
-            host=r.string(s["host"], "newsletter.smtp.host"),
-            port=r.integer(s["port"], "newsletter.smtp.port"),
-            starttls=r.boolean(s["starttls"], "newsletter.smtp.starttls"),
-            tls=r.boolean(s["tls"], "newsletter.smtp.tls"),
-            username=r.optional_string(s["username"], "newsletter.smtp.username"),
-            timeout=r.number(s["timeout"], "newsletter.smtp.timeout", 1, 600),
-        )
-        if smtp.starttls and smtp.tls:
-            raise ConfigError(
-                f"{r.source}: newsletter.smtp: starttls and tls are exclusive; choose one"
-            )
-    subject = r.header(d["subject"], "newsletter.subject")
-    try:
-        subject.format(number=1, first_title="x", more="", count=1)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise r.fail(
-            "newsletter.subject",
-            "a template using {number}, {first_title}, {more}, {count}",
-            subject,
-        ) from exc
-    mailto = r.optional_header(d["unsubscribe_mailto"], "newsletter.unsubscribe_mailto")
-    if mailto and not mailto.startswith("mailto:"):
-        mailto = "mailto:" + mailto  # accept a bare address; List-Unsubscribe needs the URL
-    unsubscribe_url = d["unsubscribe_url"]
-    if unsubscribe_url is not None:
-        unsubscribe_url = r.url(
-            r.header(unsubscribe_url, "newsletter.unsubscribe_url"), "newsletter.unsubscribe_url"
-        ).rstrip("/")
-    return NewsletterConfig(
-        every=r.integer(d["every"], "newsletter.every"),
-        sender=r.header(d["sender"], "newsletter.sender"),
-        recipients=tuple(
-            r.header(item, f"newsletter.recipients[{i}]")
-            for i, item in enumerate(r.strings(d["recipients"], "newsletter.recipients"))
-        ),
-        smtp=smtp,
-        outbox=r.path(d["outbox"], "newsletter.outbox"),
-        list_id=r.header(d["list_id"], "newsletter.list_id"),
-        unsubscribe_url=unsubscribe_url,
-        unsubscribe_mailto=mailto,
-        subject=subject,
-        extra=r.optional_string(d["extra"], "newsletter.extra"),
-    )
+def _message(error: Any, data: Any, source: str) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        known = ", ".join(_known_keys(loc[:-1]))
+        return f"{source}: {_where(loc, data)}: unknown key (known keys: {known})"
+    if kind == "missing":
+        return f"{source}: {_where(loc, data)}: missing"
+    if kind == "memes":
+        return f"{source}: {_where(loc, data)}: {error['msg']}"
+    got = error.get("input")
+    return f"{source}: {_where(loc, data)}: {error['msg'][0].lower()}{error['msg'][1:]}, " \
+        f"got {got!r}"
 
 
 def parse(data: Any, *, source: str = "config.yaml", root: Path | None = None) -> Config:
     """Turn the loaded YAML document into a Config; raises ConfigError naming the key path."""
     root = (root or Path.cwd()).resolve()
-    r = _Reader(source, root)
-    top = r.mapping(data, "", DEFAULTS)
-
-    site = r.mapping(top["site"], "site", DEFAULTS["site"])
-    limits = r.mapping(top["limits"], "limits", DEFAULTS["limits"])
-    overlay = r.mapping(top["overlay"], "overlay", DEFAULTS["overlay"])
-    publish = r.mapping(top["publish"], "publish", DEFAULTS["publish"])
-    gallery = r.mapping(top["gallery"], "gallery", DEFAULTS["gallery"])
-    studio = r.mapping(top["studio"], "studio", DEFAULTS["studio"])
-    categories = r.strings(top["categories"], "categories")
-    for i, category in enumerate(categories):
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", category):
-            raise r.fail(f"categories[{i}]", "lowercase letters, digits and '-'", category)
-
-    return Config(
-        path=None,
-        site=SiteConfig(
-            title=r.string(site["title"], "site.title"),
-            base_url=r.url(site["base_url"], "site.base_url"),
-            timezone=r.timezone(site["timezone"], "site.timezone"),
-        ),
-        library=r.path(top["library"], "library"),
-        storage=_storage(r, top["storage"]),
-        renditions=_renditions(r, top["renditions"]),
-        background=r.color(top["background"], "background"),
-        watermark=_watermark(r, top["watermark"]),
-        overlay=OverlayConfig(
-            font=r.optional_path(overlay["font"], "overlay.font", must_exist=True),
-            min_font_size=r.integer(overlay["min_font_size"], "overlay.min_font_size"),
-        ),
-        limits=LimitsConfig(
-            max_pixels=r.integer(limits["max_pixels"], "limits.max_pixels"),
-            max_bytes=r.integer(limits["max_bytes"], "limits.max_bytes"),
-        ),
-        categories=categories,
-        publish=PublishConfig(
-            batch_size=r.integer(publish["batch_size"], "publish.batch_size"),
-            workers=r.integer(publish["workers"], "publish.workers", 0),
-        ),
-        gallery=GalleryConfig(
-            page_size=r.integer(gallery["page_size"], "gallery.page_size"),
-            feed_size=r.integer(gallery["feed_size"], "gallery.feed_size"),
-        ),
-        newsletter=_newsletter(r, top["newsletter"]),
-        studio=StudioConfig(
-            secure_cookies=r.boolean(studio["secure_cookies"], "studio.secure_cookies"),
-            trust_proxy=r.boolean(studio["trust_proxy"], "studio.trust_proxy"),
-        ),
-    )
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of settings, got {data!r}")
+    if "path" in data:
+        known = ", ".join(_known_keys(()))
+        raise ConfigError(f"{source}: path: unknown key (known keys: {known})")
+    try:
+        return _CONFIG.validate_python(dict(data), context={"root": root})
+    except ValidationError as exc:
+        raise ConfigError(_message(exc.errors()[0], data, source)) from None
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -607,3 +608,89 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{name}: invalid YAML{where}: {problem}") from None
     config = parse(data, source=name, root=config_path.resolve().parent)
     return replace(config, path=config_path.resolve())
+
+
+# --- the README's reference ---------------------------------------------------------------
+
+COMMENT_COLUMN = 42
+_FLOW_SECTIONS = ("overlay", "limits", "publish", "gallery")  # short: one line each
+
+
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, tuple):
+        value = list(value)
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1000,
+                          sort_keys=False).strip()
+    return text.removesuffix("\n...").removesuffix("...").strip()
+
+
+def _commented(line: str, comment: str | None) -> Iterator[str]:
+    if not comment:
+        yield line
+        return
+    words, width = comment.split(), 100 - COMMENT_COLUMN - 2
+    chunks: list[str] = []
+    for word in words:
+        if chunks and len(chunks[-1]) + 1 + len(word) <= width:
+            chunks[-1] += " " + word
+        else:
+            chunks.append(word)
+    for i, chunk in enumerate(chunks):
+        head = line if i == 0 else ""
+        yield f"{head:<{COMMENT_COLUMN}}# {chunk}" if len(head) < COMMENT_COLUMN else \
+            f"{head}  # {chunk}"
+
+
+def _settings(cls: Any) -> Iterator[tuple[str, Any, str | None]]:
+    """(key, default, what it is for) of each setting of a section, in order."""
+    for name, info in cls.__pydantic_fields__.items():
+        if name not in ("path", "name"):
+            yield name, info.get_default(call_default_factory=True), info.description
+
+
+def reference() -> str:
+    """Every key with its default and what it is for, as the README's YAML block."""
+    lines: list[str] = []
+    hints = get_type_hints(Config, include_extras=True)
+    for key, default, note in _settings(Config):
+        section = _dataclass_in(hints[key])
+        if key == "renditions":
+            lines += _commented("renditions:", note)
+            width = max(len(n) for n in DEFAULT_RENDITIONS) + 2
+            for name, spec in DEFAULT_RENDITIONS.items():
+                lines.append(f"  {name + ':':<{width}}{_yaml_value(spec)}")
+            keys = [f"{k} ({what})" if what else k for k, _, what in _settings(RenditionSpec)]
+            lines += [f"  # {line}" for line in _wrap("spec keys: " + ", ".join(keys), 96)]
+        elif section is not None and key in _FLOW_SECTIONS:
+            settings = list(_settings(section))
+            notes = [f"{k}: {what}" for k, _, what in settings if what]
+            lines += _commented(f"{key}: {_yaml_value({k: v for k, v, _ in settings})}",
+                                "; ".join(filter(None, [note, *notes])))  # fmt: skip
+        elif section is not None:
+            lines += _commented(f"{key}:", note)
+            for k, value, what in _settings(section):
+                if section is NewsletterConfig and k == "smtp":  # null, or a section
+                    lines += _commented("  smtp: null", f"{what}; else:")
+                    smtp = {h: v for h, v, _ in _settings(SmtpConfig)}
+                    lines.append(f"  #  {_yaml_value(smtp)}")
+                    continue
+                lines += _commented(f"  {k}: {_yaml_value(value)}", what)
+        else:
+            lines += _commented(f"{key}: {_yaml_value(default)}", note)
+    return "\n".join(lines) + "\n"
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    out: list[str] = []
+    for word in text.split():
+        if out and len(out[-1]) + 1 + len(word) <= width:
+            out[-1] += " " + word
+        else:
+            out.append(word)
+    return out
+
+
+if __name__ == "__main__":  # python -m pipeline.config: the reference, for the README
+    print(reference(), end="")

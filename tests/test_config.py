@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline import config
 from pipeline.errors import ConfigError
@@ -163,3 +164,13 @@ def test_a_value_that_goes_into_a_mail_header_refuses_cr_lf_and_nul(tmp_path, ke
     shown = key + ("[0]" if key == "recipients" else "")
     assert f"config.yaml: newsletter.{shown}: expected one line" in str(refused.value)
     assert "\n" not in str(refused.value) and "\r" not in str(refused.value)
+
+
+def test_the_readme_config_reference_is_the_one_generated_from_the_settings():
+    """Every key, default and note in the README comes from config.py's declarations
+    (`python -m pipeline.config` prints the block)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("Every key and its default:\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    assert block == config.reference()
+    # and the block, read as a config, is exactly what an empty config gives
+    assert config.parse(yaml.safe_load(block)) == config.parse({})
