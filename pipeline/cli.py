@@ -162,6 +162,8 @@ def _print_problems(report: Any) -> None:
     """What add/import refused or warned about: one line each on stderr."""
     for name, reason in report.rejected:
         click.echo(f"memes: {name}: {reason}", err=True)
+    for name, slug in report.already:
+        click.echo(f"memes: {name}: already added as {slug}", err=True)
     for warning in report.warnings:
         click.echo(f"memes: warning: {warning}", err=True)
 
@@ -235,6 +237,7 @@ def import_(app: App, manifest: Path, as_json: bool) -> None:
             {
                 "added": [m.slug for m in report.added],
                 "rejected": [{"file": f, "reason": r} for f, r in report.rejected],
+                "already": [{"file": f, "slug": s} for f, s in report.already],
                 "warnings": report.warnings,
             }
         )
@@ -243,7 +246,8 @@ def import_(app: App, manifest: Path, as_json: bool) -> None:
             click.echo(meme.slug)
         click.echo(
             f"{len(report.added)} added, {len(report.rejected)} rejected, "
-            f"{len(report.warnings)} warnings",
+            f"{len(report.warnings)} warnings"
+            + (f", {len(report.already)} already added" if report.already else ""),
             err=True,
         )
     if not report.ok:
@@ -528,6 +532,24 @@ def remove(app: App, slug: str, purge: bool) -> None:
     from pipeline.publish import remove as run_remove
 
     meme = run_remove(app.library, app.config, slug, purge=purge)
+    click.echo(f"{meme.slug}\t{meme.status}")
+
+
+@cli.command()
+@click.argument("slug")
+@pass_app
+def restore(app: App, slug: str) -> None:
+    """Bring back a removed meme (not purged): it returns to its old place at the next publish."""
+    meme = app.library.restore(slug)
+    click.echo(f"{meme.slug}\t{meme.status}")
+
+
+@cli.command()
+@click.argument("slug")
+@pass_app
+def retry(app: App, slug: str) -> None:
+    """Queue a meme that failed to render again (after a config change)."""
+    meme = app.library.retry(slug)
     click.echo(f"{meme.slug}\t{meme.status}")
 
 

@@ -49,6 +49,18 @@ class StorageError(MemesError):
     """Storage unreachable, refusing credentials or failing a request; names endpoint + cause."""
 
 
+class OwnershipError(MemesError):
+    """Storage belongs to another library (or holds objects no manifest accounts for)."""
+
+    exit_code = EXIT_USAGE
+
+
+class CatalogMissingError(MemesError):
+    """catalog.sqlite is missing or empty beside stored originals: restore it, never guess."""
+
+    exit_code = EXIT_USAGE
+
+
 class LockedError(MemesError):
     """Another run holds the publish lock."""
 

@@ -65,6 +65,7 @@ class AddReport:
     added: list[Meme] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     warnings: list[str] = field(default_factory=list)
+    already: list[tuple[str, str]] = field(default_factory=list)  # (file, slug): not an error
 
     @property
     def ok(self) -> bool:
@@ -210,6 +211,20 @@ def box_texts(fields: MemeFields) -> tuple[str, ...]:
     return fields.texts if fields.template else (fields.top_text, fields.bottom_text)
 
 
+class AlreadyAdded(IngestError):
+    """This file with these words is in the library already (a manifest imported again)."""
+
+    def __init__(self, slug: str):
+        super().__init__(f"already added as {slug}")
+        self.slug = slug
+
+
+def _same_words(meme: Meme, new: NewMeme) -> bool:
+    return (meme.caption, meme.title, meme.template, meme.texts, meme.top_text,
+            meme.bottom_text) == (new.caption, new.title, new.template, new.texts,
+                                  new.top_text, new.bottom_text)  # fmt: skip
+
+
 def default_alt(fields: MemeFields) -> str:
     """A meme is an image of text: the default alt carries its box texts verbatim, in reading
     order, then the caption."""
@@ -319,6 +334,8 @@ def add_files(
             known_hashes.append((meme.slug, int(meme.phash, 16), meme.sha256, meme.template))
             if warning:
                 report.warnings.append(warning)
+        except AlreadyAdded as exc:  # the same file with the same words: a manifest run again
+            report.already.append((str(path), exc.slug))
         except IngestError as exc:  # an exact duplicate: its original is the existing meme's
             report.rejected.append((str(path), str(exc)))
         finally:
@@ -368,12 +385,16 @@ def _add_one(
         **field_values(fields, MemeFields),
         **field_values(inspection, Inspection),
         original_name=path.name,
+        alt_explicit=int(bool(fields.alt)),
     )
     if not new.alt:
         new = replace(new, alt=default_alt(fields))
     try:
         meme = library.add(new)
     except DuplicateError as exc:  # the same bytes are in the library already
+        existing = library.get(exc.slug) if exc.slug else None
+        if existing is not None and existing.status != "removed" and _same_words(existing, new):
+            raise AlreadyAdded(exc.slug) from None
         raise IngestError(str(exc)) from None
     new_hash = int(inspection.phash, 16)
     # Memes of the same image or template are meant to look alike: no warning between them.
@@ -516,6 +537,7 @@ def check_edit(library: Library, config: Config, slug: str, **changes: Any) -> d
             from pipeline.overlay import check_overlay
 
             check_overlay(meme.width, meme.height, texts, config.overlay, boxes)
+    values.update(_alt_change(meme, values))
     return values
 
 
@@ -555,3 +577,28 @@ def add_template(
     )  # fmt: skip
     write_original(library.root, data, inspection.sha256, inspection.ext)
     return library.add_template(template)
+
+
+def _alt_change(meme: Meme, values: Mapping[str, Any]) -> dict[str, Any]:
+    """An explicit alt is kept; one never set (or set to '') follows the current texts."""
+    current = MemeFields(caption=meme.caption, top_text=meme.top_text,
+                         bottom_text=meme.bottom_text, template=meme.template,
+                         texts=meme.texts)  # fmt: skip
+    if meme.alt_explicit is None:  # a meme from before the flag: explicit if it differs
+        explicit = meme.alt != default_alt(current)
+    else:
+        explicit = bool(meme.alt_explicit)
+    if "alt" in values:
+        explicit = bool(values["alt"])
+    elif not {"caption", "top_text", "bottom_text", "texts"} & set(values):
+        return {}
+    if explicit:
+        return {"alt_explicit": 1} if "alt" in values else {}
+    texts = MemeFields(
+        caption=values.get("caption", meme.caption),
+        top_text=values.get("top_text", meme.top_text),
+        bottom_text=values.get("bottom_text", meme.bottom_text),
+        template=meme.template,
+        texts=values.get("texts", meme.texts),
+    )
+    return {"alt": default_alt(texts), "alt_explicit": 0}

@@ -15,6 +15,7 @@ import os
 import secrets
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -25,7 +26,14 @@ from typing import Any, get_type_hints, overload
 from slugify import slugify
 
 from pipeline import meme_templates
-from pipeline.errors import IngestError, LockedError, MemesError, NotFoundError, UsageError
+from pipeline.errors import (
+    CatalogMissingError,
+    IngestError,
+    LockedError,
+    MemesError,
+    NotFoundError,
+    UsageError,
+)
 from pipeline.files import write_atomic
 from pipeline.meme_templates import Template
 
@@ -33,7 +41,8 @@ from pipeline.meme_templates import Template
 # templates
 SCHEMA_VERSION = 3
 SLUG_MAX = 60
-STATUSES = ("queued", "published", "removed")
+STATUSES = ("queued", "published", "removed", "failed")
+PURGED = "purged-"  # a purged meme's sha256 gets this prefix: its bytes may be added anew
 ROLES = ("editor", "admin")
 SESSION_KEY_FILE = "studio.key"  # the studio's session signing key, mode 0600
 
@@ -199,6 +208,10 @@ class NewMeme(Inspection, MemeFields):
     """What ingest hands the library: checked fields and an original already stored by hash."""
 
     original_name: str = field(metadata=meta(sql="TEXT NOT NULL"))
+    # Staff typed the alt (1), or it follows the caption and overlay text (0); NULL: a meme
+    # from before this was recorded.
+    alt_explicit: int | None = field(default=None, metadata=meta(sql="INTEGER", json=None,
+                                                                 editable=True))  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,6 +228,10 @@ class Meme(NewMeme):
     placeholder_color: str = field(default="", metadata=meta(json=None))
     blurhash: str = field(default="", metadata=meta(json=None))
     renditions: tuple[RenditionAsset, ...] = field(default=(), metadata=NOT_A_COLUMN)
+    # What the recorded renditions were made from (publish.render_key): another key, another
+    # render under new names.
+    render_key: str = field(default="", metadata=meta(json=None))
+    failure: str = field(default="")  # why a 'failed' meme could not be rendered
 
     @property
     def animated(self) -> bool:
@@ -283,6 +300,7 @@ def _tags_from_sql(value: str) -> tuple[str, ...]:
 _CODECS: dict[Any, tuple[str, Callable[[Any], Any], Callable[[Any], Any], Callable[[Any], Any]]] = {
     str: ("TEXT NOT NULL DEFAULT ''", _same, _same, _same),
     int: ("INTEGER NOT NULL DEFAULT 0", _same, _same, _same),
+    int | None: ("INTEGER", _same, _same, _same),
     tuple[str, ...]: ("TEXT NOT NULL DEFAULT '[]'", _tags_to_sql, _tags_from_sql, list),
     datetime: ("TEXT NOT NULL", iso, parse_iso, iso),
     datetime | None: ("TEXT", _iso_or_none, _parse_or_none, _iso_or_none),
@@ -379,6 +397,10 @@ class DuplicateError(IngestError):
     """The same image with the same texts is in the library already; the message names the
     existing slug."""
 
+    def __init__(self, message: str, slug: str = ""):
+        super().__init__(message)
+        self.slug = slug
+
 
 def normal_texts(texts: Sequence[str]) -> tuple[str, ...]:
     """Box texts as stored: trimmed, without the empty boxes at the end."""
@@ -397,6 +419,23 @@ _SAME_CONTENT = (
     "sha256=? AND COALESCE(template, '')=COALESCE(?, '') AND texts=? AND top_text=? "
     "AND bottom_text=?"
 )
+
+
+def _refuse_lost_catalog(root: Path, catalog: Path) -> None:
+    """A missing or empty catalog beside stored originals is a lost catalog, never a new
+    library (SQLite would happily open an empty file as one)."""
+    try:
+        empty = catalog.stat().st_size == 0
+    except FileNotFoundError:
+        empty = True
+    if not empty:
+        return
+    originals = root / "originals"
+    if originals.is_dir() and any(p.is_file() for p in originals.rglob("*")):
+        raise CatalogMissingError(
+            f"{catalog}: catalog missing or empty while {originals} holds originals; "
+            "restore catalog.sqlite from a backup"
+        )
 
 
 def make_slug_base(title: str, caption: str) -> str:
@@ -456,9 +495,10 @@ class Library:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.catalog_path = self.root / "catalog.sqlite"
+        _refuse_lost_catalog(self.root, self.catalog_path)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "originals").mkdir(exist_ok=True)
-        self.catalog_path = self.root / "catalog.sqlite"
         try:
             self._db = sqlite3.connect(self.catalog_path, timeout=60, isolation_level=None)
             self._db.row_factory = sqlite3.Row
@@ -521,6 +561,9 @@ class Library:
                 db.execute("ALTER TABLE memes_v2 RENAME TO memes")
                 db.execute("CREATE INDEX memes_status ON memes (status, publish_at, id)")
             db.execute(_CONTENT_INDEX)
+            # Made with the catalog (or at the first open of an older one); the storage
+            # manifest records it, so no other library publishes over this one's storage.
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('library_id', ?)", (uuid.uuid4().hex,))
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -553,6 +596,11 @@ class Library:
             "INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE "
             "SET value = CAST(value AS INTEGER) + 1"
         )
+
+    @property
+    def library_id(self) -> str:
+        """This library's random id, made with its catalog."""
+        return str(self.get_meta("library_id"))
 
     @property
     def generation(self) -> int:
@@ -616,11 +664,19 @@ class Library:
                       updated_at=iso(now), status="queued")  # fmt: skip
         with self.transaction() as db:
             existing = db.execute(
-                f"SELECT slug FROM memes WHERE {_SAME_CONTENT}",
+                f"SELECT slug, status FROM memes WHERE {_SAME_CONTENT}",
                 (new.sha256, new.template, values["texts"], new.top_text, new.bottom_text),
             ).fetchone()
+            if existing and existing["status"] == "removed":
+                raise DuplicateError(
+                    f"meme '{existing['slug']}' with these bytes was removed; "
+                    f"`memes restore {existing['slug']}` brings it back",
+                    existing["slug"],
+                )
             if existing:
-                raise DuplicateError(f"duplicate of existing meme '{existing['slug']}'")
+                raise DuplicateError(
+                    f"duplicate of existing meme '{existing['slug']}'", existing["slug"]
+                )
             values["slug"] = self._free_slug(db, base)
             meme_id = db.execute(
                 f"INSERT INTO memes ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})"
@@ -748,8 +804,10 @@ class Library:
         assets: Sequence[RenditionAsset],
         placeholder_color: str,
         blurhash: str,
+        render_key: str = "",
     ) -> None:
-        """Record what a render produced for a meme (replacing any earlier set)."""
+        """Record what a render produced for a meme (replacing any earlier set) and the key of
+        what it was rendered from, so a change of any render input renders it again."""
         with self.transaction() as db:
             row = db.execute("SELECT id FROM memes WHERE slug=?", (slug,)).fetchone()
             if row is None:
@@ -764,8 +822,8 @@ class Library:
                 ],
             )  # fmt: skip
             db.execute(
-                "UPDATE memes SET placeholder_color=?, blurhash=? WHERE id=?",
-                (placeholder_color, blurhash, row["id"]),
+                "UPDATE memes SET placeholder_color=?, blurhash=?, render_key=? WHERE id=?",
+                (placeholder_color, blurhash, render_key, row["id"]),
             )
 
     def mark_published(self, slugs: Sequence[str], when: datetime | None = None) -> None:
@@ -795,7 +853,9 @@ class Library:
         return self.get(slug)
 
     def purge_original(self, meme: Meme) -> None:
-        """Delete a removed meme's original file (`memes remove --purge`)."""
+        """Delete a removed meme's original file (`memes remove --purge`); the record stays
+        (its slug is never given again) but no longer holds its bytes, so adding the same file
+        later makes a new meme."""
         if meme.status != "removed":
             raise MemesError(f"meme '{meme.slug}': only a removed meme's original can be purged")
         shared = self._db.execute(
@@ -805,6 +865,12 @@ class Library:
         ).fetchone()[0]
         if not shared:  # the original is stored once however many memes use it
             self.original_path(meme).unlink(missing_ok=True)
+        if not meme.sha256.startswith(PURGED):
+            with self.transaction() as db:
+                db.execute(
+                    "UPDATE memes SET sha256=?, phash='', updated_at=? WHERE id=?",
+                    (f"{PURGED}{meme.id}-{meme.sha256}", iso(utcnow()), meme.id),
+                )
 
     @staticmethod
     def _twin(db: sqlite3.Connection, slug: str, values: dict[str, Any]) -> str:
@@ -880,6 +946,46 @@ class Library:
             height=row["height"], boxes=meme_templates.boxes_from_json(row["boxes"]),
             licence=row["licence"], credit=row["credit"],
         )  # fmt: skip
+
+    def restore(self, slug: str) -> Meme:
+        """A removed meme comes back: queued again, or published in its old place (its
+        published_at is kept) at the next publish. MemesError if it is not removed or its
+        original was purged."""
+        meme = self.get(slug)
+        if meme.status != "removed":
+            raise MemesError(f"meme '{slug}': not removed (it is {meme.status})")
+        if meme.sha256.startswith(PURGED) or not self.original_path(meme).is_file():
+            raise MemesError(f"meme '{slug}': its original was purged; add the file again")
+        status = "published" if meme.published_at is not None else "queued"
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE memes SET status=?, updated_at=? WHERE id=? AND status='removed'",
+                (status, iso(utcnow()), meme.id),
+            )
+            if status == "published":
+                self._bump_generation(db)
+        return self.get(slug)
+
+    def mark_failed(self, failures: Sequence[tuple[str, str]]) -> None:
+        """Queued memes that could not be rendered leave the queue with their reasons."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE memes SET status='failed', failure=?, updated_at=? "
+                "WHERE slug=? AND status='queued'",
+                [(reason, iso(utcnow()), slug) for slug, reason in failures],
+            )
+
+    def retry(self, slug: str) -> Meme:
+        """A failed meme is queued again (after a config change, say)."""
+        meme = self.get(slug)
+        if meme.status != "failed":
+            raise MemesError(f"meme '{slug}': not failed (it is {meme.status})")
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE memes SET status='queued', failure='', updated_at=? WHERE id=?",
+                (iso(utcnow()), meme.id),
+            )
+        return self.get(slug)
 
     # --- publish journal -----------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,8 @@ from pipeline.storage import (
 # Catalog meta: what the live documents were written from. A publish compares them with the
 # catalog and the config to know, without a single storage request, whether anything changed.
 WRITTEN_GENERATION = "written_generation"
-RENDER_SETTINGS = "render_settings"  # renditions, watermark, fonts: re-render all when changed
 DOCUMENT_SETTINGS = "document_settings"  # site and gallery settings: rewrite the documents
+STORAGE_TARGET = "storage_target"  # url + endpoint: a new target gets everything it lacks
 
 Progress = Callable[[int], None]  # advance a progress bar by n
 Stages = Callable[[str, int], Progress]  # a progress bar for a stage: (label, total) -> step
@@ -168,12 +168,11 @@ def assets_of(result: RenderResult) -> tuple[list[RenditionAsset], list[Document
     return assets, documents
 
 
-def render_memes(
-    library: Library, config: Config, memes: Sequence[Meme], progress: Progress | None = None
-) -> tuple[list[RenderResult], list[RenderFailure]]:
-    """Render memes from their originals through the library's render cache."""
+def render_jobs(library: Library, memes: Sequence[Meme]) -> list[RenderJob]:
+    """What rendering each meme reads: its original and every field that changes its pixels
+    (overlay text, a template's box texts and boxes)."""
     boxes = {name: library.template(name).boxes for name in {m.template for m in memes} if name}
-    jobs = [
+    return [
         RenderJob(
             slug=m.slug,
             original=library.original_path(m),
@@ -185,6 +184,35 @@ def render_memes(
         )
         for m in memes
     ]
+
+
+def render_key(job: RenderJob, fingerprint: str) -> str:
+    """A digest of every render input of one meme (the job's fields but its slug and path,
+    whatever fields it gains) and of the render settings: when it differs from the key its
+    renditions were recorded with, the meme is rendered again, under new hashed names."""
+    inputs = {k: v for k, v in asdict(job).items() if k not in ("slug", "original")}
+    text = json.dumps([fingerprint, inputs], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stale_renders(library: Library, config: Config, memes: Sequence[Meme]) -> list[Meme]:
+    """Published memes whose renditions were made from other inputs or other settings."""
+    fingerprint = settings_fingerprint(config)
+    jobs = render_jobs(library, memes)
+    return [m for m, job in zip(memes, jobs, strict=True)
+            if m.render_key != render_key(job, fingerprint)]  # fmt: skip
+
+
+def storage_target(config: Config) -> str:
+    """Where the storage is (url, endpoint): another one is a new target to fill."""
+    return json.dumps([config.storage.url, config.storage.endpoint_url])
+
+
+def render_memes(
+    library: Library, config: Config, memes: Sequence[Meme], progress: Progress | None = None
+) -> tuple[list[RenderResult], list[RenderFailure]]:
+    """Render memes from their originals through the library's render cache."""
+    jobs = render_jobs(library, memes)
     return render_many(jobs, config, cache_dir=library.root / "cache",
                        workers=config.publish.workers, progress=progress)  # fmt: skip
 
@@ -254,12 +282,12 @@ def publish(
             report.resumed_run = run.id
         else:
             memes = library.due(now, limit if limit is not None else config.publish.batch_size)
-        written = library.get_meta(RENDER_SETTINGS)
-        refresh = library.published() if written not in (None, settings_fingerprint(config)) else []
+        refresh = stale_renders(library, config, library.published())
         never_written = library.get_meta(WRITTEN_GENERATION) is None
         documents_stale = (
             library.generation != int(library.get_meta(WRITTEN_GENERATION, "-1"))
             or library.get_meta(DOCUMENT_SETTINGS) != document_settings(config)
+            or library.get_meta(STORAGE_TARGET) != storage_target(config)
             or bool(refresh)
         ) and not (never_written and not library.ever_published())  # a new, empty library
         if not memes and not documents_stale and run is None:
@@ -323,17 +351,28 @@ def _publish_run(
     refresh: list[Meme], run: PublishRun | None, report: PublishReport,
     progress: Stages | None,
 ) -> None:  # fmt: skip
-    """Publish `memes` (queued) and render `refresh` (published) again after a settings
-    change; their old objects stay for caches holding an old index, until `memes gc`."""
+    """Publish `memes` (queued) and render `refresh` (published) again after an edit or a
+    settings change; their old objects stay for caches holding an old index, until `memes gc`.
+    Published memes whose objects the storage lacks (a new target, a restored meme) are
+    rendered (from the cache) and uploaded too, before any document names them."""
     if run is None and memes:
         run = library.begin_run([m.slug for m in memes])
     # The journal's start time is the publish time: a resumed run rebuilds the very same
     # documents, so finishing it uploads nothing that is already there.
     when = run.started_at if run is not None else utcnow()
+    manifest = storage.load_manifest()
+    again = {m.slug for m in refresh}
+    refresh = [*refresh, *(
+        m for m in library.published()
+        if m.slug not in again and any(a.key not in manifest for a in m.renditions)
+    )]  # fmt: skip
     to_render = [*memes, *refresh]
     results = _render(library, config, to_render, report, progress) if to_render else []
-    manifest = storage.load_manifest()
+    queued = {m.slug for m in memes}
+    library.mark_failed([(slug, why) for slug, why in report.failed if slug in queued])
 
+    fingerprint = settings_fingerprint(config)
+    keys = {job.slug: render_key(job, fingerprint) for job in render_jobs(library, to_render)}
     asset_documents: list[Document] = []
     rendered: dict[str, tuple[list[RenditionAsset], Placeholder]] = {}
     for result in results:
@@ -346,7 +385,7 @@ def _publish_run(
         library.run_step(run.id, "assets")
 
     for slug, (assets, placeholder) in rendered.items():
-        library.set_renditions(slug, assets, placeholder.color, placeholder.blurhash)
+        library.set_renditions(slug, assets, placeholder.color, placeholder.blurhash, keys[slug])
     ready = [
         replace(m, status="published", published_at=when)
         for m in library.by_slugs(rendered)
@@ -361,9 +400,7 @@ def _publish_run(
         generation += 1  # mark_published bumped it; the documents above already show it
     library.set_meta(WRITTEN_GENERATION, str(generation))
     library.set_meta(DOCUMENT_SETTINGS, document_settings(config))
-    refreshed = {m.slug for m in refresh}
-    if not any(slug in refreshed for slug, _ in report.failed):
-        library.set_meta(RENDER_SETTINGS, settings_fingerprint(config))
+    library.set_meta(STORAGE_TARGET, storage_target(config))
     report.published = [m.slug for m in ready]
     _newsletter(library, config, report)
     _upload_archive(library, config, storage, manifest, report)

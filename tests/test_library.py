@@ -260,7 +260,7 @@ def test_json_view_names_each_field_once_with_times_in_utc():
     assert list(data) == [
         "slug", "title", "caption", "alt", "category", "tags", "credit", "top", "bottom",
         "template", "texts", "publish_at", "sha256", "format", "width", "height", "frames",
-        "original_name", "added_at", "status", "published_at",
+        "original_name", "added_at", "status", "published_at", "failure",
     ]  # fmt: skip
     assert data["publish_at"] == "2026-01-01T00:03:00Z" and data["tags"] == ["a"]
     assert (data["top"], data["bottom"], data["published_at"]) == ("T", "B", None)
