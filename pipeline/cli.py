@@ -494,15 +494,21 @@ def render(app: App, slugs: tuple[str, ...], out: Path) -> None:
     show_default=True,
     help="Seconds to wait for another run's lock before giving up (exit 75).",
 )
+@click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over storage another library owns (e.g. this one restored from a backup).",
+)
 @json_option("A JSON summary for cron.")
 @pass_app
-def publish(app: App, limit: int | None, dry_run: bool, wait: float, as_json: bool) -> None:
+def publish(app: App, limit: int | None, dry_run: bool, wait: float, adopt: bool,
+            as_json: bool) -> None:  # fmt: skip
     """Render, upload and index the due memes, then run the newsletter rule."""
     from pipeline.publish import publish as run_publish
 
     with stage_progress(not as_json) as stages:
         report = run_publish(app.library, app.config, limit=limit, dry_run=dry_run, wait=wait,
-                             progress=stages)  # fmt: skip
+                             adopt=adopt, progress=stages)  # fmt: skip
     for slug, reason in report.failed:
         click.echo(f"memes: {slug}: not published: {reason}", err=True)
     _print_problems_of(report)

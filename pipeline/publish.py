@@ -33,7 +33,16 @@ from typing import Any
 from pipeline import gallery, newsletter
 from pipeline.config import Config
 from pipeline.documents import Document
-from pipeline.errors import EXIT_FAILED, EXIT_OK, LockedError, MemesError, NotFoundError, UsageError
+from pipeline.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    LockedError,
+    MemesError,
+    NotFoundError,
+    OwnershipError,
+    StorageError,
+    UsageError,
+)
 from pipeline.files import write_atomic
 from pipeline.imaging import (
     Placeholder,
@@ -49,6 +58,7 @@ from pipeline.storage import (
     Manifest,
     Storage,
     cache_control_for,
+    check_key,
     collect_garbage,
     open_storage,
 )
@@ -144,6 +154,62 @@ def storage_lock(storage: Storage, config: Config) -> Iterator[None]:
         yield
     finally:
         storage.unlock(owner)
+
+
+# --- ownership -------------------------------------------------------------------------------
+
+
+def claim(library: Library, storage: Storage, manifest: Manifest, *, adopt: bool = False) -> bool:
+    """Make sure ``manifest`` (just loaded from ``storage``) is this library's to write, and
+    make it so; True if it was not before (the caller must save it). OwnershipError, with
+    nothing written, for storage another library owns or that holds objects nobody's manifest
+    accounts for, unless ``adopt``: then this library owns it from now on, and the objects
+    already there stay recorded as the other's, which this library's gc never deletes."""
+    ours = library.library_id
+    if manifest.owner == ours:
+        return False
+    where = f"storage {storage.description}"
+    if manifest.owner is not None and not adopt:
+        raise OwnershipError(
+            f"{where} is owned by library {manifest.owner}, not this one ({ours}); one storage "
+            "prefix per library (`memes publish --adopt` takes it over, e.g. after a restore)"
+        )
+    if manifest.owner is None and not adopt:
+        if len(manifest) == 0 and storage.has_objects():
+            raise OwnershipError(
+                f"{where} holds objects but no manifest, so its owner is unknown; "
+                "`memes publish --adopt` takes it over"
+            )
+        if len(manifest) and library.get_meta(WRITTEN_GENERATION) is None:
+            raise OwnershipError(
+                f"{where} is owned by an unknown library (its manifest names none) and this "
+                "library never published; `memes publish --adopt` takes it over"
+            )
+    # A manifest from before owners were recorded, written by this library: its objects are
+    # ours. Adopted storage: what is there stays the writer's (or nobody's).
+    legacy = manifest.owner is None and not adopt
+    for info in manifest.values():
+        if info.writer is None and legacy:
+            manifest.put(replace(info, writer=ours))
+        elif info.writer is None:
+            manifest.put(replace(info, writer=""))
+    manifest.owner = ours
+    return True
+
+
+@contextmanager
+def owned_storage(library: Library, config: Config, storage: Storage, *,
+                  adopt: bool = False) -> Iterator[Manifest]:  # fmt: skip
+    """The storage lock and the manifest, for a run that writes storage: ownership is checked
+    first without writing anything (not even the lock), then again under the lock, where the
+    manifest is loaded for the run. A newly claimed manifest is saved when the run is done."""
+    claim(library, storage, storage.load_manifest(), adopt=adopt)
+    with storage_lock(storage, config):
+        manifest = storage.load_manifest()
+        claimed = claim(library, storage, manifest, adopt=adopt)
+        yield manifest
+        if claimed:
+            storage.save_manifest(manifest)
 
 
 # --- pieces ----------------------------------------------------------------------------------
@@ -271,8 +337,10 @@ def publish(
     progress: Stages | None = None,
     storage: Storage | None = None,
     now: datetime | None = None,
+    adopt: bool = False,
 ) -> PublishReport:
-    """Publish the due memes (see the module docstring for the order of steps)."""
+    """Publish the due memes (see the module docstring for the order of steps). ``adopt``
+    takes over storage another library (or none known) owns."""
     started = time.monotonic()
     report = PublishReport(dry_run=dry_run)
     with publish_lock(library, wait):
@@ -290,7 +358,7 @@ def publish(
             or library.get_meta(STORAGE_TARGET) != storage_target(config)
             or bool(refresh)
         ) and not (never_written and not library.ever_published())  # a new, empty library
-        if not memes and not documents_stale and run is None:
+        if not memes and not documents_stale and run is None and not adopt:
             # Nothing due, nothing changed: no storage request at all, unless an edition
             # went out (now, or earlier without its archive page): its page must go up.
             if not dry_run:
@@ -302,8 +370,9 @@ def publish(
         if dry_run:
             _dry_run(library, config, storage, [*memes, *refresh], report, progress)
         else:
-            with storage_lock(storage, config):
-                _publish_run(library, config, storage, memes, refresh, run, report, progress)
+            with owned_storage(library, config, storage, adopt=adopt) as manifest:
+                _publish_run(library, config, storage, manifest, memes, refresh, run, report,
+                             progress)  # fmt: skip
         report.requests = storage.requests
     report.seconds = time.monotonic() - started
     return report
@@ -323,6 +392,7 @@ def _dry_run(library: Library, config: Config, storage: Storage, memes: Sequence
              report: PublishReport, progress: Stages | None) -> None:  # fmt: skip
     results = _render(library, config, memes, report, progress)
     manifest = storage.load_manifest()
+    claim(library, storage, manifest)  # refuses another library's storage; saves nothing
     planned: list[Document] = []
     shown: list[Meme] = []
     when = utcnow()
@@ -347,7 +417,7 @@ def document_settings(config: Config) -> str:
 
 
 def _publish_run(
-    library: Library, config: Config, storage: Storage, memes: list[Meme],
+    library: Library, config: Config, storage: Storage, manifest: Manifest, memes: list[Meme],
     refresh: list[Meme], run: PublishRun | None, report: PublishReport,
     progress: Stages | None,
 ) -> None:  # fmt: skip
@@ -360,7 +430,6 @@ def _publish_run(
     # The journal's start time is the publish time: a resumed run rebuilds the very same
     # documents, so finishing it uploads nothing that is already there.
     when = run.started_at if run is not None else utcnow()
-    manifest = storage.load_manifest()
     again = {m.slug for m in refresh}
     refresh = [*refresh, *(
         m for m in library.published()
@@ -467,8 +536,7 @@ def upload_newsletter_archive(
         return report
     try:
         storage = storage or open_storage(config.storage)
-        with storage_lock(storage, config):
-            manifest = storage.load_manifest()
+        with owned_storage(library, config, storage) as manifest:
             before = len(report.uploaded)
             _upload_archive(library, config, storage, manifest, report)
             if len(report.uploaded) > before:
@@ -528,8 +596,7 @@ def remove(library: Library, config: Config, slug: str, *, purge: bool = False,
     with publish_lock(library):
         if meme.status == "published":
             storage = storage or open_storage(config.storage)
-            with storage_lock(storage, config):
-                manifest = storage.load_manifest()
+            with owned_storage(library, config, storage) as manifest:
                 documents = site_documents(library, config, [replace(meme, status="removed")])
                 upload_documents(storage, manifest, documents, PublishReport())
                 doomed = [a.key for a in meme.renditions] + [gallery.permalink_key(slug)]
@@ -563,57 +630,88 @@ class VerifyReport:
         }
 
 
-def _index_entries(storage: Storage, config: Config) -> Iterator[dict[str, Any]]:
-    """Walk the published index (head, then `next` pages), yielding its meme entries."""
+def _live_keys(storage: Storage, config: Config, report: VerifyReport) -> dict[str, int | None]:
+    """Keys the published index (head, then its `next` pages) names, with the sizes it
+    states. A URL that would leave the storage root is reported and never opened."""
     base = config.site.base_url
+    named: dict[str, int | None] = {}
     key: str | None = gallery.INDEX
     seen: set[str] = set()
     while key and key not in seen:
         seen.add(key)
         raw = storage.get(key)
         if raw is None:
-            raise MemesError(f"verify: {storage.description}: {key} is missing")
-        document = json.loads(raw)
-        yield from document.get("memes", [])
-        following = document.get("next")
-        key = following[len(base) :] if following and following.startswith(base) else None
+            break  # reported with the documents below, which name it too
+        try:
+            document = json.loads(raw)
+            entries = list(document.get("memes", []))
+            following = document.get("next")
+        except (ValueError, AttributeError, TypeError):
+            report.problems.append((key, "not a gallery index"))
+            break
+        for entry in entries:
+            urls = [(r.get("url"), r.get("bytes")) for r in entry.get("renditions", {}).values()]
+            for url, size in [*urls, (entry.get("url"), None)]:
+                if isinstance(url, str) and url.startswith(base):
+                    named[url[len(base) :]] = size if isinstance(size, int) else None
+        key = following[len(base) :] if isinstance(following, str) and following.startswith(
+            base) else None  # fmt: skip
+        if key is not None:
+            named.setdefault(key, None)
+    return named
 
 
 def verify(library: Library, config: Config, *, repair: bool = False,
            storage: Storage | None = None) -> VerifyReport:  # fmt: skip
-    """Every URL in the published index exists in storage with the recorded size and type."""
+    """Every object this library published is in storage as it was written: whatever the
+    manifest records (by size and sha256: file:// hashes the bytes, S3 compares the sha256
+    stored as object metadata), every object the live index names, the documents, gallery
+    page and newsletter archive the library makes, and the images sent editions point at.
+    Keys outside the storage root are reported, never opened. ``repair`` uploads again
+    every missing or wrong object it can make."""
     storage = storage or open_storage(config.storage)
+    manifest = storage.load_manifest()
+    if repair:  # refuse another library's storage before checking anything
+        claim(library, storage, manifest)
     report = VerifyReport()
-    base = config.site.base_url
-    expected: dict[str, tuple[int | None, str | None]] = {}
-    for entry in _index_entries(storage, config):
-        for rendition in entry.get("renditions", {}).values():
-            expected[rendition["url"][len(base) :]] = (
-                rendition["bytes"],
-                rendition["content_type"],
-            )
-        if entry.get("url", "").startswith(base):
-            expected[entry["url"][len(base) :]] = (None, None)
-    for key, (size, content_type) in sorted(expected.items()):
+    expected: dict[str, tuple[int | None, str | None]] = {
+        info.key: (info.size, info.sha256)
+        for info in manifest.values()
+        if not info.key.startswith(META_PREFIX)
+    }
+    named = _live_keys(storage, config, report)
+    named.update(dict.fromkeys(gallery.asset_keys(library.published())))
+    named.update(dict.fromkeys(d.key for d in site_documents(library, config)))
+    named.update(dict.fromkeys(newsletter.emailed_keys(library)))
+    for key, size in named.items():
+        if key not in expected:
+            expected[key] = (size, None)
+    for key, (size, sha256) in sorted(expected.items()):
         report.checked += 1
+        try:
+            check_key(key)
+        except StorageError as exc:
+            report.problems.append((key, f"unsafe key, not opened: {exc}"))
+            continue
         info = storage.head(key)
         if info is None:
             report.problems.append((key, "missing"))
         elif size is not None and info.size != size:
-            report.problems.append((key, f"size {info.size}, index says {size}"))
-        elif content_type is not None and info.content_type != content_type:
-            report.problems.append((key, f"type {info.content_type}, index says {content_type}"))
+            report.problems.append((key, f"size {info.size}, expected {size}"))
+        elif sha256 and info.sha256 and info.sha256 != sha256:
+            report.problems.append((key, "content differs from what was uploaded (sha256)"))
     if repair and report.problems:
-        _repair(library, config, storage, {k for k, _ in report.problems}, report)
+        _repair(library, config, storage, {k for k, _ in report.problems}, set(named), report)
     return report
 
 
 def _repair(library: Library, config: Config, storage: Storage, broken: set[str],
-            report: VerifyReport) -> None:  # fmt: skip
+            live: set[str], report: VerifyReport) -> None:  # fmt: skip
+    """Upload again what is broken; an object only the manifest named (no live document,
+    awaiting gc) is forgotten instead."""
     # Both locks, as publish, remove and gc take them: another host must not save its
     # manifest between this load and save.
-    with publish_lock(library), storage_lock(storage, config):
-        manifest = storage.load_manifest()
+    with publish_lock(library), owned_storage(library, config, storage) as manifest:
         for key in broken:
             manifest.remove(key)  # the manifest was wrong about it: upload again
         memes = [m for m in library.published() if any(a.key in broken for a in m.renditions)]
@@ -625,7 +723,8 @@ def _repair(library: Library, config: Config, storage: Storage, broken: set[str]
         sync = PublishReport()
         upload_documents(storage, manifest, fixes, sync)
         storage.save_manifest(manifest)  # it forgot the broken keys: save even if none went up
-        report.repaired = sorted(set(sync.uploaded) & broken)
+        forgotten = broken - live  # nothing names it: nothing to upload, nothing lost
+        report.repaired = sorted((set(sync.uploaded) & broken) | forgotten)
 
 
 @dataclass
@@ -665,8 +764,7 @@ def gc(library: Library, config: Config, *, grace_days: float | None = None,
     storage = storage or open_storage(config.storage)
     grace = config.storage.gc_grace_days if grace_days is None else grace_days
     report = GcReport(grace_days=grace)
-    with publish_lock(library), storage_lock(storage, config):
-        manifest = storage.load_manifest()
+    with publish_lock(library), owned_storage(library, config, storage) as manifest:
         referenced = gallery.asset_keys(library.published())
         referenced |= {d.key for d in site_documents(library, config)}
         referenced |= newsletter.emailed_keys(library)  # sent mail keeps its image URLs

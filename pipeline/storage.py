@@ -102,12 +102,15 @@ class ObjectInfo:
     cache_control: str
     uploaded_at: str  # iso() UTC
     unreferenced_since: str | None = None  # set by gc when no index names the key any more
+    writer: str | None = None  # id of the library that wrote it; gc deletes only its own
+    acl: str | None = None  # the canned ACL it was given (storage.acl), if any
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         del data["key"]
-        if data["unreferenced_since"] is None:
-            del data["unreferenced_since"]
+        for optional in ("unreferenced_since", "writer", "acl"):
+            if data[optional] is None:
+                del data[optional]
         return data
 
     @classmethod
@@ -120,18 +123,23 @@ class ObjectInfo:
             cache_control=str(data["cache_control"]),
             uploaded_at=str(data["uploaded_at"]),
             unreferenced_since=data.get("unreferenced_since"),
+            writer=data.get("writer"),
+            acl=data.get("acl"),
         )
 
 
 class Manifest:
-    """key -> ObjectInfo for everything this pipeline put in storage.
+    """key -> ObjectInfo for everything this pipeline put in storage, and the id of the library
+    that owns the storage (None: a manifest from before owners were recorded, or none yet).
 
-    Serialised as ``{"version": 1, "objects": {key: {size, sha256, ...}}}`` with sorted keys,
-    so two saves of the same state are byte-identical.
+    Serialised as ``{"version": 1, "owner": id, "objects": {key: {size, sha256, ...}}}`` with
+    sorted keys, so two saves of the same state are byte-identical. Every object put records
+    the owner at that time as its writer.
     """
 
-    def __init__(self, objects: Iterable[ObjectInfo] = ()):
+    def __init__(self, objects: Iterable[ObjectInfo] = (), owner: str | None = None):
         self._objects: dict[str, ObjectInfo] = {info.key: info for info in objects}
+        self.owner = owner
 
     def get(self, key: str) -> ObjectInfo | None:
         return self._objects.get(key)
@@ -143,6 +151,8 @@ class Manifest:
         return [self._objects[key] for key in self.keys()]
 
     def put(self, info: ObjectInfo) -> None:
+        if info.writer is None and self.owner is not None:
+            info = replace(info, writer=self.owner)
         self._objects[info.key] = info
 
     def remove(self, key: str) -> None:
@@ -158,7 +168,11 @@ class Manifest:
         return iter(self.keys())
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Manifest) and self._objects == other._objects
+        return (
+            isinstance(other, Manifest)
+            and self._objects == other._objects
+            and self.owner == other.owner
+        )
 
     @property
     def total_bytes(self) -> int:
@@ -177,7 +191,9 @@ class Manifest:
 
     def to_json(self) -> bytes:
         objects = {key: self._objects[key].to_dict() for key in self.keys()}
-        doc = {"version": MANIFEST_VERSION, "objects": objects}
+        doc: dict[str, Any] = {"version": MANIFEST_VERSION, "objects": objects}
+        if self.owner is not None:
+            doc["owner"] = self.owner
         # Compact: at 10,000+ objects every byte is read and written on each publish.
         text = json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
         return text.encode("utf-8")
@@ -191,7 +207,10 @@ class Manifest:
                 raise ValueError("not a manifest (no 'objects' mapping)")
             if doc.get("version") != MANIFEST_VERSION:
                 raise ValueError(f"unsupported manifest version {doc.get('version')!r}")
-            return cls(ObjectInfo.from_dict(k, v) for k, v in doc["objects"].items())
+            owner = doc.get("owner")
+            if owner is not None and not isinstance(owner, str):
+                raise ValueError(f"owner must be a string, got {owner!r}")
+            return cls((ObjectInfo.from_dict(k, v) for k, v in doc["objects"].items()), owner)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed manifest entry ({exc})") from None
 
@@ -223,6 +242,7 @@ class Storage(Protocol):
     ) -> SyncReport: ...
     def head(self, key: str) -> ObjectInfo | None: ...
     def get(self, key: str) -> bytes | None: ...
+    def has_objects(self) -> bool: ...
     def delete_many(self, keys: Sequence[str], manifest: Manifest) -> None: ...
     def try_lock(self, owner: str, ttl_seconds: int) -> bool: ...
     def unlock(self, owner: str) -> None: ...
@@ -460,6 +480,16 @@ class FileStorage(_Backend):
         self._count("GetObject")
         return self._read(key)
 
+    def has_objects(self) -> bool:
+        """Whether the folder holds any content (anything outside _memes/ and temp files)."""
+        self._count("ListObjects")
+        for folder, subfolders, files in os.walk(self.root):
+            if Path(folder) == self.root:
+                subfolders[:] = [d for d in subfolders if d != META_PREFIX.rstrip("/")]
+            if any(not name.startswith(TEMP_PREFIX) for name in files):
+                return True
+        return False
+
     def delete_many(self, keys: Sequence[str], manifest: Manifest) -> None:
         """Delete files (missing ones are fine) and prune folders left empty."""
         for key in dict.fromkeys(keys):
@@ -671,6 +701,17 @@ class S3Storage(_Backend):
     def get(self, key: str) -> bytes | None:
         got = self._get(key, "read")
         return None if got is None else got[0]
+
+    def has_objects(self) -> bool:
+        """Whether the prefix holds any content (any key outside _memes/)."""
+        response = self._call(
+            "list", None, self.client.list_objects_v2,
+            Bucket=self.bucket, Prefix=self.prefix, MaxKeys=10,
+        )  # fmt: skip
+        keys = [item["Key"][len(self.prefix) :] for item in response.get("Contents", [])]
+        return any(not key.startswith(META_PREFIX) for key in keys) or (
+            len(keys) == 10 and bool(response.get("IsTruncated"))
+        )
 
     def delete_many(self, keys: Sequence[str], manifest: Manifest) -> None:
         """DeleteObjects in batches of 1000 (the S3 limit); missing keys are fine."""
@@ -910,13 +951,14 @@ def collect_garbage(
     """Delete objects no index has referenced for longer than ``grace``; return their keys.
 
     Keys newly unreferenced get ``unreferenced_since = now``; keys referenced again lose the
-    mark. ``_memes/`` is never touched. The manifest is updated in memory (caller saves it).
+    mark. ``_memes/`` is never touched, nor any object the manifest's owner did not write
+    (an adopted storage's objects). The manifest is updated in memory (caller saves it).
     """
     referenced = set(referenced_keys)
     stamp = iso(now)
     doomed: list[str] = []
     for info in manifest.values():
-        if info.key.startswith(META_PREFIX):
+        if info.key.startswith(META_PREFIX) or info.writer != manifest.owner:
             continue
         if info.key in referenced:
             if info.unreferenced_since is not None:
