@@ -43,6 +43,8 @@ from pipeline.workers import process_pool
 
 ENGINE_VERSION = "4"  # bump when output bytes change for the same inputs (invalidates caches)
 ANIMATED_FORMATS = ("webp", "gif")
+# The largest side each output format can encode (WebP's is a hard limit of the format).
+FORMAT_MAX_SIDE = {"webp": 16383, "jpeg": 65535, "gif": 65535, "png": 2**31 - 1, "avif": 65535}
 ALPHA_FORMATS = ("webp", "png", "gif", "avif")
 # Frames x pixels of all animated renditions of one meme held in memory at once (RGBA, 4 bytes
 # each): 60 M pixel-frames = 240 MB. Past it the meme fails with the numbers named.
@@ -861,6 +863,37 @@ def _render_meme(job: RenderJob, config: Config, cache_dir: Path | None) -> Rend
         renditions=tuple(done[spec.name] for spec in config.renditions),
         placeholder=hold,
     )
+
+
+def check_renderable(width: int, height: int, frames: int, config: Config) -> None:
+    """RenderError, naming the rendition and the reason, if the configured renditions cannot
+    be made of a width x height image of ``frames`` frames: a side over its format's limit,
+    a watermark that would not show, an animation over the budget. Geometry only: ingest
+    refuses such a file at add time instead of failing it at every publish."""
+    wm = config.watermark
+    held = 0
+    for spec in config.renditions:
+        w, h = plan_rendition(spec, width, height).out
+        limit = FORMAT_MAX_SIDE.get(spec.format)
+        if limit is not None and max(w, h) > limit:
+            raise RenderError(
+                f"rendition '{spec.name}' would be {w}x{h}, over the {limit} px "
+                f"{spec.format.upper()} limit"
+            )
+        if spec.watermark and wm.enabled and w >= wm.min_width:
+            tile = _mark((w, h), wm)
+            seen = sum(tile.getchannel("A").point(lambda a: 255 if a >= 8 else 0).histogram()[255:])
+            if tile.width > w or tile.height > h or seen < max(1, tile.width * tile.height // 200):
+                raise RenderError(
+                    f"watermark would not show on the {w}x{h} rendition '{spec.name}'"
+                )
+        if frames > 1 and spec.format in ANIMATED_FORMATS:
+            held += frames * w * h
+    if held > ANIMATION_BUDGET:
+        raise RenderError(
+            f"animation too large: {frames} frames = {held:,} pixels held over the renditions, "
+            f"over the {ANIMATION_BUDGET:,} budget"
+        )
 
 
 # --- many memes ------------------------------------------------------------------------------

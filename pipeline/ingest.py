@@ -23,8 +23,8 @@ import yaml
 from PIL import Image, ImageFile
 
 from pipeline import heif  # noqa: F401 - Pillow opens HEIC/HEIF photos
-from pipeline.config import Config, LimitsConfig, OverlayConfig
-from pipeline.errors import IngestError, UsageError
+from pipeline.config import Config, LimitsConfig
+from pipeline.errors import IngestError, RenderError, UsageError
 from pipeline.library import (
     MEME_FIELD_COLUMNS,
     DuplicateError,
@@ -166,25 +166,28 @@ def perceptual_hash(image: Image.Image) -> str:
 
 def _inspect_path(
     path: str,
-    limits: LimitsConfig,
-    overlay: OverlayConfig,
+    config: Config,
     texts: tuple[str, ...],
     boxes: tuple[TextBox, ...] | None,
     library_root: str,
 ) -> Inspection | str:
-    """Worker entry point: check one file (and that its caption fits it) and, when it is good,
+    """Worker entry point: check one file (that its caption fits it, and that the configured
+    renditions can be made of it) and, when it is good,
     store the very bytes that were checked under their hash (so nothing is read or hashed
     twice, and a file changed while being added cannot slip in unchecked). A refused file is
     never stored: deleting it afterwards could take the original of a duplicate being added.
     An Inspection, or the rejection reason."""
     try:
-        data = _read_limited(Path(path), limits)
-        inspection = inspect_bytes(data, limits)
+        data = _read_limited(Path(path), config.limits)
+        inspection = inspect_bytes(data, config.limits)
         if any(texts):
             from pipeline.overlay import check_overlay  # the renderer decides what fits
 
-            check_overlay(inspection.width, inspection.height, texts, overlay, boxes)
-    except IngestError as exc:
+            check_overlay(inspection.width, inspection.height, texts, config.overlay, boxes)
+        from pipeline.imaging import check_renderable
+
+        check_renderable(inspection.width, inspection.height, inspection.frames, config)
+    except (IngestError, RenderError) as exc:
         return str(exc)
     write_original(Path(library_root), data, inspection.sha256, inspection.ext)
     return inspection
@@ -355,8 +358,7 @@ def _inspect_all(
     n = len(items)
     columns = (
         [str(path) for path, _ in items],
-        [config.limits] * n,
-        [config.overlay] * n,
+        [config] * n,
         [box_texts(fields) for _, fields in items],
         boxes,
         [library_root] * n,

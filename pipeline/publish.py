@@ -68,6 +68,7 @@ from pipeline.storage import (
 WRITTEN_GENERATION = "written_generation"
 DOCUMENT_SETTINGS = "document_settings"  # site and gallery settings: rewrite the documents
 STORAGE_TARGET = "storage_target"  # url + endpoint: a new target gets everything it lacks
+HEADER_SETTINGS = "header_settings"  # acl, document max-age: applied to existing objects
 
 Progress = Callable[[int], None]  # advance a progress bar by n
 Stages = Callable[[str, int], Progress]  # a progress bar for a stage: (label, total) -> step
@@ -202,14 +203,14 @@ def owned_storage(library: Library, config: Config, storage: Storage, *,
                   adopt: bool = False) -> Iterator[Manifest]:  # fmt: skip
     """The storage lock and the manifest, for a run that writes storage: ownership is checked
     first without writing anything (not even the lock), then again under the lock, where the
-    manifest is loaded for the run. A newly claimed manifest is saved when the run is done."""
+    manifest is loaded for the run. A newly claimed manifest is saved at once, before any
+    object goes up, so a run that fails part-way still leaves storage marked as ours."""
     claim(library, storage, storage.load_manifest(), adopt=adopt)
     with storage_lock(storage, config):
         manifest = storage.load_manifest()
-        claimed = claim(library, storage, manifest, adopt=adopt)
-        yield manifest
-        if claimed:
+        if claim(library, storage, manifest, adopt=adopt):
             storage.save_manifest(manifest)
+        yield manifest
 
 
 # --- pieces ----------------------------------------------------------------------------------
@@ -272,6 +273,11 @@ def stale_renders(library: Library, config: Config, memes: Sequence[Meme]) -> li
 def storage_target(config: Config) -> str:
     """Where the storage is (url, endpoint): another one is a new target to fill."""
     return json.dumps([config.storage.url, config.storage.endpoint_url])
+
+
+def header_settings(config: Config) -> str:
+    """The settings that shape object headers: a change reaches every existing object."""
+    return json.dumps([config.storage.acl, config.storage.document_max_age])
 
 
 def render_memes(
@@ -356,6 +362,7 @@ def publish(
             library.generation != int(library.get_meta(WRITTEN_GENERATION, "-1"))
             or library.get_meta(DOCUMENT_SETTINGS) != document_settings(config)
             or library.get_meta(STORAGE_TARGET) != storage_target(config)
+            or library.get_meta(HEADER_SETTINGS) != header_settings(config)
             or bool(refresh)
         ) and not (never_written and not library.ever_published())  # a new, empty library
         if not memes and not documents_stale and run is None and not adopt:
@@ -469,6 +476,9 @@ def _publish_run(
         generation += 1  # mark_published bumped it; the documents above already show it
     library.set_meta(WRITTEN_GENERATION, str(generation))
     library.set_meta(DOCUMENT_SETTINGS, document_settings(config))
+    if library.get_meta(HEADER_SETTINGS) != header_settings(config):
+        report.uploaded += storage.restamp(manifest)  # documents above went up with them
+        library.set_meta(HEADER_SETTINGS, header_settings(config))
     library.set_meta(STORAGE_TARGET, storage_target(config))
     report.published = [m.slug for m in ready]
     _newsletter(library, config, report)

@@ -241,6 +241,7 @@ class Storage(Protocol):
         progress: Callable[[int], None] | None = None,
     ) -> SyncReport: ...
     def head(self, key: str) -> ObjectInfo | None: ...
+    def restamp(self, manifest: Manifest) -> list[str]: ...
     def get(self, key: str) -> bytes | None: ...
     def has_objects(self) -> bool: ...
     def delete_many(self, keys: Sequence[str], manifest: Manifest) -> None: ...
@@ -347,6 +348,7 @@ class _Backend:
                 content_type=document.content_type,
                 cache_control=cache_control,
                 uploaded_at=self._now(),
+                acl=self.config.acl,
             )
             manifest.put(info)
             report.uploaded.append(document.key)
@@ -357,6 +359,34 @@ class _Backend:
         self._upload(list(todo.values()), record)
         report.requests = self.requests - before
         return report
+
+    def restamp(self, manifest: Manifest) -> list[str]:
+        """Give every object the manifest records the headers the settings now ask for
+        (storage.acl, document_max_age), without uploading its bytes again; return the keys
+        changed. The manifest is updated in memory (the caller saves it)."""
+        stale = []
+        for info in manifest.values():
+            if info.key.startswith(META_PREFIX):
+                continue
+            immutable = info.cache_control == IMMUTABLE_CACHE_CONTROL
+            wanted = replace(
+                info,
+                cache_control=IMMUTABLE_CACHE_CONTROL if immutable
+                else f"public, max-age={self.config.document_max_age}",
+                acl=self.config.acl,
+            )  # fmt: skip
+            if wanted != info:
+                stale.append(wanted)
+        if stale:
+            workers = max(1, min(self.config.concurrency, len(stale)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="memes-restamp") as pool:
+                for info in pool.map(self._restamp_one, stale):
+                    manifest.put(info)
+        return [info.key for info in stale]
+
+    def _restamp_one(self, info: ObjectInfo) -> ObjectInfo:
+        """Apply ``info``'s headers to the object in storage; return it."""
+        return info  # file://: the headers live in the manifest only
 
     def _upload(
         self,
@@ -655,6 +685,19 @@ class S3Storage(_Backend):
             Fileobj=BytesIO(document.data), Bucket=self.bucket, Key=key,
             ExtraArgs=extra, Config=transfer,
         )  # fmt: skip
+
+    def _restamp_one(self, info: ObjectInfo) -> ObjectInfo:
+        """Copy the object onto itself with the new headers (no bytes go up again)."""
+        extra = self._extra(info.content_type, info.cache_control, info.sha256)
+        if info.acl:
+            extra["ACL"] = info.acl
+        key = self.prefix + info.key
+        self._call(
+            "update", info.key, self.client.copy_object,
+            Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": key},
+            MetadataDirective="REPLACE", **extra,
+        )  # fmt: skip
+        return info
 
     def _get(self, key: str, action: str) -> tuple[bytes, dict[str, Any]] | None:
         """GET prefix+key; None if there is no such key (a missing bucket is an error)."""
