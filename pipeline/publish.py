@@ -201,11 +201,10 @@ def claim(library: Library, storage: Storage, manifest: Manifest, *, adopt: bool
 @contextmanager
 def owned_storage(library: Library, config: Config, storage: Storage, *,
                   adopt: bool = False) -> Iterator[Manifest]:  # fmt: skip
-    """The storage lock and the manifest, for a run that writes storage: ownership is checked
-    first without writing anything (not even the lock), then again under the lock, where the
-    manifest is loaded for the run. A newly claimed manifest is saved at once, before any
-    object goes up, so a run that fails part-way still leaves storage marked as ours."""
-    claim(library, storage, storage.load_manifest(), adopt=adopt)
+    """The storage lock and the manifest, for a run that writes storage. Ownership is checked
+    under the lock, on the manifest the run then uses (one GET); a refusal writes nothing
+    but the lock, which it removes again. A newly claimed manifest is saved at once, before
+    any object goes up, so a run that fails part-way still leaves storage marked as ours."""
     with storage_lock(storage, config):
         manifest = storage.load_manifest()
         if claim(library, storage, manifest, adopt=adopt):

@@ -603,6 +603,8 @@ class FileStorage(_Backend):
         self._count("DeleteObject")
         with contextlib.suppress(OSError):
             path.unlink()
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # made for the lock alone (a refused run): leave no trace
 
 
 # --- s3:// -----------------------------------------------------------------------------------
