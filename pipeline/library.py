@@ -828,12 +828,13 @@ class Library:
 
     def mark_published(self, slugs: Sequence[str], when: datetime | None = None) -> None:
         """Queued -> published for all of them in one transaction (one shared published_at;
-        within it, queue order breaks the tie)."""
+        within it, queue order breaks the tie). A restored meme keeps its first published_at,
+        so it returns to its old place."""
         when = when or utcnow()
         with self.transaction() as db:
             for slug in slugs:
                 db.execute(
-                    "UPDATE memes SET status='published', published_at=? "
+                    "UPDATE memes SET status='published', published_at=COALESCE(published_at, ?) "
                     "WHERE slug=? AND status='queued'",
                     (iso(when), slug),
                 )
@@ -948,22 +949,20 @@ class Library:
         )  # fmt: skip
 
     def restore(self, slug: str) -> Meme:
-        """A removed meme comes back: queued again, or published in its old place (its
-        published_at is kept) at the next publish. MemesError if it is not removed or its
-        original was purged."""
+        """A removed meme comes back to the queue; the next publish renders and uploads it
+        again and, if it had been published, puts it back in its old place (its published_at
+        is kept), so nothing names its images before they are in storage again. MemesError
+        if it is not removed or its original was purged."""
         meme = self.get(slug)
         if meme.status != "removed":
             raise MemesError(f"meme '{slug}': not removed (it is {meme.status})")
         if meme.sha256.startswith(PURGED) or not self.original_path(meme).is_file():
             raise MemesError(f"meme '{slug}': its original was purged; add the file again")
-        status = "published" if meme.published_at is not None else "queued"
         with self.transaction() as db:
             db.execute(
-                "UPDATE memes SET status=?, updated_at=? WHERE id=? AND status='removed'",
-                (status, iso(utcnow()), meme.id),
+                "UPDATE memes SET status='queued', updated_at=? WHERE id=? AND status='removed'",
+                (iso(utcnow()), meme.id),
             )
-            if status == "published":
-                self._bump_generation(db)
         return self.get(slug)
 
     def mark_failed(self, failures: Sequence[tuple[str, str]]) -> None:

@@ -17,6 +17,7 @@ and content-hashed names plus the storage manifest make "redo" upload only what 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -52,7 +53,7 @@ from pipeline.imaging import (
     render_many,
     settings_fingerprint,
 )
-from pipeline.library import Edition, Library, Meme, PublishRun, RenditionAsset, utcnow
+from pipeline.library import PURGED, Edition, Library, Meme, PublishRun, RenditionAsset, utcnow
 from pipeline.storage import (
     META_PREFIX,
     Manifest,
@@ -209,7 +210,15 @@ def owned_storage(library: Library, config: Config, storage: Storage, *,
         manifest = storage.load_manifest()
         if claim(library, storage, manifest, adopt=adopt):
             storage.save_manifest(manifest)
-        yield manifest
+        try:
+            yield manifest
+        except BaseException:
+            # Failed part-way: record what did go up (the manifest names exactly that), or
+            # the next run would trust entries for keys this run overwrote.
+            if manifest.changed:
+                with contextlib.suppress(Exception):
+                    storage.save_manifest(manifest)
+            raise
 
 
 # --- pieces ----------------------------------------------------------------------------------
@@ -277,6 +286,49 @@ def storage_target(config: Config) -> str:
 def header_settings(config: Config) -> str:
     """The settings that shape object headers: a change reaches every existing object."""
     return json.dumps([config.storage.acl, config.storage.document_max_age])
+
+
+def require_published_storage(library: Library, config: Config) -> None:
+    """No edition goes out while the images it shows may not be in storage: after a storage
+    target change, the next publish must fill the new target first."""
+    previous = library.get_meta(STORAGE_TARGET)
+    if previous is not None and previous != storage_target(config):
+        raise UsageError(
+            f"storage.url is now {config.storage.url}, not yet published to; run `memes "
+            "publish` first, so the images an edition shows are in storage"
+        )
+
+
+def sent_images(library: Library) -> set[str]:
+    """The rendition keys sent editions show, but those of purged memes (taken down for good):
+    they must stay in storage, and move with it to a new target."""
+    purged = {m.slug for m in library.memes("removed", renditions=False)
+              if m.sha256.startswith(PURGED)}  # fmt: skip
+    return {k for k in newsletter.emailed_keys(library) if k.split("/")[1] not in purged}
+
+
+def _carry_over(library: Library, config: Config, storage: Storage, manifest: Manifest,
+                report: PublishReport) -> None:  # fmt: skip
+    """On a new target, copy from the previous one the images sent editions show that it
+    lacks: an image renamed by a later re-render cannot be made again, and mail keeps its URL.
+    The previous target out of reach is a warning (verify names what is missing)."""
+    previous = library.get_meta(STORAGE_TARGET)
+    wanted = sorted(k for k in sent_images(library) if k not in manifest)
+    if previous is None or previous == storage_target(config) or not wanted:
+        return
+    url, endpoint = json.loads(previous)
+    documents = []
+    try:
+        old = open_storage(replace(config.storage, url=url, endpoint_url=endpoint))
+        known = old.load_manifest()
+        for key in wanted:
+            data, info = old.get(key), known.get(key)
+            if data is not None:
+                kind = info.content_type if info else "application/octet-stream"
+                documents.append(Document(key, data, kind, immutable=True))
+    except StorageError as exc:
+        report.warnings.append(f"cannot copy what sent editions show from {url}: {exc}")
+    upload_documents(storage, manifest, documents, report)
 
 
 def render_memes(
@@ -436,6 +488,7 @@ def _publish_run(
     # The journal's start time is the publish time: a resumed run rebuilds the very same
     # documents, so finishing it uploads nothing that is already there.
     when = run.started_at if run is not None else utcnow()
+    _carry_over(library, config, storage, manifest, report)
     again = {m.slug for m in refresh}
     refresh = [*refresh, *(
         m for m in library.published()
@@ -462,7 +515,7 @@ def _publish_run(
     for slug, (assets, placeholder) in rendered.items():
         library.set_renditions(slug, assets, placeholder.color, placeholder.blurhash, keys[slug])
     ready = [
-        replace(m, status="published", published_at=when)
+        replace(m, status="published", published_at=m.published_at or when)
         for m in library.by_slugs(rendered)
         if m.status == "queued"
     ]
@@ -567,6 +620,7 @@ def send_newsletter(
     Returns what was sent and a report whose warnings, errors and exit code the CLI prints."""
     report = PublishReport()
     with publish_lock(library):
+        require_published_storage(library, config)
         if special:
             if not subject:
                 raise UsageError("--special needs --subject")
@@ -598,22 +652,26 @@ def confirm_edition(library: Library, config: Config, kind: str,
 
 def remove(library: Library, config: Config, slug: str, *, purge: bool = False,
            storage: Storage | None = None) -> Meme:  # fmt: skip
-    """Take a meme down: it leaves every index first, then its objects are deleted."""
+    """Take a meme down: it leaves every index first, then its objects are deleted, except
+    the images a sent newsletter shows (mail in inboxes keeps their URLs), unless ``purge``."""
     meme = library.get(slug)
     if meme.status == "removed" and not purge:
         raise NotFoundError(f"meme '{slug}': already removed")
     with publish_lock(library):
-        if meme.status == "published":
+        emailed = {k for k in newsletter.emailed_keys(library) if k.startswith(f"i/{slug}/")}
+        if meme.status == "published" or (purge and meme.status == "removed" and emailed):
             storage = storage or open_storage(config.storage)
             with owned_storage(library, config, storage) as manifest:
                 documents = site_documents(library, config, [replace(meme, status="removed")])
                 upload_documents(storage, manifest, documents, PublishReport())
-                doomed = [a.key for a in meme.renditions] + [gallery.permalink_key(slug)]
-                storage.delete_many([k for k in doomed if manifest.get(k)], manifest)
+                doomed = {a.key for a in meme.renditions} | {gallery.permalink_key(slug)}
+                doomed = doomed | emailed if purge else doomed - emailed
+                storage.delete_many(sorted(k for k in doomed if manifest.get(k)), manifest)
                 storage.save_manifest(manifest)
-            meme = library.mark_removed(slug)
-            library.set_meta(WRITTEN_GENERATION, str(library.generation))
-        elif meme.status == "queued":
+            if meme.status == "published":
+                meme = library.mark_removed(slug)
+                library.set_meta(WRITTEN_GENERATION, str(library.generation))
+        elif meme.status in ("queued", "failed"):
             meme = library.mark_removed(slug)
         if purge:
             library.purge_original(meme)
@@ -690,8 +748,9 @@ def verify(library: Library, config: Config, *, repair: bool = False,
     }
     named = _live_keys(storage, config, report)
     named.update(dict.fromkeys(gallery.asset_keys(library.published())))
-    named.update(dict.fromkeys(d.key for d in site_documents(library, config)))
-    named.update(dict.fromkeys(newsletter.emailed_keys(library)))
+    if library.get_meta(WRITTEN_GENERATION) is not None:  # documents were ever written
+        named.update(dict.fromkeys(d.key for d in site_documents(library, config)))
+    named.update(dict.fromkeys(sent_images(library)))
     for key, size in named.items():
         if key not in expected:
             expected[key] = (size, None)

@@ -140,6 +140,7 @@ class Manifest:
     def __init__(self, objects: Iterable[ObjectInfo] = (), owner: str | None = None):
         self._objects: dict[str, ObjectInfo] = {info.key: info for info in objects}
         self.owner = owner
+        self.changed = False  # put or remove since it was loaded: it differs from storage's
 
     def get(self, key: str) -> ObjectInfo | None:
         return self._objects.get(key)
@@ -154,9 +155,10 @@ class Manifest:
         if info.writer is None and self.owner is not None:
             info = replace(info, writer=self.owner)
         self._objects[info.key] = info
+        self.changed = True
 
     def remove(self, key: str) -> None:
-        self._objects.pop(key, None)
+        self.changed = self._objects.pop(key, None) is not None or self.changed
 
     def __contains__(self, key: object) -> bool:
         return key in self._objects

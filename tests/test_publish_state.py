@@ -443,3 +443,17 @@ def test_a_meme_that_fails_to_render_is_marked_failed_and_no_longer_blocks(tmp_p
     original.write_bytes(saved)
     assert run(cfg, "retry", bad).exit_code == 0
     assert json.loads(run(cfg, "publish", "--json").stdout)["published"] == [bad]
+
+
+def test_no_edition_goes_out_while_a_new_storage_lacks_its_images(tmp_path):
+    cfg = make_site(tmp_path)
+    [slug] = add_memes(cfg, 1)
+    assert run(cfg, "publish").exit_code == 0
+    set_config(cfg, storage={"url": "file://public2"})
+    special = ("newsletter", "send", "--special", "--subject", "S", "--slug", slug)
+    refused = run(cfg, *special)
+    assert refused.exit_code == 2 and "memes publish" in refused.stderr
+    assert not list((tmp_path / "memes" / "outbox").glob("*.eml"))
+    assert run(cfg, "publish").exit_code == 0
+    assert run(cfg, *special).exit_code == 0
+    assert len(list((tmp_path / "memes" / "outbox").glob("*.eml"))) == 1
