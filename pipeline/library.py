@@ -958,12 +958,7 @@ class Library:
             raise MemesError(f"meme '{slug}': not removed (it is {meme.status})")
         if meme.sha256.startswith(PURGED) or not self.original_path(meme).is_file():
             raise MemesError(f"meme '{slug}': its original was purged; add the file again")
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE memes SET status='queued', updated_at=? WHERE id=? AND status='removed'",
-                (iso(utcnow()), meme.id),
-            )
-        return self.get(slug)
+        return self._requeue(meme, "removed")
 
     def mark_failed(self, failures: Sequence[tuple[str, str]]) -> None:
         """Queued memes that could not be rendered leave the queue with their reasons."""
@@ -979,12 +974,17 @@ class Library:
         meme = self.get(slug)
         if meme.status != "failed":
             raise MemesError(f"meme '{slug}': not failed (it is {meme.status})")
+        return self._requeue(meme, "failed")
+
+    def _requeue(self, meme: Meme, was: str) -> Meme:
+        """Back to the queue from ``was`` ('removed': restore, 'failed': retry)."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE memes SET status='queued', failure='', updated_at=? WHERE id=?",
-                (iso(utcnow()), meme.id),
+                "UPDATE memes SET status='queued', failure='', updated_at=? "
+                "WHERE id=? AND status=?",
+                (iso(utcnow()), meme.id, was),
             )
-        return self.get(slug)
+        return self.get(meme.slug)
 
     # --- publish journal -----------------------------------------------------------------
 
