@@ -6,13 +6,16 @@ then per rendition: resize (contain / cover around the most interesting region /
 blurred copy or a colour), watermark, and encode with no metadata at all (no EXIF, GPS, XMP,
 IPTC, comments or ICC; pixels are sRGB). Animated GIF/WebP stay animated for webp/gif output.
 
-Speed: JPEG originals are decoded with DCT scaling (Image.draft) straight to the smallest
-power-of-two reduction that still covers the rendition, and resizes use reducing_gap. The
-reduction is chosen per rendition from its own spec only, so a rendition's bytes depend on the
-original, its spec, the watermark and the caption and nothing else (adding a rendition to the
-config changes no other rendition's bytes). That is what makes the render cache sound: its key
-is (ENGINE_VERSION, original sha256, spec, background, watermark settings + files, caption +
-font settings). render_many spreads memes over a process pool.
+Speed: the still renditions of a meme are planned together. The original is decoded once
+(a JPEG with DCT scaling, Image.draft, to the smallest power-of-two reduction that still covers
+the largest rendition) and captioned; each scale the renditions need is made as the whole frame,
+largest first, each from the previous one (LANCZOS with reducing_gap); renditions of one
+geometry share their pixels (cut, padded and watermarked once, then encoded to each format);
+the watermark tile is made once per size. An animation's frames are resized once per geometry.
+So a rendition's bytes depend on the original, its spec, the geometries of the other
+renditions (not their formats), the watermark and the caption: that is the render cache's key
+(ENGINE_VERSION, original sha256, spec, all geometries, background, watermark settings + files,
+caption + font settings). render_many spreads memes over a process pool.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from pipeline.errors import RenderError
 from pipeline.files import write_atomic
 from pipeline.workers import process_pool
 
-ENGINE_VERSION = "4"  # bump when output bytes change for the same inputs (invalidates caches)
+ENGINE_VERSION = "5"  # bump when output bytes change for the same inputs (invalidates caches)
 ANIMATED_FORMATS = ("webp", "gif")
 # The largest side each output format can encode (WebP's is a hard limit of the format).
 FORMAT_MAX_SIDE = {"webp": 16383, "jpeg": 65535, "gif": 65535, "png": 2**31 - 1, "avif": 65535}
@@ -235,7 +238,6 @@ class _Source:
             raw = (raw[1], raw[0])
         self.size: tuple[int, int] = raw
         self._bases: dict[int, Image.Image] = {}
-        self._captioned: dict[int, Image.Image] = {}
 
     @property
     def jpeg(self) -> bool:
@@ -346,36 +348,52 @@ def _geometry(
 def _apply(
     geo: _Geometry, img: Image.Image, spec: RenditionSpec, backdrop: Image.Image | None = None
 ) -> Image.Image:
-    """Crop and scale ``img`` to the plan; pad bands come from ``backdrop`` (the image before
-    its text was drawn, so no blurred ghost of the words shows in them)."""
-    plan = geo.plan
-    content = img.resize(plan.content, _RESAMPLE, box=geo.box, reducing_gap=_REDUCING_GAP)
+    """A rendition's pixels (a new image) from ``img``, the whole frame at any scale: the crop
+    window cut out, resized unless ``img`` is already at the rendition's scale, then padded;
+    pad bands come from ``backdrop`` (the image before its text was drawn, so no blurred ghost
+    of the words shows in them; any scale), else from ``img``."""
+    x0, y0, x1, y1 = geo.box
+    if (round(x1 - x0), round(y1 - y0)) == geo.plan.content:
+        left, top = round(x0), round(y0)
+        content = img.crop((left, top, left + geo.plan.content[0], top + geo.plan.content[1]))
+    else:
+        content = img.resize(geo.plan.content, _RESAMPLE, box=geo.box, reducing_gap=_REDUCING_GAP)
+    return _compose(content, img if backdrop is None else backdrop, geo.plan, spec)
+
+
+def _compose(
+    content: Image.Image, pad_source: Image.Image, plan: _Plan, spec: RenditionSpec
+) -> Image.Image:
+    """The resized content on its canvas: itself for contain and cover, centred on a colour or
+    on a blurred, darkened copy of ``pad_source`` (the whole frame, any size) for pad."""
     if plan.content == plan.out:
         return content
     if spec.pad_color:
         canvas = Image.new("RGB", plan.out, spec.pad_color)
-    else:  # a blurred, darkened copy of the image fills the box
-        img = backdrop if backdrop is not None else img
-        w, h = plan.out
-        f = max(w / img.width, h / img.height)
-        small = img.convert("RGB").resize(
-            (max(1, round(img.width * f / 8)), max(1, round(img.height * f / 8))),
-            Image.Resampling.BOX,
-            reducing_gap=_REDUCING_GAP,
-        )
-        sw, sh = small.size
-        cw, ch = max(1, round(w / 8)), max(1, round(h / 8))
-        small = small.crop(
-            ((sw - cw) // 2, (sh - ch) // 2, (sw - cw) // 2 + cw, (sh - ch) // 2 + ch)
-        )
-        small = small.filter(ImageFilter.GaussianBlur(radius=max(1, min(cw, ch) / 30)))
-        canvas = small.resize(plan.out, Image.Resampling.BICUBIC)
-        canvas = Image.blend(canvas, Image.new("RGB", plan.out, (0, 0, 0)), 0.45)
+    else:
+        canvas = _pad_canvas(pad_source, plan.out)
     if content.mode == "RGBA":
         canvas = canvas.convert("RGBA")
     offset = ((plan.out[0] - plan.content[0]) // 2, (plan.out[1] - plan.content[1]) // 2)
     canvas.paste(content, offset, content if content.mode == "RGBA" else None)
     return canvas
+
+
+def _pad_canvas(img: Image.Image, out: tuple[int, int]) -> Image.Image:
+    """A blurred, darkened copy of ``img`` filling a box of ``out``: the pad bands."""
+    w, h = out
+    f = max(w / img.width, h / img.height)
+    small = img.convert("RGB").resize(
+        (max(1, round(img.width * f / 8)), max(1, round(img.height * f / 8))),
+        Image.Resampling.BOX,
+        reducing_gap=_REDUCING_GAP,
+    )
+    sw, sh = small.size
+    cw, ch = max(1, round(w / 8)), max(1, round(h / 8))
+    small = small.crop(((sw - cw) // 2, (sh - ch) // 2, (sw - cw) // 2 + cw, (sh - ch) // 2 + ch))
+    small = small.filter(ImageFilter.GaussianBlur(radius=max(1, min(cw, ch) / 30)))
+    canvas = small.resize(out, Image.Resampling.BICUBIC)
+    return Image.blend(canvas, Image.new("RGB", out, (0, 0, 0)), 0.45)
 
 
 def _flatten(img: Image.Image, background: str) -> Image.Image:
@@ -396,17 +414,28 @@ def _logo(path: Path, stamp: tuple[int, int]) -> Image.Image:
 
 
 def _mark(size: tuple[int, int], wm: WatermarkConfig) -> Image.Image:
-    """The watermark as an RGBA tile for a rendition of ``size``, opacity applied.
+    """The watermark as an RGBA tile for a rendition of ``size``, opacity applied; made once
+    per size and settings (and logo file version), and only read by its users.
 
     Its size follows the width (watermark.size); on a rendition too short for that (a wide
     strip) it shrinks to fit inside the margins.
     """
+    stamp = None
+    if wm.image is not None:
+        stat = os.stat(wm.image)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    return _mark_tile(size, wm, stamp)
+
+
+@lru_cache(maxsize=16)
+def _mark_tile(
+    size: tuple[int, int], wm: WatermarkConfig, stamp: tuple[int, int] | None
+) -> Image.Image:
     width, height = size
     room_w = max(1, width - 2 * round(wm.margin * width))
     room_h = max(1, height - 2 * round(wm.margin * width))
-    if wm.image is not None:
-        stat = os.stat(wm.image)
-        logo = _logo(Path(wm.image), (stat.st_mtime_ns, stat.st_size))
+    if wm.image is not None and stamp is not None:
+        logo = _logo(Path(wm.image), stamp)
         lw = max(1, round(wm.size * width))
         f = min(lw / logo.width, room_w / logo.width, room_h / logo.height)
         tile = logo.resize(
@@ -525,9 +554,12 @@ def _encode(frames: list[Image.Image], spec: RenditionSpec, anim: dict | None) -
     first = frames[0]
     fmt = spec.format
     if fmt == "jpeg":
-        first.convert("RGB").save(
-            out, "JPEG", quality=spec.quality, optimize=True, progressive=True
-        )
+        # Measured (bench/render.py --jpeg-settings: 33 images, the 1600/800/320 widths of 11
+        # stills, q85): plain 3.13 MB in 165 ms CPU; optimize (Huffman tables) 2.97 MB (-5.0%)
+        # in 272 ms (1.65x); progressive 2.89 MB (-7.9%) in 715 ms (4.3x), the same with
+        # optimize (libjpeg-turbo optimizes progressive scans anyway) in 751 ms. Optimize buys
+        # 5% for 3 ms a meme; progressive 3% more for 14 ms more, so: optimize, baseline.
+        first.convert("RGB").save(out, "JPEG", quality=spec.quality, optimize=True)
     elif fmt == "png":
         first.save(out, "PNG", compress_level=6)
     elif fmt == "avif":
@@ -627,7 +659,17 @@ def _cache_keys(job: RenderJob, original_sha: str, config: Config) -> tuple[dict
         "font": _font_key(config.overlay.font),
         "min_font_size": config.overlay.min_font_size,
     }
-    common = {"engine": ENGINE_VERSION, "original": original_sha, "caption": caption}
+    # Widths are made from each other and the decode serves the largest, so every rendition's
+    # pixels depend on the geometries of all the others (never on their formats or names).
+    geometries = sorted(
+        {(s.width, s.height, s.max_height, s.fit) for s in config.renditions}, key=str
+    )
+    common = {
+        "engine": ENGINE_VERSION,
+        "original": original_sha,
+        "caption": caption,
+        "geometries": geometries,
+    }
 
     def digest(extra: dict) -> str:
         return hashlib.sha256(json.dumps({**common, **extra}, sort_keys=True).encode()).hexdigest()
@@ -701,29 +743,69 @@ def _rendered(
     )
 
 
-def _still(
-    source: _Source, spec: RenditionSpec, config: Config, layout: captions.Layout | None
-) -> RenderedImage:
-    plan = plan_rendition(spec, *source.size)
-    factor = _reduction(plan, source.jpeg)
-    base = _captioned_base(source, factor, layout)
-    keep = captions.caption_boxes(layout, *base.size) if layout else []
-    geo = _geometry(plan, base, source.size, spec, keep)
-    img = _apply(geo, base, spec, backdrop=source.base(factor))
+def _level_size(plan: _Plan, size: tuple[int, int]) -> tuple[int, int]:
+    """The whole (oriented) frame at the plan's scale: what its crop window is cut from."""
+    return max(1, round(size[0] * plan.scale)), max(1, round(size[1] * plan.scale))
+
+
+def _stills(
+    source: _Source,
+    specs: Sequence[RenditionSpec],
+    todo: set[str],
+    config: Config,
+    layout: captions.Layout | None,
+) -> tuple[list[RenderedImage], Image.Image]:
+    """The still renditions named in ``todo``, planned with all of ``specs`` (the config's
+    still renditions, so a rendition's pixels do not depend on what the cache held), and the
+    image the placeholder is made from.
+
+    The original is decoded once (a JPEG at the DCT reduction the largest rendition still
+    allows) and captioned. Each scale the renditions need is made as the whole frame, largest
+    first, each from the previous one (LANCZOS with reducing_gap). Renditions of one geometry
+    share their pixels: cut, padded and watermarked once, then encoded to each format.
+    """
+    plans = {spec.name: plan_rendition(spec, *source.size) for spec in specs}
+    small = plan_rendition(RenditionSpec(name="placeholder", width=PLACEHOLDER_SIZE), *source.size)
+    needs = [*plans.values(), small]
+    factor = min(_reduction(p, source.jpeg) for p in needs)
+    img = _captioned_base(source, factor, layout)
+    backdrop = source.base(factor) if layout else None  # pad bands without the words
+    levels: dict[tuple[int, int], Image.Image] = {}
+    for size in sorted({_level_size(p, source.size) for p in needs}, key=_area, reverse=True):
+        if img.size != size:
+            img = img.resize(size, _RESAMPLE, reducing_gap=_REDUCING_GAP)
+        levels[size] = img
     wm = config.watermark
-    if spec.watermark and wm.enabled and img.width >= wm.min_width:
-        avoid = _caption_boxes(geo, base.size, layout)
-        img = _watermark(img, _mark(img.size, wm), wm, check=True, avoid=avoid)
-    if spec.format not in ALPHA_FORMATS:
-        img = _flatten(img, config.background)
-    return _rendered(spec, _encode([img], spec, None), img.size, False)
+    shared: dict[tuple, Image.Image] = {}
+    made = []
+    for spec in specs:
+        if spec.name not in todo:
+            continue
+        plan = plans[spec.name]
+        key = (plan, spec.fit, spec.pad_color, spec.watermark)
+        if key not in shared:
+            level = levels[_level_size(plan, source.size)]
+            keep = captions.caption_boxes(layout, *level.size) if layout else []
+            geo = _geometry(plan, level, source.size, spec, keep)
+            img = _apply(geo, level, spec, backdrop=backdrop)
+            if spec.watermark and wm.enabled and geo.plan.out[0] >= wm.min_width:
+                avoid = _caption_boxes(geo, level.size, layout)
+                img = _watermark(img, _mark(img.size, wm), wm, check=True, avoid=avoid)
+            shared[key] = img
+        img = shared[key]
+        if spec.format not in ALPHA_FORMATS:
+            img = _flatten(img, config.background)
+        made.append(_rendered(spec, _encode([img], spec, None), img.size, False))
+    return made, levels[_level_size(small, source.size)]
+
+
+def _area(size: tuple[int, int]) -> int:
+    return size[0] * size[1]
 
 
 def _captioned_base(source: _Source, factor: int, layout: captions.Layout | None) -> Image.Image:
-    if factor not in source._captioned:
-        base = source.base(factor)
-        source._captioned[factor] = captions.draw_overlay(base, layout) if layout else base
-    return source._captioned[factor]
+    base = source.base(factor)
+    return captions.draw_overlay(base, layout) if layout else base
 
 
 def _animated(
@@ -738,7 +820,13 @@ def _animated(
             f"= {held:,} pixels held, over the {ANIMATION_BUDGET:,} budget"
         )
     wm = config.watermark
-    outputs: list[list[Image.Image]] = [[] for _ in specs]
+    # Renditions of one geometry share their frames: each frame is resized once per geometry.
+    keys = [
+        (plan, spec.fit, spec.pad_color, spec.watermark)
+        for spec, plan in zip(specs, plans, strict=True)
+    ]
+    groups = list(dict.fromkeys(keys))
+    outputs: list[list[Image.Image]] = [[] for _ in groups]
     durations: list[int] = []
     disposals: list[int] = []
     geometries: list[_Geometry] = []
@@ -754,18 +842,19 @@ def _animated(
         if not geometries:  # crop window and watermark from the first frame, kept for all
             keep = captions.caption_boxes(layout, *frame.size) if layout else []
             geometries = [
-                _geometry(p, frame, source.size, spec, keep)
-                for p, spec in zip(plans, specs, strict=True)
+                _geometry(plan, frame, source.size, specs[keys.index(group)], keep)
+                for group in groups
+                for plan in group[:1]
             ]
-            for spec, geo in zip(specs, geometries, strict=True):
-                marked = spec.watermark and wm.enabled and geo.plan.out[0] >= wm.min_width
+            for (_, _, _, watermark), geo in zip(groups, geometries, strict=True):
+                marked = watermark and wm.enabled and geo.plan.out[0] >= wm.min_width
                 tiles.append(_mark(geo.plan.out, wm) if marked else None)
             # Every frame has the same size and captions: where they land is computed once.
             avoids = [_caption_boxes(g, frame.size, layout) for g in geometries]
         alpha_range = cast(tuple[int, int], frame.getchannel("A").getextrema())
         transparent = transparent or alpha_range[0] < 255
-        for i, spec in enumerate(specs):
-            img = _apply(geometries[i], frame, spec, backdrop=backdrop)
+        for i, group in enumerate(groups):
+            img = _apply(geometries[i], frame, specs[keys.index(group)], backdrop=backdrop)
             if (tile := tiles[i]) is not None:
                 img = _watermark(
                     img.convert("RGBA"), tile, wm, check=not outputs[i], avoid=avoids[i]
@@ -775,7 +864,8 @@ def _animated(
     if loop is None and source.format == "WEBP":
         loop = 0
     results = []
-    for spec, frames in zip(specs, outputs, strict=True):
+    for spec, key in zip(specs, keys, strict=True):
+        frames = outputs[groups.index(key)]
         if not transparent:
             frames = [f.convert("RGB") for f in frames]
         anim = {
@@ -843,19 +933,18 @@ def _render_meme(job: RenderJob, config: Config, cache_dir: Path | None) -> Rend
             layout = captions.layout(*source.size, job.box_texts, config.overlay, job.boxes)
         moving = [s for s in todo if source.animated and s.format in ANIMATED_FORMATS]
         made = _animated(source, moving, config, layout) if moving else []
-        for spec in todo:
-            if spec not in moving:
-                made.append(_still(source, spec, config, layout))
+        stills = [
+            s for s in config.renditions if not (source.animated and s.format in ANIMATED_FORMATS)
+        ]
+        still_made, small = _stills(source, stills, {s.name for s in todo}, config, layout)
+        made += still_made
         for item in made:
             done[item.name] = item
             if cache is not None:
                 meta = {"width": item.width, "height": item.height, "animated": item.animated}
                 cache.put(keys[item.name], meta, item.data)
         if hold is None:
-            small = plan_rendition(
-                RenditionSpec(name="placeholder", width=PLACEHOLDER_SIZE), *source.size
-            )
-            hold = placeholder(_captioned_base(source, _reduction(small, source.jpeg), layout))
+            hold = placeholder(small)
             if cache is not None:
                 cache.put(placeholder_key, {"color": hold.color, "blurhash": hold.blurhash}, b"")
     return RenderResult(

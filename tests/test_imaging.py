@@ -11,9 +11,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops, ImageDraw, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageStat, JpegImagePlugin
 
 from pipeline import config as configuration
+from pipeline import imaging
 from pipeline.errors import RenderError
 from pipeline.imaging import (
     RenderFailure,
@@ -640,3 +641,59 @@ def test_a_render_worker_killed_mid_batch_fails_its_memes_not_the_batch(tmp_path
     assert {f.reason for f in failures} == {"render worker died (out of memory or killed)"}
     assert {r.slug for r in results} | {f.slug for f in failures} == {j.slug for j in jobs}
     assert wait_until_gone(render_workers(), timeout=30) == []
+
+
+# --- planning: shared pixels, one decode, widths from the previous ---------------------------
+
+WIDTHS_TWICE = {
+    f"w{width}-{fmt}": {"width": width, "format": fmt, "quality": 85, "watermark": width > 320}
+    for width in (1600, 800, 320)
+    for fmt in ("webp", "jpeg")
+}
+
+
+def test_renditions_sharing_a_geometry_are_made_once_each_from_the_larger(tmp_path, monkeypatch):
+    """Issue 14: 6 renditions of 3 widths are 3 resizes (not 6), largest first, each from the
+    previous width's clean pixels; a JPEG is decoded once, at the reduction the largest allows;
+    the watermark tile is made once per size."""
+    source = tmp_path / "photo.jpg"
+    Image.open(SAMPLES / "chelsea.png").convert("RGB").resize((4000, 3000)).save(source)
+    cfg = configuration.parse({"renditions": WIDTHS_TWICE}, root=tmp_path)
+    resizes, decodes = [], []
+    real_resize, real_draft = Image.Image.resize, JpegImagePlugin.JpegImageFile.draft
+
+    def resize(self, size, *args, **kwargs):
+        if size[0] >= 320:  # renditions, not the crop finder's or placeholder's small copies
+            resizes.append((self.size, tuple(size)))
+        return real_resize(self, size, *args, **kwargs)
+
+    def draft(self, mode, size):
+        decodes.append(size)
+        return real_draft(self, mode, size)
+
+    monkeypatch.setattr(Image.Image, "resize", resize)
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", draft)
+    imaging._mark_tile.cache_clear()
+    result = render(source, cfg)
+    assert [(r.name, r.width) for r in result.renditions] == [
+        (name, int(name[1:].split("-")[0])) for name in WIDTHS_TWICE
+    ]
+    assert resizes == [((2000, 1500), (1600, 1200)), ((1600, 1200), (800, 600)),
+                       ((800, 600), (320, 240))]  # fmt: skip
+    assert decodes == [(2000, 1500)]
+    assert imaging._mark_tile.cache_info().misses == 2  # 1600 and 800 wide: one tile each
+
+
+def test_cached_renditions_match_a_fresh_render_when_renditions_are_added(tmp_path):
+    """Widths are made from each other, so a cache filled under one rendition set must not
+    serve bytes a fresh render under another set would not make."""
+    source = tmp_path / "photo.jpg"
+    Image.open(SAMPLES / "chelsea.png").convert("RGB").resize((2400, 1600)).save(source)
+    cache = tmp_path / "cache"
+    small = {"w800-jpeg": WIDTHS_TWICE["w800-jpeg"]}
+    render(source, configuration.parse({"renditions": small}, root=tmp_path), cache_dir=cache)
+    both = configuration.parse({"renditions": WIDTHS_TWICE}, root=tmp_path)
+    cached = render(source, both, cache_dir=cache)
+    fresh = render(source, both)
+    assert [r.sha256 for r in cached.renditions] == [r.sha256 for r in fresh.renditions]
+    assert cached.placeholder == fresh.placeholder
