@@ -664,7 +664,8 @@ def remove(library: Library, config: Config, slug: str, *, purge: bool = False,
             with owned_storage(library, config, storage) as manifest:
                 documents = site_documents(library, config, [replace(meme, status="removed")])
                 upload_documents(storage, manifest, documents, PublishReport())
-                doomed = {a.key for a in meme.renditions} | {gallery.permalink_key(slug)}
+                doomed = {a.key for a in meme.renditions} | {gallery.permalink_key(slug),
+                                                          gallery.page_key(slug)}
                 doomed = doomed | emailed if purge else doomed - emailed
                 storage.delete_many(sorted(k for k in doomed if manifest.get(k)), manifest)
                 storage.save_manifest(manifest)

@@ -83,6 +83,10 @@ def build(memes, cfg) -> dict[str, Document]:
     return {d.key: d for d in docs}
 
 
+def SHARE_PAGE_KEYS(docs: dict[str, Document]) -> list[str]:  # noqa: N802
+    return [k for k in docs if re.fullmatch(r"m/[^/]+\.html", k)]
+
+
 def load(doc: Document):
     return json.loads(doc.data.decode("utf-8"))
 
@@ -144,7 +148,9 @@ def test_every_json_document_validates_against_the_schema(tmp_path):
         VALIDATOR.validate(value)
         (permalink if key.startswith("m/") else index).validate(value)
         checked += 1
-    assert checked == len(docs) - 6  # all but schema, two feeds and the three static files
+    # all but schema, two feeds, the three static files, sitemap.xml, robots.txt and the share
+    # pages of the 129 memes shown
+    assert checked == len(docs) - 8 - 129
     assert {"index.json", "pages/1.json", "categories/tech/index.json", "m/meme-0.json"} <= set(
         docs
     )
@@ -253,8 +259,12 @@ def test_publishing_12_more_rewrites_only_heads_one_page_per_index_and_the_new_m
     after = build(memes, cfg)
 
     assert set(before) <= set(after), "publishing never drops a document"
-    new_permalinks = {f"m/{m.slug}.json" for m in memes[start:]}
+    new_permalinks = {f"m/{m.slug}.{ext}" for m in memes[start:] for ext in ("json", "html")}
     changed = changed_keys(before, after) - new_permalinks - {"feed.xml", "feed.json"}
+    # the one older share page: the newest meme before gains its "newer" link
+    assert {k for k in changed if k.startswith("m/")} == {f"m/{memes[start - 1].slug}.html"}
+    assert "sitemap.xml" in changed
+    changed -= {f"m/{memes[start - 1].slug}.html", "sitemap.xml"}
     pages_per_index: dict[str, list[str]] = {}
     for key in changed:
         if key.endswith("/index.json") or key == "index.json":
@@ -268,7 +278,9 @@ def test_publishing_12_more_rewrites_only_heads_one_page_per_index_and_the_new_m
         assert "" not in pages_per_index
     # the untouched majority: every archived page of every index that existed stays identical
     assert len(changed) < 40
-    assert all(after[k].data == before[k].data for k in before if k.startswith("m/"))
+    neighbour = f"m/{memes[start - 1].slug}.html"
+    assert all(after[k].data == before[k].data for k in before if k.startswith("m/") and
+               k != neighbour)  # fmt: skip
 
 
 def test_removing_a_meme_rewrites_only_its_pages_and_leaves_every_index(tmp_path):
@@ -280,10 +292,16 @@ def test_removing_a_meme_rewrites_only_its_pages_and_leaves_every_index(tmp_path
     memes_after = [replace(m, status="removed") if m is victim else m for m in memes]
     after = build(memes_after, cfg)
 
-    assert set(before) - set(after) == {f"m/{victim.slug}.json"}
+    assert set(before) - set(after) == {f"m/{victim.slug}.json", f"m/{victim.slug}.html"}
     for key, value in json_documents(after):
         assert victim.slug not in json.dumps(value), key
+    for key in (*SHARE_PAGE_KEYS(after), "sitemap.xml"):
+        assert victim.slug not in after[key].data.decode(), key
     changed = changed_keys(before, after)
+    # its neighbours now link each other; the sitemap forgets it
+    neighbours = {f"m/{memes[122].slug}.html", f"m/{memes[124].slug}.html", "sitemap.xml"}
+    assert neighbours <= changed
+    changed -= neighbours
     holding = {k for k, v in json_documents(before) if not k.startswith("m/") and
                victim.slug in {m["slug"] for m in v["memes"]}}  # fmt: skip
     heads = {"index.json", f"categories/{victim.category}/index.json"} | {
@@ -304,8 +322,11 @@ def test_an_edit_shows_in_the_next_build_on_its_page_and_permalink(tmp_path):
     cfg = make_config(tmp_path, page_size=10)
     memes = [make_meme(i) for i in range(40)]
     before = build(memes, cfg)
-    memes[5] = replace(memes[5], caption="Edited caption", title="Edited", alt="New alt")
+    edited_at = T0 + timedelta(days=2)
+    memes[5] = replace(memes[5], caption="Edited caption", title="Edited", alt="New alt",
+                       updated_at=edited_at)  # fmt: skip
     after = build(memes, cfg)
+    assert load(after["m/meme-5.json"])["meme"]["updated_at"] == iso(edited_at)
     edited = load(after["m/meme-5.json"])["meme"]
     assert (edited["caption"], edited["title"], edited["alt"]) == (
         "Edited caption",
@@ -317,6 +338,11 @@ def test_an_edit_shows_in_the_next_build_on_its_page_and_permalink(tmp_path):
     changed = changed_keys(before, after)
     assert "pages/1.json" in changed and "pages/2.json" not in changed
     assert "index.json" not in changed  # meme 5 is not on the head
+    # its share page, the neighbours that name its title, the sitemap
+    assert {k for k in changed if k.startswith("m/") or k == "sitemap.xml"} == {
+        "m/meme-5.json", "m/meme-5.html", "m/meme-4.html", "m/meme-6.html", "sitemap.xml"
+    }
+    assert "Edited caption" in after["m/meme-5.html"].data.decode()
 
 
 def test_same_memes_give_byte_identical_documents_in_any_input_order(tmp_path):
@@ -436,6 +462,8 @@ def test_meme_object_has_absolute_urls_and_placeholder(tmp_path):
     docs = build([meme], make_config(tmp_path))
     got = load(docs["index.json"])["memes"][0]
     assert got["url"] == BASE + "m/meme-4.json"
+    assert got["page_url"] == BASE + "m/meme-4.html"
+    assert got["updated_at"] == got["published_at"]  # never edited since
     assert got["renditions"]["large"] == {
         "url": BASE + meme.renditions[1].key,
         "width": 1200,
@@ -470,16 +498,18 @@ def test_rss_feed_lists_the_latest_memes_with_absolute_image_enclosures(tmp_path
     newest = memes[-1]
     first = feed.entries[0]
     assert first.title == newest.title
-    assert first.link == BASE + "index.html#/m/" + newest.slug
-    assert [t.term for t in first.tags] == [newest.category]
+    assert first.link == first.id == BASE + f"m/{newest.slug}.html"  # the share page
+    assert f'<guid isPermaLink="true">{first.link}</guid>' in docs["feed.xml"].data.decode()
+    assert [t.term for t in first.tags] == [newest.category, *newest.tags]
+    assert len(newest.tags) >= 2
     assert first.published_parsed[:6] == newest.published_at.timetuple()[:6]
     (enclosure,) = first.enclosures
-    assert enclosure.href == BASE + newest.renditions[1].key  # widest whole-image rendition
-    assert (enclosure.type, int(enclosure.length)) == ("image/webp", 90_000)
+    assert enclosure.href == BASE + newest.renditions[2].key  # the JPEG og rendition
+    assert (enclosure.type, int(enclosure.length)) == ("image/jpeg", 120_000)
     # lastBuildDate comes from the memes, never the clock
     assert feed.feed.updated_parsed[:6] == newest.published_at.timetuple()[:6]
     assert [e.link.rsplit("/", 1)[1] for e in feed.entries] == [
-        m.slug for m in reversed(memes[-20:])
+        f"{m.slug}.html" for m in reversed(memes[-20:])
     ]
 
 
@@ -490,11 +520,12 @@ def test_json_feed_is_json_feed_1_1_with_images_and_attachments(tmp_path):
     data = load(docs["feed.json"])
     assert data["version"] == "https://jsonfeed.org/version/1.1"
     assert data["feed_url"] == BASE + "feed.json"
-    assert [i["id"] for i in data["items"]] == [BASE + f"m/meme-{i}.json" for i in (4, 3, 2)]
+    assert [i["id"] for i in data["items"]] == [BASE + f"m/meme-{i}.html" for i in (4, 3, 2)]
+    assert all(i["url"] == i["id"] for i in data["items"])
     item = data["items"][0]
-    assert item["image"] == BASE + memes[4].renditions[1].key
+    assert item["image"] == BASE + memes[4].renditions[2].key  # the JPEG og rendition
     assert item["attachments"] == [
-        {"url": item["image"], "mime_type": "image/webp", "size_in_bytes": 90_000}
+        {"url": item["image"], "mime_type": "image/jpeg", "size_in_bytes": 120_000}
     ]
     assert item["tags"][0] == memes[4].category
     assert item["date_published"] == iso(memes[4].published_at)
@@ -575,3 +606,249 @@ def test_each_meme_carries_its_template_and_box_texts_in_reading_order(tmp_path)
     permalink = load(docs["m/meme-2.json"])["meme"]
     assert permalink["texts"] == ["Monday", "coffee"]
     validator_for("meme").validate(permalink)
+
+
+# --- share pages, sitemap, robots.txt ------------------------------------------------------
+
+
+def soup(doc: Document):
+    """The page as a browser parses it (html5lib follows the WHATWG parsing rules)."""
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup(doc.data.decode("utf-8"), "html5lib")
+
+
+def meta(page, name: str) -> str:
+    """The content of the one <meta property=name> or <meta name=name>."""
+    found = page.head.find_all("meta", attrs={"property": name}) or page.head.find_all(
+        "meta", attrs={"name": name}
+    )
+    assert len(found) == 1, (name, found)
+    return found[0]["content"]
+
+
+def csp_of(page) -> str:
+    (tag,) = page.head.find_all("meta", attrs={"http-equiv": "Content-Security-Policy"})
+    return tag["content"]
+
+
+def json_ld(page) -> dict:
+    (script,) = page.head.find_all("script")
+    assert script["type"] == "application/ld+json" and not script.get("src")
+    return json.loads(script.string)
+
+
+def test_every_published_meme_has_a_share_page_a_link_preview_can_read(tmp_path):
+    memes = [make_meme(i) for i in range(5)]
+    memes[2] = replace(memes[2], credit="Photo: Ana", tags=("cats", "Monday", "😂"),
+                       caption="First line\nsecond line")  # fmt: skip
+    memes[3] = replace(memes[3], status="removed")  # a hole: 2 and 4 are neighbours
+    docs = build(memes, make_config(tmp_path))
+    assert SHARE_PAGE_KEYS(docs) == [f"m/meme-{i}.html" for i in (0, 1, 2, 4)]
+    gallery_csp = csp_of(soup(docs["index.html"]))
+    assert "script-src 'self'" in gallery_csp and "'unsafe-inline'" not in gallery_csp
+
+    meme = memes[2]
+    doc = docs["m/meme-2.html"]
+    assert doc.content_type == "text/html; charset=utf-8"
+    page = soup(doc)
+    url = BASE + "m/meme-2.html"
+    index_entry = {m["slug"]: m for m in load(docs["index.json"])["memes"]}["meme-2"]
+    assert index_entry["page_url"] == load(docs["m/meme-2.json"])["meme"]["page_url"] == url
+    og = meme.renditions[2]
+    assert (og.name, og.content_type) == ("og", "image/jpeg")
+    assert {
+        name: meta(page, name)
+        for name in ("og:title", "og:description", "og:url", "og:type", "og:image",
+                     "og:image:width", "og:image:height", "og:image:alt", "twitter:card")
+    } == {
+        "og:title": "Meme 2", "og:description": "First line second line", "og:url": url,
+        "og:type": "article", "og:image": BASE + og.key, "og:image:width": "1200",
+        "og:image:height": "630", "og:image:alt": meme.alt,
+        "twitter:card": "summary_large_image",
+    }  # fmt: skip
+    (canonical,) = page.head.find_all("link", rel="canonical")
+    assert canonical["href"] == url
+    assert csp_of(page) == gallery_csp  # the very same policy as the gallery page
+    assert page.title.string == "Meme 2 · Test Memes"
+
+    ld = json_ld(page)
+    assert ld["@context"] == "https://schema.org" and ld["@type"] == "ImageObject"
+    assert ld["contentUrl"] == BASE + meme.renditions[1].key  # the widest whole image
+    assert (ld["url"], ld["caption"], ld["creditText"]) == (url, meme.caption, "Photo: Ana")
+    assert ld["datePublished"] == iso(meme.published_at)
+
+    body = page.body
+    (image,) = body.select("img.meme")
+    assert image["alt"] == meme.alt
+    assert image["src"] == "../" + meme.renditions[1].key  # relative: works from any host
+    widths = [part.rsplit(" ", 1)[1] for part in image["srcset"].split(", ")]
+    assert widths == ["320w", "1200w"]  # every whole-image width, not the cropped og
+    assert (image["width"], image["height"]) == ("1200", "900")
+    (placeholder,) = body.select("img.ph")
+    assert placeholder["src"].startswith("data:image/svg+xml,") and "336699" in placeholder["src"]
+    assert body.select_one(".title").string == "Meme 2"
+    assert body.select_one(".caption").string == "First line\nsecond line"
+    assert body.select_one(".credit").string == "Photo: Ana"
+    tags = [a.get_text() for a in body.select(".meta .tag")]
+    assert tags == ["#cats", "#Monday", "#😂"]
+    assert [a["href"] for a in body.select(".meta a.tag")] == [
+        "../index.html#/t/cats", "../index.html#/t/monday"
+    ]  # the emoji-only tag has no index to link to
+    assert body.select_one(".meta a.chip")["href"] == "../index.html#/c/" + meme.category
+    assert body.select_one("time")["datetime"] == iso(meme.published_at)
+    assert body.select_one("time").string == "1 March 2026"
+    # neighbours over the hole, and the way back
+    assert body.select_one("a.newer")["href"] == "meme-4.html"
+    assert body.select_one("a.older")["href"] == "meme-1.html"
+    assert body.select_one("a.back")["href"] == "../index.html"
+    assert body.select_one("a.gallery")["href"] == "../index.html#/m/meme-2"
+    assert "newer" not in str(soup(docs["m/meme-4.html"]).select("nav a"))
+    assert not soup(docs["m/meme-0.html"]).select("a.older")
+
+
+def test_share_page_stylesheet_is_the_gallery_one_and_nothing_comes_from_elsewhere(tmp_path):
+    docs = build([make_meme(0)], make_config(tmp_path))
+    page = soup(docs["m/meme-0.html"])
+    css = hashlib.sha256(docs["gallery.css"].data).hexdigest()[:12]
+    (stylesheet,) = page.head.find_all("link", rel="stylesheet")
+    assert stylesheet["href"] == f"../gallery.css?v={css}"
+    assert not page.find_all("script", src=True)
+    assert not page.find_all(style=True), "the CSP allows no inline style"
+    for tag in page.find_all(["img", "link", "a"]):
+        target = tag.get("src") or tag.get("href") or ""
+        if tag.name == "link" and "canonical" in tag.get("rel", []):
+            continue
+        assert not target.startswith(("http:", "https:", "//")), target
+
+
+def test_script_in_a_caption_cannot_break_out_of_the_json_ld_or_the_page(tmp_path):
+    evil = '</script><script>alert(1)</script><!-- "quoted" & <b>'
+    memes = [make_meme(0, caption=evil, title=evil, alt=evil, credit=evil, tags=(evil,))]
+    docs = build(memes, make_config(tmp_path))
+    raw = docs["m/meme-0.html"].data.decode()
+    assert raw.count("<script") == 1 and raw.count("</script>") == 1
+    page = soup(docs["m/meme-0.html"])
+    assert len(page.find_all("script")) == 1
+    ld = json_ld(page)  # it still parses, to the very text entered
+    assert ld["caption"] == ld["name"] == evil
+    assert ld["keywords"] == [evil]
+    assert meta(page, "og:title") == evil and meta(page, "og:image:alt") == evil
+    assert page.body.select_one(".caption").string == evil
+    assert page.body.select_one(".credit").string == evil
+
+
+def test_a_meme_without_a_jpeg_rendition_has_no_og_image_and_feeds_fall_back(tmp_path):
+    meme = make_meme(0)
+    meme = replace(meme, renditions=meme.renditions[:2])  # WebP only
+    docs = build([meme], make_config(tmp_path))
+    page = soup(docs["m/meme-0.html"])
+    assert not page.head.find_all("meta", attrs={"property": "og:image"})
+    assert meta(page, "twitter:card") == "summary_large_image"
+    assert load(docs["feed.json"])["items"][0]["image"] == BASE + meme.renditions[1].key
+
+
+def test_og_rendition_prefers_the_og_jpeg_then_the_widest_jpeg():
+    meme = make_meme(0)
+    assert gallery.og_rendition(meme).name == "og"
+    social = RenditionAsset("social", "i/x/social.jpg", 1080, 1080, "image/jpeg", 1)
+    phone = RenditionAsset("phone", "i/x/phone.jpg", 640, 480, "image/jpeg", 1)
+    webp_og = RenditionAsset("og", "i/x/og.webp", 1200, 630, "image/webp", 1)
+    assert gallery.og_rendition(replace(meme, renditions=(phone, social, webp_og))) == social
+    assert gallery.og_rendition(replace(meme, renditions=(webp_og,))) is None
+
+
+def test_category_and_tag_indexes_name_what_they_list_on_every_page(tmp_path):
+    memes = [make_meme(i, tags=("Cats",) if i % 2 else ("cats", "work")) for i in range(30)]
+    docs = build(memes, make_config(tmp_path, page_size=5))
+    for category in CATEGORIES:
+        for key in follow(docs, f"categories/{category}/index.json")[1]:
+            assert load(docs[key])["category"] == category and "tag" not in load(docs[key])
+    visited = follow(docs, "tags/cats/index.json")[1]
+    assert len(visited) > 1
+    assert {load(docs[key])["tag"] for key in visited} == {"Cats"}  # 15 to 15: the first
+    assert load(docs["tags/work/index.json"])["tag"] == "work"
+    root = load(docs["index.json"])
+    assert "category" not in root and "tag" not in root
+
+
+def test_updated_at_is_the_last_edit_once_published(tmp_path):
+    edited = T0 + timedelta(days=3)
+    memes = [
+        make_meme(0, updated_at=T0 - timedelta(days=1)),  # edited before it was published
+        make_meme(1, updated_at=edited),
+    ]
+    docs = build(memes, make_config(tmp_path))
+    got = {m["slug"]: m["updated_at"] for m in load(docs["index.json"])["memes"]}
+    assert got == {"meme-0": iso(memes[0].published_at), "meme-1": iso(edited)}
+    assert meta(soup(docs["m/meme-1.html"]), "article:modified_time") == iso(edited)
+
+
+SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+IMAGE_NS = "http://www.google.com/schemas/sitemap-image/1.1"
+W3C_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?")
+
+
+def check_sitemap(data: bytes) -> list:
+    """The rules of sitemaps.org's schema (sitemap.xsd 0.9) and Google's image extension
+    (sitemap-image.xsd 1.1): UTF-8, a <urlset> in the sitemap namespace of at most 50,000
+    <url>, each with one absolute <loc> under 2,048 characters, an optional W3C-datetime
+    <lastmod>, nothing else in the sitemap namespace, and <image:image> holding one
+    <image:loc> (at most 1,000 per url). Returns the <url> elements."""
+    from lxml import etree
+
+    assert data.startswith(b"<?xml") and b"encoding='utf-8'" in data.split(b"\n", 1)[0].lower()
+    assert len(data) <= 50 * 1024 * 1024
+    root = etree.fromstring(data)
+    assert root.tag == f"{{{SITEMAP_NS}}}urlset"
+    urls = list(root)
+    assert 1 <= len(urls) <= 50_000
+    for url in urls:
+        assert url.tag == f"{{{SITEMAP_NS}}}url"
+        children = [c.tag for c in url]
+        assert children.count(f"{{{SITEMAP_NS}}}loc") == 1 and children[0].endswith("}loc")
+        allowed = {f"{{{SITEMAP_NS}}}{n}" for n in ("loc", "lastmod", "changefreq", "priority")}
+        assert all(tag in allowed or tag.startswith(f"{{{IMAGE_NS}}}") for tag in children)
+        loc = url.findtext(f"{{{SITEMAP_NS}}}loc")
+        assert re.fullmatch(r"https?://\S+", loc) and len(loc) < 2048
+        lastmod = url.findtext(f"{{{SITEMAP_NS}}}lastmod")
+        assert lastmod is None or W3C_DATETIME.fullmatch(lastmod), lastmod
+        images = url.findall(f"{{{IMAGE_NS}}}image")
+        assert len(images) <= 1000
+        for image in images:
+            assert [c.tag for c in image] == [f"{{{IMAGE_NS}}}loc"]
+            assert re.fullmatch(r"https?://\S+", image.findtext(f"{{{IMAGE_NS}}}loc"))
+    return urls
+
+
+def test_sitemap_lists_every_share_page_with_its_image_and_robots_points_at_it(tmp_path):
+    memes = [make_meme(i) for i in range(6)]
+    memes[1] = replace(memes[1], status="removed")
+    memes[4] = replace(memes[4], updated_at=T0 + timedelta(days=5))
+    docs = build(memes, make_config(tmp_path))
+    assert docs["sitemap.xml"].content_type == "application/xml"
+    urls = check_sitemap(docs["sitemap.xml"].data)
+    entries = {
+        u.findtext(f"{{{SITEMAP_NS}}}loc"): (
+            u.findtext(f"{{{SITEMAP_NS}}}lastmod"),
+            [i.findtext(f"{{{IMAGE_NS}}}loc") for i in u.findall(f"{{{IMAGE_NS}}}image")],
+        )
+        for u in urls
+    }
+    shown = [m for m in memes if m.status == "published"]
+    assert set(entries) == {BASE + "index.html"} | {BASE + f"m/{m.slug}.html" for m in shown}
+    for m in shown:
+        lastmod, images = entries[BASE + f"m/{m.slug}.html"]
+        assert images == [BASE + m.renditions[1].key]
+        assert lastmod == iso(gallery.updated_at(m))
+    assert entries[BASE + "m/meme-4.html"][0] == iso(T0 + timedelta(days=5))
+    robots = docs["robots.txt"]
+    assert robots.content_type.startswith("text/plain")
+    lines = robots.data.decode().splitlines()
+    assert "User-agent: *" in lines and f"Sitemap: {BASE}sitemap.xml" in lines
+
+
+def test_an_empty_gallery_has_a_valid_sitemap(tmp_path):
+    docs = build([], make_config(tmp_path))
+    (home,) = check_sitemap(docs["sitemap.xml"].data)
+    assert home.findtext(f"{{{SITEMAP_NS}}}loc") == BASE + "index.html"

@@ -356,3 +356,56 @@ def test_the_same_files_work_from_another_port(site, page):
     ))  # fmt: skip
     src = page.execute_script("return document.querySelector('#grid img').currentSrc")
     assert src.startswith(other)
+
+
+def test_permalink_view_links_to_the_share_page(site, page):
+    from selenium.webdriver.common.by import By
+
+    page.get("about:blank")
+    page.get(site.url + "#/m/meme-4")
+    link = wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#single a.share-link"))[0]
+    assert link.get_attribute("href") == site.server.base_url + "m/meme-4.html"
+    link.click()
+    wait(page, lambda d: d.current_url.endswith("/m/meme-4.html"))
+    assert page.find_element(By.CSS_SELECTOR, "figure.card").get_attribute("data-slug") == "meme-4"
+
+
+@pytest.mark.parametrize(("name", "size"), [("desktop", (1280, 900)), ("phone", (390, 844))])
+def test_share_page_shows_the_meme_whole_at_desktop_and_phone_widths(site, page, tmp_path, name,
+                                                                     size):  # fmt: skip
+    """The static share page: the stylesheet applies, the image loads from srcset, nothing
+    overflows a phone's width, the JSON-LD block trips no CSP error (the console is checked
+    by the fixture), and a screenshot is kept to look at."""
+    from selenium.webdriver.common.by import By
+
+    page.set_window_size(*size)
+    try:
+        page.get(site.server.base_url + "m/meme-9.html")
+        wait(page, lambda d: d.execute_script(
+            "const i = document.querySelector('img.meme'); return i.complete && i.naturalWidth > 0"
+        ))  # fmt: skip
+        assert page.title == "Meme number 9 · Browser Memes"
+        assert page.find_element(By.CSS_SELECTOR, ".caption").text == RTL_CAPTION
+        layout = page.execute_script(
+            "const i = document.querySelector('img.meme'), p = document.querySelector('img.ph');"
+            "const r = i.getBoundingClientRect(), q = p.getBoundingClientRect();"
+            "return {display: getComputedStyle(document.querySelector('.neighbours')).display,"
+            " overflow: document.documentElement.scrollWidth - window.innerWidth,"
+            " width: r.width, height: r.height, ph: [q.left - r.left, q.top - r.top, q.width,"
+            " q.height], current: i.currentSrc, inner: window.innerWidth}"
+        )
+        assert layout["display"] == "flex"  # gallery.css applied
+        assert layout["overflow"] <= 0  # no sideways scrolling on a phone
+        assert layout["ph"] == [0, 0, layout["width"], layout["height"]]  # under the image
+        assert 0 < layout["width"] <= layout["inner"]
+        assert layout["current"].startswith(site.server.base_url + "i/meme-9/")
+        links = {a.get_attribute("class"): a.get_attribute("href")
+                 for a in page.find_elements(By.CSS_SELECTOR, "nav.neighbours a")}  # fmt: skip
+        assert links["newer"].endswith("/m/meme-10.html")
+        assert links["older"].endswith("/m/meme-8.html")
+        assert links["gallery"].endswith("/index.html#/m/meme-9")
+        shot = Path(os.environ.get("MEMES_SCREENSHOT_DIR", tmp_path)) / f"share-{name}.png"
+        page.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+    finally:
+        page.set_window_size(1000, 700)

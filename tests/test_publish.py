@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import io
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from factories import jpeg, png
+from PIL import Image
 
 from pipeline import config as config_module
 from pipeline.cli import cli
@@ -383,6 +385,92 @@ def test_remove_takes_the_meme_out_of_the_index_then_deletes_its_objects(
     with Library(tmp_path / "memes") as library:
         assert library.get(first).status == "removed"
         assert library.original_path(library.get(first)).exists()  # kept unless --purge
+    assert run(cfg, "verify").exit_code == 0
+
+
+def _share_page(storage, key: str):
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup(storage.get(key).decode("utf-8"), "html5lib")
+
+
+def _meta(page, name: str) -> str:
+    (tag,) = page.head.find_all("meta", attrs={"property": name}) or page.head.find_all(
+        "meta", attrs={"name": name}
+    )
+    return tag["content"]
+
+
+def test_share_pages_on_s3_unfurl_with_a_jpeg_that_exists_and_follow_edits_and_removals(
+    tmp_path, s3_server, s3_bucket
+):
+    base = "https://cdn.example.org/memes/"
+    cfg = make_site(tmp_path, s3_storage_config(s3_server, s3_bucket))
+    slugs = add_memes(cfg, 4)
+    run(cfg, "edit", slugs[1], "--tag", "cats", "--tag", "Monday", "--title", "Second </script>")
+    assert run(cfg, "publish").exit_code == 0
+    storage = open_storage(config_module.load(cfg).storage)
+    client = s3_server.client()
+    index = {m["slug"]: m for m in json.loads(storage.get("index.json"))["memes"]}
+    gallery_csp = _share_page(storage, "index.html").head.find(
+        "meta", attrs={"http-equiv": "Content-Security-Policy"})["content"]  # fmt: skip
+    for position, slug in enumerate(slugs):
+        key = f"m/{slug}.html"
+        assert index[slug]["page_url"] == base + key
+        head = client.head_object(Bucket=s3_bucket, Key="site/" + key)
+        assert head["ContentType"] == "text/html; charset=utf-8"
+        page = _share_page(storage, key)
+        assert _meta(page, "og:url") == page.head.find("link", rel="canonical")["href"] == (
+            base + key
+        )
+        assert _meta(page, "twitter:card") == "summary_large_image"
+        assert _meta(page, "og:type") == "article"
+        assert _meta(page, "og:title") and _meta(page, "og:description")
+        assert _meta(page, "og:image:alt")
+        assert page.head.find("meta", attrs={"http-equiv": "Content-Security-Policy"})[
+            "content"] == gallery_csp  # fmt: skip
+        ld = json.loads(page.head.find("script", type="application/ld+json").string)
+        assert ld["url"] == base + key and ld["contentUrl"].startswith(base)
+        # og:image is the og rendition, in storage, a JPEG of the stated size
+        image_url = _meta(page, "og:image")
+        assert image_url == index[slug]["renditions"]["og"]["url"]
+        data = storage.get(image_url.removeprefix(base))
+        assert data is not None
+        with Image.open(io.BytesIO(data)) as picture:
+            assert picture.format == "JPEG"
+            assert picture.size == (int(_meta(page, "og:image:width")),
+                                    int(_meta(page, "og:image:height")))  # fmt: skip
+        older = page.body.select_one("a.older")
+        newer = page.body.select_one("a.newer")
+        assert (older["href"] if older else None) == (
+            f"{slugs[position - 1]}.html" if position else None
+        )
+        assert (newer["href"] if newer else None) == (
+            f"{slugs[position + 1]}.html" if position < 3 else None
+        )
+    second = _share_page(storage, f"m/{slugs[1]}.html")
+    assert second.body.select_one(".title").string == "Second </script>"
+    assert json.loads(second.head.find("script").string)["name"] == "Second </script>"
+    # the CLI lower-cases tags
+    assert [a.string for a in second.body.select("a.tag")] == ["#cats", "#monday"]
+    assert f"{base}m/{slugs[3]}.html" in storage.get("sitemap.xml").decode()
+    assert f"Sitemap: {base}sitemap.xml" in storage.get("robots.txt").decode()
+
+    # an edit reaches the share page and its neighbours' links; a removal deletes the page
+    run(cfg, "edit", slugs[2], "--title", "Renamed third")
+    assert run(cfg, "publish").exit_code == 0
+    assert _share_page(storage, f"m/{slugs[2]}.html").title.string.startswith("Renamed third")
+    assert "Renamed third" in _share_page(storage, f"m/{slugs[1]}.html").select_one("a.newer").text
+    assert run(cfg, "remove", slugs[2]).exit_code == 0
+    with pytest.raises(client.exceptions.ClientError):
+        client.head_object(Bucket=s3_bucket, Key=f"site/m/{slugs[2]}.html")
+    assert _share_page(storage, f"m/{slugs[1]}.html").select_one("a.newer")["href"] == (
+        f"{slugs[3]}.html"
+    )
+    assert _share_page(storage, f"m/{slugs[3]}.html").select_one("a.older")["href"] == (
+        f"{slugs[1]}.html"
+    )
+    assert f"m/{slugs[2]}.html" not in storage.get("sitemap.xml").decode()
     assert run(cfg, "verify").exit_code == 0
 
 

@@ -381,6 +381,13 @@
     figure.append(box, caption);
     const back = el("a", "back", "← All memes");
     back.href = state.list && state.list !== "all" ? `#/${state.list}` : "#/";
+    if (meme.page_url) {
+      // the meme's own page: the link to share (it unfurls; this view's hash route cannot)
+      const share = el("a", "share-link", "Link to share");
+      share.href = local(meme.page_url);
+      share.rel = "bookmark";
+      caption.append(share);
+    }
     single.replaceChildren(back, figure);
     single.hidden = false;
     window.scrollTo(0, 0);
