@@ -50,6 +50,7 @@ POSITIONS = (
 
 DEFAULT_RENDITIONS: dict[str, dict[str, Any]] = {
     "thumb": {"width": 320, "format": "webp", "quality": 80, "watermark": False},
+    "phone": {"width": 640, "format": "jpeg", "quality": 82},
     "large": {"width": 1200, "format": "webp", "quality": 82},
     "social": {"width": 1080, "height": 1080, "fit": "pad", "format": "jpeg", "quality": 85},
     "portrait": {"width": 1080, "height": 1350, "fit": "pad", "format": "jpeg", "quality": 85},

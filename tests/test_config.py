@@ -25,7 +25,9 @@ def test_empty_file_gives_every_default(tmp_path):
     assert cfg.site.base_url.endswith("/")
     assert cfg.storage.url == f"file://{tmp_path / 'public'}"
     assert cfg.library == tmp_path / "memes"
-    assert [s.name for s in cfg.renditions][:3] == ["thumb", "large", "social"]
+    assert [s.name for s in cfg.renditions][:4] == ["thumb", "phone", "large", "social"]
+    phone = cfg.rendition("phone")  # phones' srcset width between 320 and 1200; the email's
+    assert (phone.width, phone.height, phone.fit, phone.format) == (640, None, "contain", "jpeg")
     assert cfg.rendition("social").height == 1080 and cfg.rendition("social").fit == "pad"
     assert cfg.newsletter.every == 12 and cfg.newsletter.smtp is None
     assert cfg.publish.batch_size == 12
@@ -34,7 +36,7 @@ def test_empty_file_gives_every_default(tmp_path):
 
 def test_the_repository_config_is_valid():
     cfg = config.load(Path(__file__).parent.parent / "config.yaml")
-    assert {"thumb", "large", "social", "portrait", "landscape", "og"} <= {
+    assert {"thumb", "phone", "large", "social", "portrait", "landscape", "og"} <= {
         s.name for s in cfg.renditions
     }
 

@@ -97,9 +97,10 @@ def make_memes(folder: Path) -> list[Meme]:
         slug = f"meme-{i}"
         color = COLORS[i % len(COLORS)]
         renditions = []
-        # thumb and large keep the 3:4 original's shape; og is cropped to 1200x630
+        # thumb, phone and large keep the 3:4 original's shape; og is cropped to 1200x630
         for name, size, fmt, ext in (
             ("thumb", (240, 320), "WEBP", "webp"),
+            ("phone", (360, 480), "JPEG", "jpg"),
             ("large", (480, 640), "WEBP", "webp"),
             ("og", (240, 126), "JPEG", "jpg"),
         ):
@@ -245,8 +246,9 @@ def test_grid_shows_the_head_page_with_alt_text_srcset_and_loaded_images(site, p
     for image in images:
         assert image["alt"].strip()
         assert image["loading"] == "lazy"
-        # whole-image renditions only: thumb and large, not the cropped og
-        assert [s.rsplit(" ", 1)[1] for s in image["srcset"].split(", ")] == ["240w", "480w"]
+        # every width of the whole-image renditions (thumb, phone, large), not the cropped og
+        widths = [s.rsplit(" ", 1)[1] for s in image["srcset"].split(", ")]
+        assert widths == ["240w", "360w", "480w"]
         assert image["bg"].startswith("rgb(")  # the placeholder colour while loading
     wait(
         page,
