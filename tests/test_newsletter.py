@@ -18,6 +18,7 @@ import sys
 import textwrap
 import time
 import traceback
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -166,6 +167,9 @@ class Memes:
                 [
                     RenditionAsset(
                         "thumb", f"i/{meme.slug}/thumb.1a.webp", 320, 240, "image/webp", 9
+                    ),
+                    RenditionAsset(
+                        "phone", f"i/{meme.slug}/phone.4d.jpg", 640, 480, "image/jpeg", 40
                     ),
                     RenditionAsset(
                         "large", f"i/{meme.slug}/large.2b.webp", 1200, 900, "image/webp", 99
@@ -347,20 +351,24 @@ def test_every_image_is_an_absolute_url_with_alt_text_and_phone_sized_dimensions
     html = html_part(message)
     parsed = Images(html)
     assert len(parsed.images) == 12
-    for img in parsed.images:
+    for position, img in enumerate(parsed.images):
         assert img["src"].startswith(BASE_URL + "i/")
-        assert img["src"].endswith("/large.2b.webp")  # contain fit, not the cropped og
+        # the whole image as a JPEG (not the WebP large, not the cropped og)
+        assert img["src"].endswith("/phone.4d.jpg")
         assert img["alt"]
-        assert int(img["width"]) <= 600
-        assert (int(img["width"]), int(img["height"])) == (600, 450)
+        # the first three at the column's width, the rest two to a row
+        size = (600, 450) if position < 3 else (264, 198)
+        assert (int(img["width"]), int(img["height"])) == size
     assert parsed.images[-1]["alt"] == 'A cat at a keyboard. Text: "WHEN THE BUILD / PASSES"'
     assert all(link.startswith(("https://", "mailto:")) for link in parsed.links)
-    assert BASE_URL + "index.html#/m/meme-number-1" in parsed.links
+    assert BASE_URL + "m/meme-number-1.html" in parsed.links  # the share page
+    assert BASE_URL + "m/meme-number-12.html" in parsed.links
+    assert not any("#/m/" in link for link in parsed.links)
     assert BASE_URL + "index.html" in parsed.links
     assert BASE_URL + "newsletter/index.html" in parsed.links
     assert "max-width:600px" in html
     text = text_part(message)
-    assert "Meme number 12" in text and BASE_URL + "index.html#/m/meme-number-12" in text
+    assert "Meme number 12" in text and BASE_URL + "m/meme-number-12.html" in text
 
 
 def test_captions_are_escaped_in_html_and_kept_as_text(tmp_path, smtp, memes):
@@ -404,6 +412,50 @@ def test_compose_is_pure_and_follows_the_subject_template(tmp_path, memes):
     assert message["List-Unsubscribe-Post"] is None  # one-click needs an https URL
     assert memes.library.editions() == []
     assert not (tmp_path / "outbox").exists()
+
+
+def asset(name: str, width: int, height: int, kind: str, size: int) -> RenditionAsset:
+    return RenditionAsset(name, f"i/x/{name}.{kind}", width, height, f"image/{kind}", size)
+
+
+def test_the_email_image_is_a_jpeg_or_png_at_most_1200_wide_and_under_250_kb(tmp_path, memes):
+    config = make_config(tmp_path)
+    [slug] = memes.publish(1)
+    meme = memes.library.get(slug)  # 1600 x 1200
+
+    def pick(*assets: RenditionAsset) -> str | None:
+        chosen = newsletter.pick_rendition(replace(meme, renditions=assets), config)
+        return chosen.name if chosen else None
+
+    webp = asset("large", 1200, 900, "webp", 90_000)
+    avif = asset("avif", 1200, 900, "avif", 50_000)
+    phone = asset("phone", 640, 480, "jpeg", 60_000)
+    og = asset("og", 1200, 630, "jpeg", 120_000)
+    social = asset("social", 1080, 1080, "jpeg", 200_000)  # pad
+    assert pick(webp, avif, phone, og, social) == "phone"  # the whole image, 600 px or more
+    assert pick(webp, avif, og, social) == "social"  # padded beats cropped
+    assert pick(webp, avif, og) == "og"
+    assert pick(webp, avif) is None  # no image rather than one Outlook cannot show
+    huge = asset("huge", 2400, 1800, "jpeg", 100_000)  # wider than 1200: never
+    assert pick(huge, og) == "og"
+    heavy = asset("phone", 640, 480, "jpeg", 260_000)  # over 250 KB: the light one wins
+    assert pick(heavy, og) == "og"
+    assert pick(heavy, asset("png", 640, 480, "png", 300_000)) == "phone"  # else the lightest
+
+
+def test_a_thirty_meme_edition_is_compact_after_three_and_its_html_under_100_kb(tmp_path, memes):
+    caption = "A caption long enough to be a real one, with a joke in it and a second " * 4
+    memes.publish(30, caption=caption.strip(), alt="A picture " * 12)
+    config = make_config(tmp_path)
+    published = memes.library.published()
+    message = newsletter.compose(published, config, number=1, kind="regular", subject="s",
+                                 extra=None, message_id="<x@example.org>")  # fmt: skip
+    html = html_part(message)
+    assert len(html.encode("utf-8")) < 100_000, len(html.encode("utf-8"))
+    widths = [int(img["width"]) for img in Images(html).images]
+    assert widths == [600] * 3 + [264] * 27
+    assert html.count(caption.strip()) == 3  # whole captions for the first three only
+    assert html.count(">See it<") == 30
 
 
 # --- delivery trouble and exactly-once -------------------------------------------------------
@@ -714,7 +766,7 @@ def test_the_archive_lists_sent_editions_and_leaves_removed_memes_out(tmp_path, 
     assert one["subject"] == "Memes #1: Meme number 2 and 10 more"
     assert one["sent_at"].endswith("Z")
     page = documents["newsletter/1.html"].data.decode()
-    assert f'/m/{first[0]}"' not in page and f'/m/{first[1]}"' in page
+    assert f'/m/{first[0]}.html"' not in page and f'/m/{first[1]}.html"' in page
     assert "Hello &amp; welcome" in documents["newsletter/index.html"].data.decode()
     assert documents["newsletter/1.html"].content_type.startswith("text/html")
     again = archive()

@@ -17,10 +17,12 @@ import sys
 import time
 from pathlib import Path
 
+import feedparser
 import pytest
 import yaml
 from click.testing import CliRunner
 from factories import jpeg, png
+from jsonschema import Draft202012Validator, FormatChecker
 from PIL import Image
 
 from pipeline import config as config_module
@@ -501,6 +503,68 @@ def test_end_to_end_cli_from_a_fresh_folder(tmp_path, s3_server, s3_bucket):
 
 
 # --- the newsletter rule at the end of every publish -----------------------------------------
+
+
+def test_a_30_meme_publish_with_the_default_renditions_mails_light_jpegs_and_agreeing_feeds(
+    tmp_path,
+):
+    """The default config end to end: the edition's images are JPEG or PNG files in storage,
+    at most 1200 px wide, shown at most 600 px wide, each under 250 KB, the HTML part under
+    100 KB, "See it" on the share pages; the feeds parse and agree with each other and with
+    the sitemap on every meme's page_url."""
+    from test_gallery import JSON_FEED_1_1, SITEMAP_NS, check_sitemap
+
+    base = "https://cdn.example.org/memes/"
+    cfg = make_site(tmp_path, renditions=config_module.DEFAULT_RENDITIONS,
+                    newsletter={"every": 30}, publish={"batch_size": 30, "workers": 2})  # fmt: skip
+    folder = tmp_path / "incoming"
+    files = [str(jpeg(folder / f"{n}.jpg", 1280, 960, seed=n)) for n in range(30)]
+    caption = "A caption of a usual length, with a joke and a second clause to it. " * 2
+    added = run(cfg, "add", *files, "--caption", caption.strip(), "--alt", "A photo", "--json")
+    assert added.exit_code == 0, added.output
+    slugs = json.loads(added.stdout)
+    result = run(cfg, "publish", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["newsletter"]["sent"] == 1
+    public = tmp_path / "public"
+    pages = {slug: f"{base}m/{slug}.html" for slug in slugs}
+
+    [eml] = (tmp_path / "memes" / "outbox").glob("*.eml")
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()
+    assert len(html.encode("utf-8")) < 100_000
+    images = re.findall(r'<img src="([^"]+)" width="(\d+)"', html)
+    assert len(images) == 30
+    for url, shown in images:
+        data = (public / url.removeprefix(base)).read_bytes()
+        assert len(data) < 250_000, (url, len(data))
+        with Image.open(io.BytesIO(data)) as picture:
+            assert picture.format in ("JPEG", "PNG"), url
+            assert picture.width <= 1200 and int(shown) <= min(600, picture.width)
+    assert "webp" not in html.lower() and "avif" not in html.lower()
+    see_it = re.findall(r'<a href="([^"]+)"[^>]*>See it</a>', html)
+    assert see_it == [pages[slug] for slug in slugs]  # oldest first, each on its share page
+
+    rss = feedparser.parse((public / "feed.xml").read_bytes())
+    assert not rss.bozo, rss.bozo_exception
+    json_feed = json.loads((public / "feed.json").read_text())
+    Draft202012Validator(JSON_FEED_1_1, format_checker=FormatChecker()).validate(json_feed)
+    newest_first = [pages[slug] for slug in reversed(slugs)]
+    assert [e.id for e in rss.entries] == [e.link for e in rss.entries] == newest_first
+    assert [i["id"] for i in json_feed["items"]] == [i["url"] for i in json_feed["items"]]
+    assert [i["id"] for i in json_feed["items"]] == newest_first
+    index = {m["slug"]: m for m in json.loads((public / "index.json").read_text())["memes"]}
+    for entry, item in zip(rss.entries, json_feed["items"], strict=True):
+        og = index[entry.link.rsplit("/", 1)[1].removesuffix(".html")]["renditions"]["og"]
+        assert [(e.href, e.type) for e in entry.enclosures] == [(og["url"], "image/jpeg")]
+        assert item["image"] == og["url"]
+    urls = check_sitemap((public / "sitemap.xml").read_bytes())
+    listed = {u.findtext(f"{{{SITEMAP_NS}}}loc") for u in urls}
+    assert listed == {base + "index.html", *pages.values()}
+    # every width the whole-image renditions give: thumb 320, phone 640, large 1200
+    widths = sorted(r["width"] for r in index[slugs[0]]["renditions"].values()
+                    if r["height"] * 4 == r["width"] * 3)  # fmt: skip
+    assert widths == [320, 640, 1200]
 
 
 def test_every_12_published_memes_put_one_edition_in_the_outbox(tmp_path):

@@ -33,8 +33,17 @@ SPECIAL = "special"
 
 #: Widest image the email shows: the single column is 600 px, the width every client handles.
 MAX_IMAGE_WIDTH = 600
-#: Formats every mail client shows (WebP/AVIF still fail in some desktop clients).
-EMAIL_SAFE_TYPES = ("image/jpeg", "image/png", "image/gif")
+#: Widest rendition an email image comes from (twice the shown width at most, for sharp
+#: screens), and the most bytes one may weigh: a long edition stays light.
+MAX_SOURCE_WIDTH = 1200
+MAX_IMAGE_BYTES = 250_000
+#: Formats every mail client shows (Outlook desktop shows no WebP; AVIF fails in many).
+EMAIL_SAFE_TYPES = ("image/jpeg", "image/png")
+#: The first memes of an edition are shown at the column's width; the rest two to a row at
+#: COMPACT_IMAGE_WIDTH, so a 30-meme edition stays readable and under Gmail's 102 KB clip.
+FEATURED = 3
+COMPACT_IMAGE_WIDTH = 264
+COMPACT_CAPTION = 140  # characters of caption a compact meme shows
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 ARCHIVE_PREFIX = "newsletter/"
@@ -169,27 +178,27 @@ def _html(context: dict[str, Any], *, web: bool) -> str:
 
 
 def pick_rendition(meme: Meme, config: Config) -> RenditionAsset | None:
-    """The rendition the email shows: the whole image (contain fit first, then pad, then
-    cover), at least 600 px wide if there is one (the smallest such, for weight; else the
-    widest), in a format every mail client shows if there is a choice."""
-    if not meme.renditions:
-        return None
+    """The rendition the email shows: a JPEG or PNG at most MAX_SOURCE_WIDTH wide (None when
+    the meme has none: the email then shows its words only), under MAX_IMAGE_BYTES if one
+    is; of those the whole image first (contain fit, then pad, then cover), at least 600 px
+    wide if there is one (the smallest such, for weight; else the widest)."""
+    safe = [a for a in meme.renditions
+            if a.content_type in EMAIL_SAFE_TYPES and a.width <= MAX_SOURCE_WIDTH]  # fmt: skip
+    light = [a for a in safe if a.bytes < MAX_IMAGE_BYTES]
+    if not light:
+        return min(safe, key=lambda a: (a.bytes, a.name), default=None)
     fit_rank = {"contain": 0, "pad": 1, "cover": 2}
 
-    def rank(asset: RenditionAsset) -> tuple[int, int, int, int]:
+    def rank(asset: RenditionAsset) -> tuple[int, int, int, str]:
         try:
             fit = config.rendition(asset.name).fit
         except KeyError:
-            fit = ""
+            fit = "contain" if gallery.is_contain_fit(meme, asset) else ""
         wide = asset.width >= MAX_IMAGE_WIDTH
-        return (
-            fit_rank.get(fit, 3),
-            0 if wide else 1,
-            0 if asset.content_type in EMAIL_SAFE_TYPES else 1,
-            asset.width if wide else -asset.width,
-        )
+        return (fit_rank.get(fit, 3), 0 if wide else 1, asset.width if wide else -asset.width,
+                asset.name)  # fmt: skip
 
-    return min(meme.renditions, key=rank)
+    return min(light, key=rank)
 
 
 def image_keys(memes: Iterable[Meme], config: Config) -> set[str]:
@@ -212,8 +221,8 @@ def alt_text(meme: Meme) -> str:
 
 
 def permalink(meme: Meme, config: Config) -> str:
-    """The meme's page in the gallery (the reference gallery's permalink view)."""
-    return gallery.view_url(config.site.base_url, meme.slug)
+    """The meme's share page (``page_url``), where "See it" goes."""
+    return gallery.page_url(config.site.base_url, meme.slug)
 
 
 # --- the archive --------------------------------------------------------------------------
@@ -297,8 +306,9 @@ def _context(
     base = config.site.base_url
     news = config.newsletter
     items = []
-    for meme in memes:
+    for position, meme in enumerate(memes):
         asset = pick_rendition(meme, config)
+        compact = position >= FEATURED
         item: dict[str, Any] = {
             "slug": meme.slug,
             "title": one_line(meme.title),
@@ -306,6 +316,7 @@ def _context(
             or gallery.shorten(one_line(meme.caption), 80)
             or meme.slug,
             "caption": meme.caption.strip(),
+            "short_caption": gallery.shorten(one_line(meme.caption), COMPACT_CAPTION),
             "credit": one_line(meme.credit),
             "permalink": permalink(meme, config),
             "alt": alt_text(meme),
@@ -315,7 +326,7 @@ def _context(
             "color": meme.placeholder_color if _COLOR.fullmatch(meme.placeholder_color) else "",
         }
         if asset is not None:
-            width = min(MAX_IMAGE_WIDTH, asset.width)
+            width = min(COMPACT_IMAGE_WIDTH if compact else MAX_IMAGE_WIDTH, asset.width)
             item.update(
                 image_url=base + quote(asset.key, safe="/"),
                 width=width,
@@ -331,6 +342,8 @@ def _context(
         "number": number,
         "count": len(items),
         "items": items,
+        "featured": items[:FEATURED],
+        "compact_rows": [items[i : i + 2] for i in range(FEATURED, len(items), 2)],
         "note_lines": (extra or "").strip("\n").splitlines() if extra and extra.strip() else [],
         "preheader": ", ".join(
             i["title"] or gallery.shorten(one_line(i["caption"]), 40) for i in items[:3]
