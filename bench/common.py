@@ -11,8 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-RENDITIONS = (  # name, width, height, type: the default config's six, for synthetic records
+RENDITIONS = (  # name, width, height, type: the default config's seven, for synthetic records
     ("thumb", 320, 240, "image/webp"),
+    ("phone", 640, 480, "image/jpeg"),
     ("large", 1200, 900, "image/webp"),
     ("social", 1080, 1080, "image/jpeg"),
     ("portrait", 1080, 1350, "image/jpeg"),
@@ -55,7 +56,7 @@ def aws_sync(
 def document_kind(key: str) -> str:
     """What a published gallery key is, for counting what a publish changed."""
     if key.startswith("m/"):
-        return "permalinks"
+        return "share pages" if key.endswith(".html") else "permalinks"
     if key in ("feed.xml", "feed.json"):
         return "feeds"
     if re.fullmatch(r"((categories|tags)/[^/]+/)?index\.json", key):

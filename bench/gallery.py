@@ -4,7 +4,8 @@
 
 Prints the full build time (target: under 2 s) and document count, the same figures for a
 rebuild with `--batch` more memes and how many documents changed (expected: the heads, at
-most one new page per index, one permalink per new meme, the two feeds), and the ratio of the
+most one new page per index, one permalink and one share page per new meme plus the share page
+of the meme before them, the two feeds, the sitemap), and the ratio of the
 build time to a baseline measured in the same run: encoding every meme object once with
 json.dumps (the least any build that writes each meme somewhere must do).
 """
@@ -97,7 +98,8 @@ def main() -> None:
     per_index = Counter(k.split("pages/")[0] for k in changed if document_kind(k) == "pages")
     total_bytes = sum(d.size for d in docs)
 
-    print(f"memes: {args.memes:,} published, 6 renditions each, page size {args.page_size}")
+    print(f"memes: {args.memes:,} published, {len(RENDITIONS)} renditions each, "
+          f"page size {args.page_size}")  # fmt: skip
     print(f"baseline (encode each meme object once): {baseline:.3f} s")
     print(f"full build: {full:.3f} s for {len(docs):,} documents ({total_bytes / 1e6:.1f} MB)"
           f"  = {full / baseline:.1f}x baseline  [target < 2 s: "
@@ -110,8 +112,11 @@ def main() -> None:
         f"pages changed: {by_kind['pages']} (all new: "
         f"{all(k in new for k in changed if document_kind(k) == 'pages')}, at most "
         f"{max(per_index.values(), default=0)} per index); "
-        f"permalinks changed: {by_kind['permalinks']} (expected {args.batch})"
+        f"permalinks changed: {by_kind['permalinks']} (expected {args.batch}); "
+        f"share pages changed: {by_kind['share pages']} (expected {args.batch + 1})"
     )
+    shares = [d for d in docs if document_kind(d.key) == "share pages"]
+    print(f"share pages: {len(shares):,}, {sum(d.size for d in shares) / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -340,11 +340,6 @@ def _feed_items(visible: Sequence[Meme], config: Config) -> list[Meme]:
     return list(reversed(visible[-config.gallery.feed_size :])) if visible else []
 
 
-def view_url(base_url: str, slug: str) -> str:
-    """The human permalink: the viewer's single-meme view."""
-    return f"{base_url}index.html#/m/{slug}"
-
-
 def _item_title(meme: Meme) -> str:
     if meme.title.strip():
         return meme.title

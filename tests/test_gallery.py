@@ -852,3 +852,91 @@ def test_an_empty_gallery_has_a_valid_sitemap(tmp_path):
     docs = build([], make_config(tmp_path))
     (home,) = check_sitemap(docs["sitemap.xml"].data)
     assert home.findtext(f"{{{SITEMAP_NS}}}loc") == BASE + "index.html"
+
+
+# --- share pages under any sequence of publishes, edits and removals -------------------------
+
+from hypothesis import settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+
+
+class SharePages(RuleBasedStateMachine):
+    """Publish, edit and remove memes in any order: every published meme has a share page
+    linking its nearest published neighbours, a removed one has none, and a build rewrites
+    exactly the pages whose meme or neighbours changed (and nothing when nothing did)."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = make_config(None)
+        self.memes: list[Meme] = []
+        self.docs = build([], self.config)
+        self.expected_changes: set[str] | None = set()
+
+    def shown(self) -> list[Meme]:
+        return [m for m in self.memes if m.status == "published"]
+
+    def neighbours(self, slug: str) -> set[str]:
+        shown = [m.slug for m in self.shown()]
+        if slug not in shown:
+            return set()
+        i = shown.index(slug)
+        return {f"m/{s}.html" for s in shown[max(i - 1, 0) : i + 2] if s != slug}
+
+    @rule(count=st.integers(1, 3))
+    def publish(self, count):
+        shown = self.shown()
+        changed = {f"m/{shown[-1].slug}.html"} if shown else set()
+        for _ in range(count):
+            meme = make_meme(len(self.memes))
+            self.memes.append(meme)
+            changed.add(f"m/{meme.slug}.html")
+        self.expected_changes = changed
+
+    @rule(pick=st.integers(0, 10_000))
+    def remove(self, pick):
+        shown = self.shown()
+        if not shown:
+            return
+        victim = shown[pick % len(shown)]
+        self.expected_changes = self.neighbours(victim.slug)
+        self.memes[self.memes.index(victim)] = replace(victim, status="removed")
+
+    @rule(pick=st.integers(0, 10_000), title=st.sampled_from(["A", "B </script>", "Ç"]))
+    def edit_title(self, pick, title):
+        shown = self.shown()
+        if not shown:
+            return
+        meme = shown[pick % len(shown)]
+        if meme.title == title:
+            self.expected_changes = set()
+        else:
+            self.expected_changes = {f"m/{meme.slug}.html"} | self.neighbours(meme.slug)
+        self.memes[self.memes.index(meme)] = replace(meme, title=title)
+
+    @rule()
+    def nothing(self):
+        self.expected_changes = set()
+
+    @invariant()
+    def pages_link_their_neighbours_and_change_only_where_expected(self):
+        docs = build(self.memes, self.config)
+        shown = self.shown()
+        assert sorted(SHARE_PAGE_KEYS(docs)) == sorted(f"m/{m.slug}.html" for m in shown)
+        for i, meme in enumerate(shown):
+            page = soup(docs[f"m/{meme.slug}.html"])
+            older, newer = page.select_one("a.older"), page.select_one("a.newer")
+            assert (older["href"] if older else None) == (
+                f"{shown[i - 1].slug}.html" if i > 0 else None
+            )
+            assert (newer["href"] if newer else None) == (
+                f"{shown[i + 1].slug}.html" if i + 1 < len(shown) else None
+            )
+        old_pages = {k: d.data for k, d in self.docs.items() if k.endswith(".html")}
+        changed = {k for k in SHARE_PAGE_KEYS(docs) if old_pages.get(k) != docs[k].data}
+        assert changed == self.expected_changes
+        self.docs = docs
+
+
+SharePages.TestCase.settings = settings(max_examples=15, stateful_step_count=8, deadline=None)
+test_share_pages_follow_every_publish_edit_and_removal = SharePages.TestCase
