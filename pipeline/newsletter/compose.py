@@ -16,12 +16,10 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import format_datetime, make_msgid, parseaddr
-from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 
 from pipeline import gallery
 from pipeline.config import Config
@@ -45,7 +43,6 @@ FEATURED = 3
 COMPACT_IMAGE_WIDTH = 264
 COMPACT_CAPTION = 140  # characters of caption a compact meme shows
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 ARCHIVE_PREFIX = "newsletter/"
 HTML_TYPE = gallery.CONTENT_TYPES[gallery.PAGE_HTML]
 
@@ -355,16 +352,9 @@ def _context(
     }
 
 
-@cache
 def _env() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(["html"], default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    """The project's one template environment (pipeline/templates, HTML autoescaped)."""
+    return gallery.template_env()
 
 
 def _domain(config: Config) -> str:
