@@ -461,12 +461,12 @@ def share_pages(visible: Sequence[Meme], config: Config) -> list[Document]:
     each links its older and newer neighbour, so a publish or a removal rewrites the pages
     next to the memes it adds or takes away, and nothing else."""
     stylesheet = "../gallery.css?v=" + _static_version("gallery.css")
+    page = template("share.html")  # once: each lookup would stat the file for changes
     pages = []
     for i, meme in enumerate(visible):
         older = visible[i - 1] if i > 0 else None
         newer = visible[i + 1] if i + 1 < len(visible) else None
-        context = share_context(meme, older, newer, config, stylesheet)
-        body = template("share.html").render(context)
+        body = page.render(share_context(meme, older, newer, config, stylesheet))
         pages.append(Document(page_key(meme.slug), body.encode("utf-8"), CONTENT_TYPES[PAGE_HTML]))
     return pages
 
