@@ -265,7 +265,7 @@ def run_machine(machine: type[RuleBasedStateMachine], examples: int, steps: int)
 
 
 def test_published_state_never_drifts_on_file_storage() -> None:
-    run_machine(PublishedState, examples=int(os.environ.get("STATE_EXAMPLES", "12")), steps=25)
+    run_machine(PublishedState, examples=int(os.environ.get("STATE_EXAMPLES", "40")), steps=25)
 
 
 def test_published_state_never_drifts_on_seaweedfs(s3_server) -> None:
