@@ -64,12 +64,43 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
+# What a terminal would act on rather than show: C0 and C1 controls (ESC starts cursor moves,
+# screen clears, OSC 8 hyperlinks; a newline or tab fakes a row), DEL, the bidi embeddings,
+# overrides and isolates (they reorder what follows), and the Unicode line separators.
+_UNSAFE_CHARS = [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F),
+                 *range(0x2066, 0x206A), 0x2028, 0x2029]  # fmt: skip
+_SHOWN = {code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" for code in _UNSAFE_CHARS}
+_SHOWN.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+_JSON_ESCAPED = {code: f"\\u{code:04x}" for code in _UNSAFE_CHARS if code >= 0x7F}
+
+
+def shown(value: object) -> str:
+    """Data (a title, a file name, an error naming either) as it may reach a person's
+    terminal: every control character visible as an escape, so a stored value can never
+    move the cursor, clear the screen, make a hyperlink or fake a row."""
+    return str(value).translate(_SHOWN)
+
+
+def say(*fields: object, err: bool = False) -> None:
+    """One line for a person: the fields, each passed through shown(), joined by tabs."""
+    click.echo("\t".join(shown(f) for f in fields), err=err)
+
+
+JSON_META = "memes.json"
+
+
 class Command(click.Command):
     def get_short_help_str(self, limit: int = 45) -> str:
         """The help's first paragraph, whole: click cuts it at the terminal width with '...'."""
         if self.short_help is None and self.help:
             return " ".join(self.help.split("\n\n")[0].split())
         return super().get_short_help_str(limit)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Remembers whether the command was asked for --json, for MemesGroup's errors."""
+        rest = super().parse_args(ctx, args)
+        ctx.meta[JSON_META] = bool(ctx.params.get("as_json"))
+        return rest
 
 
 class Group(Command, click.Group):
@@ -83,14 +114,27 @@ class MemesGroup(Group):
         try:
             return super().invoke(ctx)
         except MemesError as exc:
-            click.echo(f"memes: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            self._fail(ctx, str(exc), exc.exit_code)
+        except OSError as exc:  # an I/O error nothing below turned into a sentence
+            self._fail(ctx, describe_os_error(exc), EXIT_FAILED)
         except Terminated:
-            click.echo("memes: terminated; the next run completes the work", err=True)
-            ctx.exit(143)
+            self._fail(ctx, "terminated; the next run completes the work", 143)
         except KeyboardInterrupt:
-            click.echo("memes: interrupted", err=True)
-            ctx.exit(130)
+            self._fail(ctx, "interrupted", 130)
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str, code: int) -> None:
+        """One line on stderr; for a --json command also {"error", "exit"} on stdout."""
+        say(f"memes: {message}", err=True)
+        if ctx.meta.get(JSON_META):
+            emit_json({"error": message, "exit": code})
+        ctx.exit(code)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """'<file>: <reason>' for an OSError, without its errno clutter."""
+    reason = exc.strerror or exc.__class__.__name__
+    return f"{exc.filename}: {reason}" if exc.filename is not None else reason
 
 
 pass_app = click.make_pass_decorator(App)
@@ -108,9 +152,12 @@ def emit_json(data: Any) -> None:
     """Indented for a person at a terminal; compact (and several times faster to write, which
     shows on `memes list --json` of a large library) for cron and pipes."""
     if sys.stdout.isatty():
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        text = json.dumps(data, ensure_ascii=False, indent=2)
     else:
-        click.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # json escapes C0 controls itself; C1 and bidi controls are escaped here, which is the same
+    # JSON, so no string in it can act on a terminal either.
+    click.echo(text.translate(_JSON_ESCAPED))
 
 
 @contextmanager
@@ -161,11 +208,11 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 def _print_problems(report: Any) -> None:
     """What add/import refused or warned about: one line each on stderr."""
     for name, reason in report.rejected:
-        click.echo(f"memes: {name}: {reason}", err=True)
+        say(f"memes: {name}: {reason}", err=True)
     for name, slug in report.already:
-        click.echo(f"memes: {name}: already added as {slug}", err=True)
+        say(f"memes: {name}: already added as {slug}", err=True)
     for warning in report.warnings:
-        click.echo(f"memes: warning: {warning}", err=True)
+        say(f"memes: warning: {warning}", err=True)
 
 
 @cli.command()
@@ -193,7 +240,13 @@ def add(app: App, files: tuple[Path, ...], caption: str, title: str, category: s
         template: str | None, texts: tuple[str, ...], publish_at: Any,
         as_json: bool) -> None:  # fmt: skip
     """Add meme image FILES (or a --template) with a caption; prints one slug per meme."""
-    from pipeline.ingest import MemeFields, add_files, check_options, check_text_count
+    from pipeline.ingest import (
+        MemeFields,
+        add_files,
+        check_options,
+        check_text_count,
+        validate_fields,
+    )
 
     if template is not None:
         if files:
@@ -207,6 +260,7 @@ def add(app: App, files: tuple[Path, ...], caption: str, title: str, category: s
         credit=credit, publish_at=publish_at, top_text=top, bottom_text=bottom,
         template=template, texts=texts,
     ), app.config)  # fmt: skip
+    fields = validate_fields(fields, app.config)  # the same words for every file: judged once
     with progress_bar(len(files), "Adding", not as_json) as step:
         report = add_files(app.library, app.config, [(f, fields) for f in files], progress=step)
     _print_problems(report)
@@ -214,7 +268,7 @@ def add(app: App, files: tuple[Path, ...], caption: str, title: str, category: s
         emit_json([m.slug for m in report.added])
     else:
         for meme in report.added:
-            click.echo(meme.slug)
+            say(meme.slug)
     if not report.ok:
         sys.exit(EXIT_FAILED)
 
@@ -243,7 +297,7 @@ def import_(app: App, manifest: Path, as_json: bool) -> None:
         )
     else:
         for meme in report.added:
-            click.echo(meme.slug)
+            say(meme.slug)
         click.echo(
             f"{len(report.added)} added, {len(report.rejected)} rejected, "
             f"{len(report.warnings)} warnings"
@@ -275,11 +329,10 @@ def list_(app: App, status: str, as_json: bool) -> None:
     zone = app.config.site.zone
     for meme in memes:
         when = local_text(meme.published_at or meme.publish_at, zone)
-        click.echo(f"{meme.slug}\t{meme.status}\t{when}\t{meme.category}\t"
-                   f"{meme.title or meme.caption}")  # fmt: skip
+        say(meme.slug, meme.status, when, meme.category, meme.title or meme.caption)
 
 
-def _show_text(meme: Meme, zone: tzinfo) -> str:
+def _show_lines(meme: Meme, zone: tzinfo) -> list[str]:
     data = meme.as_dict()
     for column in MEME_COLUMNS:  # times as people read them, in the site's zone
         value = getattr(meme, column.name)
@@ -288,7 +341,7 @@ def _show_text(meme: Meme, zone: tzinfo) -> str:
     lines = [f"{key}: {value}" for key, value in data.items() if value not in ("", [], None)]
     lines += [f"rendition {a.name}: {a.key} ({a.width}x{a.height}, {a.bytes} bytes)"
               for a in meme.renditions]  # fmt: skip
-    return "\n".join(lines)
+    return lines
 
 
 @cli.command()
@@ -305,7 +358,8 @@ def show(app: App, slug: str, as_json: bool) -> None:
                               for a in meme.renditions}  # fmt: skip
         emit_json(data)
     else:
-        click.echo(_show_text(meme, app.config.site.zone))
+        for line in _show_lines(meme, app.config.site.zone):
+            say(line)
 
 
 @cli.command()
@@ -352,7 +406,7 @@ def edit(app: App, slug: str, caption: str | None, title: str | None, alt: str |
     if as_json:
         emit_json(meme.as_dict())
     else:
-        click.echo(meme.slug)
+        say(meme.slug)
 
 
 # --- templates -------------------------------------------------------------------------------
@@ -475,9 +529,9 @@ def render(app: App, slugs: tuple[str, ...], out: Path) -> None:
     with progress_bar(len(slugs), "Rendering", True) as step:
         written, failures = render_to_folder(app.library, app.config, slugs, out, step)
     for path in written:
-        click.echo(str(path))
+        say(path)
     for failure in failures:
-        click.echo(f"memes: {failure}", err=True)
+        say(f"memes: {failure}", err=True)
     if failures:
         sys.exit(EXIT_FAILED)
 
@@ -510,19 +564,19 @@ def publish(app: App, limit: int | None, dry_run: bool, wait: float, adopt: bool
         report = run_publish(app.library, app.config, limit=limit, dry_run=dry_run, wait=wait,
                              adopt=adopt, progress=stages)  # fmt: skip
     for slug, reason in report.failed:
-        click.echo(f"memes: {slug}: not published: {reason}", err=True)
+        say(f"memes: {slug}: not published: {reason}", err=True)
     _print_problems_of(report)
     if as_json:
         emit_json(report.as_dict())
     elif dry_run:
         for key, size in report.would_upload:
-            click.echo(f"{key}\t{size}")
+            say(key, size)
         click.echo(f"would publish {len(report.published)} memes, upload "
                    f"{len(report.would_upload)} objects "
                    f"({sum(s for _, s in report.would_upload)} bytes)", err=True)  # fmt: skip
     else:
         for slug in report.published:
-            click.echo(slug)
+            say(slug)
         click.echo(f"published {len(report.published)}, uploaded {len(report.uploaded)} objects "
                    f"({report.uploaded_bytes} bytes), skipped {report.skipped}, "
                    f"{report.seconds:.1f}s", err=True)  # fmt: skip
@@ -538,7 +592,7 @@ def remove(app: App, slug: str, purge: bool) -> None:
     from pipeline.publish import remove as run_remove
 
     meme = run_remove(app.library, app.config, slug, purge=purge)
-    click.echo(f"{meme.slug}\t{meme.status}")
+    say(meme.slug, meme.status)
 
 
 @cli.command()
@@ -573,7 +627,7 @@ def verify(app: App, repair: bool, as_json: bool) -> None:
     else:
         for key, problem in report.problems:
             fixed = " (repaired)" if key in report.repaired else ""
-            click.echo(f"{key}: {problem}{fixed}")
+            say(f"{key}: {problem}{fixed}")
         click.echo(f"checked {report.checked} objects, {len(report.problems)} problems, "
                    f"{len(report.repaired)} repaired", err=True)  # fmt: skip
     if not report.ok:
@@ -597,7 +651,7 @@ def gc(app: App, grace_days: float | None, as_json: bool) -> None:
     if as_json:
         emit_json(report.as_dict())
     else:
-        click.echo(report.summary())
+        say(report.summary())
 
 
 # --- newsletter ------------------------------------------------------------------------------
@@ -652,7 +706,7 @@ def newsletter_send(app: App, resume: bool, special: bool, subject: str | None,
         )  # fmt: skip
     else:
         for edition in sent:
-            click.echo(f"{edition.kind} #{edition.number}: {edition.subject}")
+            say(f"{edition.kind} #{edition.number}: {edition.subject}")
         if not sent and not report.errors and report.newsletter is not None:
             click.echo(f"no edition due: {report.newsletter['pending']} memes since the last "
                        f"edition, {report.newsletter['due_in']} more to go", err=True)  # fmt: skip
@@ -662,9 +716,9 @@ def newsletter_send(app: App, resume: bool, special: bool, subject: str | None,
 def _print_problems_of(report: Any) -> None:
     """A run's warnings (it still did its job) and errors (exit 1), one line each."""
     for warning in report.warnings:
-        click.echo(f"memes: warning: {warning}", err=True)
+        say(f"memes: warning: {warning}", err=True)
     for error in report.errors:
-        click.echo(f"memes: {error}", err=True)
+        say(f"memes: {error}", err=True)
 
 
 @newsletter_group.command("confirm")
@@ -676,7 +730,7 @@ def newsletter_confirm(app: App, kind: str, number: int) -> None:
     from pipeline.publish import confirm_edition
 
     edition, report = confirm_edition(app.library, app.config, kind, number)
-    click.echo(f"{edition.kind} #{edition.number}: {edition.status}")
+    say(f"{edition.kind} #{edition.number}: {edition.status}")
     _print_problems_of(report)
     sys.exit(report.exit_code)
 
@@ -692,7 +746,7 @@ def newsletter_status(app: App, as_json: bool) -> None:
     if as_json:
         emit_json(status)
         if status["in_doubt"]:
-            click.echo(f"memes: {status['in_doubt_action']}", err=True)
+            say(f"memes: {status['in_doubt_action']}", err=True)
             sys.exit(EXIT_FAILED)
         return
 
@@ -703,12 +757,12 @@ def newsletter_status(app: App, as_json: bool) -> None:
 
     click.echo(f"memes since the last edition: {status['pending']} (an edition every "
                f"{status['every']}; {status['due_in']} more to go)")  # fmt: skip
-    click.echo(f"next edition: #{status['next_number']}")
-    click.echo(f"last edition: {edition_line(status['last'])}")
-    click.echo(f"last special: {edition_line(status['last_special'])}")
-    click.echo(f"delivery: {status['delivery']}")
+    say(f"next edition: #{status['next_number']}")
+    say(f"last edition: {edition_line(status['last'])}")
+    say(f"last special: {edition_line(status['last_special'])}")
+    say(f"delivery: {status['delivery']}")
     if status["in_doubt"]:
-        click.echo(f"memes: {status['in_doubt_action']}", err=True)
+        say(f"memes: {status['in_doubt_action']}", err=True)
         sys.exit(EXIT_FAILED)
 
 
@@ -735,7 +789,7 @@ def newsletter_preview(app: App, out: Path | None, extra: Path | None) -> None:
             write_atomic(out, html.encode("utf-8"), sync=False)
         except OSError as exc:
             raise MemesError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
-        click.echo(str(out))
+        say(out)
 
 
 
@@ -775,7 +829,7 @@ def user_add(app: App, name: str, role: str, password_stdin: bool) -> None:
 
     accounts.check_name(name)
     user = accounts.add_user(app.library, name, _read_password(password_stdin), role)
-    click.echo(f"{user.name}\t{user.role}")
+    say(user.name, user.role)
 
 
 @user_group.command("list")
@@ -783,7 +837,7 @@ def user_add(app: App, name: str, role: str, password_stdin: bool) -> None:
 def user_list(app: App) -> None:
     """The studio accounts."""
     for user in app.library.users():
-        click.echo(f"{user.name}\t{user.role}\t{user.created_at:%Y-%m-%d}")
+        say(user.name, user.role, f"{user.created_at:%Y-%m-%d}")
 
 
 @user_group.command("passwd")
@@ -797,7 +851,7 @@ def user_passwd(app: App, name: str, password_stdin: bool) -> None:
     if app.library.user(name) is None:
         raise UsageError(f"user '{name}': no such user")
     accounts.set_password(app.library, name, _read_password(password_stdin))
-    click.echo(name)
+    say(name)
 
 
 @user_group.command("remove")
@@ -806,7 +860,7 @@ def user_passwd(app: App, name: str, password_stdin: bool) -> None:
 def user_remove(app: App, name: str) -> None:
     """Remove a studio account (its sessions end at their next request)."""
     app.library.remove_user(name)
-    click.echo(name)
+    say(name)
 
 
 def main() -> None:

@@ -22,7 +22,10 @@ from typing import Any
 import yaml
 from PIL import Image, ImageFile
 
-from pipeline import heif  # noqa: F401 - Pillow opens HEIC/HEIF photos
+from pipeline import (
+    heif,  # noqa: F401 - Pillow opens HEIC/HEIF photos
+    textcheck,
+)
 from pipeline.config import Config, LimitsConfig
 from pipeline.errors import IngestError, RenderError, UsageError
 from pipeline.library import (
@@ -237,11 +240,6 @@ def default_alt(fields: MemeFields) -> str:
     return fields.caption
 
 
-def normal_tags(tags: Iterable[str]) -> tuple[str, ...]:
-    """Tags as stored: trimmed, lower case, each once, in the order given."""
-    return tuple(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))
-
-
 def find_category(name: str, config: Config) -> str:
     """The configured category ``name`` means, whatever its case (`Funny` is `funny`);
     IngestError naming the known ones if there is none."""
@@ -265,12 +263,18 @@ def check_options(fields: MemeFields, config: Config) -> MemeFields:
 
 
 def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
-    """Normalise and check what staff typed; UsageError names the field."""
-    caption = fields.caption.strip()
-    if not caption:
-        raise UsageError("caption: must not be empty")
+    """Normalise and check what staff typed (pipeline.textcheck); UsageError names the field."""
+    checked = replace(
+        fields,
+        caption=textcheck.caption(fields.caption),
+        title=textcheck.title(fields.title),
+        tags=textcheck.tags(fields.tags),
+        alt=textcheck.alt(fields.alt),
+        credit=textcheck.credit(fields.credit),
+    )
     category = find_category(fields.category, config) if fields.category else config.categories[0]
-    texts, top, bottom = normal_texts(fields.texts), fields.top_text, fields.bottom_text
+    checked = replace(checked, category=category)
+    texts, top, bottom = fields.texts, fields.top_text, fields.bottom_text
     if fields.template and (top.strip() or bottom.strip()):
         raise UsageError("top/bottom: a template's boxes take --text (one per box, in order)")
     if not fields.template and texts:  # no template: the classic top and bottom boxes
@@ -281,18 +285,17 @@ def validate_fields(fields: MemeFields, config: Config) -> MemeFields:
         top, bottom = (*texts, "")[:2]
         texts = ()
     return replace(
-        fields,
-        caption=caption,
-        title=fields.title.strip(),
-        category=category,
-        tags=normal_tags(fields.tags),
-        alt=fields.alt.strip(),
-        credit=fields.credit.strip(),
-        top_text=top.strip(),
-        bottom_text=bottom.strip(),
-        texts=texts,
+        checked,
+        top_text=textcheck.overlay_text(top, "top"),
+        bottom_text=textcheck.overlay_text(bottom, "bottom"),
+        texts=normal_texts(checked_texts(texts)),
         template=fields.template or None,
     )
+
+
+def checked_texts(texts: Sequence[str]) -> tuple[str, ...]:
+    """A template meme's box texts, each checked like an overlay text ("text 2: ...")."""
+    return tuple(textcheck.overlay_text(text, f"text {n}") for n, text in enumerate(texts, 1))
 
 
 def add_files(
@@ -465,7 +468,7 @@ def _manifest_row(row: Any, base: Path, zone: tzinfo) -> tuple[Path, MemeFields]
     unknown = [k for k in row if k not in MANIFEST_KEYS and k is not None]
     if unknown:
         raise UsageError(f"unknown column(s): {', '.join(map(str, unknown))}")
-    file = str(row.get("file") or "").strip()
+    file = textcheck.as_text(row.get("file"), "file").strip()
     if not file and not row.get("template"):
         raise UsageError("file: missing (or a template)")
     if file and row.get("template"):
@@ -477,12 +480,14 @@ def _manifest_row(row: Any, base: Path, zone: tzinfo) -> tuple[Path, MemeFields]
             continue
         if column.type == tuple[str, ...]:  # a list, or text: tags comma-, texts |-separated
             items = value.split("|" if key == "texts" else ",") if isinstance(value, str) else value
-            values[column.name] = tuple(str(item) for item in items)
+            if not isinstance(items, list | tuple):
+                items = [items]
+            values[column.name] = tuple(textcheck.as_text(item, key) for item in items)
         elif column.type == datetime | None:  # YAML reads an unquoted time as a datetime
             text = value.isoformat() if isinstance(value, datetime) else str(value)
-            values[column.name] = parse_publish_at(text, zone)
-        else:
-            values[column.name] = str(value)
+            values[column.name] = parse_publish_at(textcheck.as_text(text, key), zone)
+        else:  # a mapping or a list where text is expected refuses the row
+            values[column.name] = textcheck.as_text(value, key)
     # A template row's image is the template's (add_files finds it).
     return (base / os.path.expanduser(file) if file else Path()), MemeFields(**values)
 
@@ -499,25 +504,32 @@ def check_edit(library: Library, config: Config, slug: str, **changes: Any) -> d
     """Validate `memes edit` changes the way add validates them; returns the changes to apply."""
     meme = library.get(slug)
     values = {k: v for k, v in changes.items() if v is not None}
-    if "caption" in values and not values["caption"].strip():
-        raise UsageError("--caption: must not be empty")
+    checks: dict[str, Callable[[str], str]] = {
+        "caption": textcheck.caption,
+        "title": textcheck.title,
+        "alt": textcheck.alt,
+        "credit": textcheck.credit,
+        "top_text": lambda text: textcheck.overlay_text(text, "top"),
+        "bottom_text": lambda text: textcheck.overlay_text(text, "bottom"),
+    }
+    for key, check in checks.items():
+        if key in values:
+            values[key] = check(values[key])
+    if "tags" in values:
+        values["tags"] = textcheck.tags(values["tags"])
     if "category" in values:
         try:
             values["category"] = find_category(values["category"], config)
         except IngestError as exc:
             raise UsageError(f"--category: {exc}") from None
-    if "tags" in values:
-        values["tags"] = normal_tags(values["tags"])
-    for key in ("caption", "title", "alt", "credit", "top_text", "bottom_text"):
-        if key in values:
-            values[key] = values[key].strip()
-    numbered = values.pop("box_texts", None) or {}
+    numbered = {number: textcheck.overlay_text(text, f"text {number}")
+                for number, text in (values.pop("box_texts", None) or {}).items()}  # fmt: skip
     boxes = library.template(meme.template).boxes if meme.template else None
     if numbered and not meme.template:  # the classic layout: text 1 is top, text 2 bottom
         for number, text in numbered.items():
             if number not in (1, 2):
                 raise UsageError(f"--text {number}=: a meme without a template has boxes 1 and 2")
-            values["bottom_text" if number == 2 else "top_text"] = text.strip()
+            values["bottom_text" if number == 2 else "top_text"] = text
     elif numbered and boxes is not None:
         edited = list(meme.texts) + [""] * len(boxes)
         for number, text in numbered.items():

@@ -207,3 +207,73 @@ def test_help_says_required_once_and_the_command_list_is_not_cut(desk):
 def test_renders_is_ignored_by_git():
     ignored = (README.parent / ".gitignore").read_text().splitlines()
     assert "/renders/" in ignored
+
+
+# --- hostile data on a terminal (issue 10 item 2) and --json errors (item 8) ---------------
+
+HOSTILE_TITLE = "innocent\nceo-resigns\tpublished\t2026-01-01 00:00\tfunny\tCEO resigns"
+HOSTILE_CAPTION = "\x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\ \x1b[2J\x9b31m\u202eevil"
+RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.fixture
+def hostile_library(tmp_path, monkeypatch):
+    """A library holding a meme whose stored words are terminal escapes and a fake row (as an
+    older version, or a direct catalog edit, could have left them)."""
+    from factories import jpeg
+
+    from pipeline.library import Library
+
+    (tmp_path / "config.yaml").write_text("library: memes\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEMES_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["add", str(jpeg(tmp_path / "a.jpg")), "--caption", "x"])
+    assert result.exit_code == 0, result.output
+    with Library(tmp_path / "memes") as library:
+        library.edit("x", title=HOSTILE_TITLE, caption=HOSTILE_CAPTION, credit="\x1b[1A\x1b[K")
+    return tmp_path
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "x"], ["list", "--json"],
+                                     ["show", "x", "--json"]])  # fmt: skip
+def test_stored_control_characters_never_reach_the_terminal_raw(hostile_library, command):
+    result = CliRunner().invoke(cli, command, color=True)  # color: click would strip some ANSI
+    assert result.exit_code == 0, result.output
+    assert not RAW_CONTROL.search(result.stdout), repr(result.stdout)
+    if command == ["list"]:
+        [row] = result.stdout.splitlines()  # no fake second row
+        assert row.count("\t") == 4
+        assert row.endswith(HOSTILE_TITLE.replace("\n", "\\n").replace("\t", "\\t"))
+    if "--json" in command:
+        data = json.loads(result.stdout)  # escaped, still the same JSON
+        record = data[0] if isinstance(data, list) else data
+        assert (record["title"], record["caption"]) == (HOSTILE_TITLE, HOSTILE_CAPTION)
+
+
+def test_a_file_name_with_escapes_is_shown_escaped_in_a_rejection(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("library: memes\n", encoding="utf-8")
+    evil = tmp_path / "x\x1b[2J\x1b]8;;https:evil\x1b\\\n0\tqueued.png"
+    evil.write_text("not an image")
+    result = CliRunner().invoke(cli, ["add", str(evil), "--caption", "c"], color=True)
+    assert result.exit_code == 1
+    assert not RAW_CONTROL.search(result.stderr), repr(result.stderr)
+    assert "x\\x1b[2J\\x1b]8;;https:evil\\x1b\\\\n0\\tqueued.png: not an image" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [(["show", "nope", "--json"], 2), (["list", "--json"], 2), (["verify", "--json"], 2)],
+)
+def test_a_failing_json_command_prints_an_error_object_on_stdout(tmp_path, command, code):
+    (tmp_path / "config.yaml").write_text(
+        "library: memes\n" if command[0] == "show" else "renditions: {thumb: {width: abc}}\n"
+    )
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", *command], cwd=tmp_path,
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == code
+    [line] = result.stderr.splitlines()
+    assert json.loads(result.stdout) == {"error": line.removeprefix("memes: "), "exit": code}
+    plain = subprocess.run([sys.executable, "-m", "pipeline.cli", *command[:-1]], cwd=tmp_path,
+                           capture_output=True, text=True)  # fmt: skip
+    assert plain.returncode == code and plain.stdout == ""

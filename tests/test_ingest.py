@@ -309,8 +309,8 @@ def test_size_is_recorded_as_displayed_after_exif_orientation(workdir):
 
 
 def test_overlay_text_that_cannot_fit_is_refused_at_add_time(workdir):
-    img = str(jpeg(workdir / "small.jpg", 200, 150))
-    long_top = "WHEN YOU " * 400
+    img = str(jpeg(workdir / "small.jpg", 400, 60))
+    long_top = "WHEN YOU " * 33  # within the 300-character limit, too much for 400x60
     result = memes("add", img, "--caption", "Too long", "--top", long_top)
     assert result.exit_code == 1 and "small.jpg" in result.stderr
     assert records(workdir) == []
@@ -512,8 +512,8 @@ def test_edit_checks_its_values_the_way_add_does(workdir):
     assert memes("add", img, "--caption", "Fits", "--top", "ONE DOES NOT").exit_code == 0
     # the overlay must still fit the image once edited
     too_long = memes("edit", "fits", "--bottom", "WHEN YOU " * 400)
-    assert too_long.exit_code == 1
-    assert "bottom text does not fit on a 200x150 image" in too_long.stderr
+    assert too_long.exit_code == 2  # over the 300-character limit, before any fitting
+    assert "bottom: 3,599 characters, over the maximum of 300" in too_long.stderr
     assert memes("edit", "fits", "--caption", "   ").exit_code == 2
     [meme] = records(workdir)
     assert (meme.caption, meme.bottom_text) == ("Fits", "")  # nothing changed
