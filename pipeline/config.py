@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import is_dataclass, replace
 from datetime import UTC, tzinfo
@@ -35,7 +36,9 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
+from pipeline import safeyaml
 from pipeline.errors import ConfigError
+from pipeline.files import Unreadable, read_text_capped
 
 CONFIG_ENV = "MEMES_CONFIG"
 SMTP_PASSWORD_ENV = "MEMES_SMTP_PASSWORD"
@@ -58,6 +61,14 @@ DEFAULT_RENDITIONS: dict[str, dict[str, Any]] = {
     "og": {"width": 1200, "height": 630, "fit": "cover", "format": "jpeg", "quality": 85},
 }
 
+MAX_CONFIG_BYTES = 1_048_576  # a config is a page of text; anything bigger is a mistake
+MAX_CONFIG_NODES = 100_000  # values, with aliases expanded (README "Config")
+
+_SHORT = reprlib.Repr()  # a wrong value in a few words, however big the value is
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 2, 60, 60
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 4
+_short = _SHORT.repr
+
 # Every section: unknown keys are errors, defaults are checked like values, objects are frozen.
 SECTION = ConfigDict(extra="forbid", validate_default=True)
 
@@ -67,7 +78,7 @@ SECTION = ConfigDict(extra="forbid", validate_default=True)
 
 def _fail(expected: str, got: Any) -> PydanticCustomError:
     return PydanticCustomError("memes", "expected {expected}, got {got}",
-                               {"expected": expected, "got": repr(got)})  # fmt: skip
+                               {"expected": expected, "got": _short(got)})  # fmt: skip
 
 
 Check = Callable[[Any], Any]  # a value as YAML gave it -> the value, or a PydanticCustomError
@@ -562,7 +573,7 @@ def _message(error: Any, data: Any, source: str) -> str:
         return f"{source}: {_where(loc, data)}: {error['msg']}"
     got = error.get("input")
     return f"{source}: {_where(loc, data)}: {error['msg'][0].lower()}{error['msg'][1:]}, " \
-        f"got {got!r}"
+        f"got {_short(got)}"
 
 
 def parse(data: Any, *, source: str = "config.yaml", root: Path | None = None) -> Config:
@@ -571,7 +582,7 @@ def parse(data: Any, *, source: str = "config.yaml", root: Path | None = None) -
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a mapping of settings, got {data!r}")
+        raise ConfigError(f"{source}: expected a mapping of settings, got {_short(data)}")
     if "path" in data:
         known = ", ".join(_known_keys(()))
         raise ConfigError(f"{source}: path: unknown key (known keys: {known})")
@@ -595,13 +606,11 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     config_path = find_config_path(path)
     name = str(config_path)
     try:
-        text = config_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{name}: config file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read config file: {exc.strerror}") from None
+        text = read_text_capped(config_path, MAX_CONFIG_BYTES)
+    except Unreadable as exc:
+        raise ConfigError(f"{name}: config file {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = safeyaml.load(text, max_nodes=MAX_CONFIG_NODES)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -28,3 +29,35 @@ def write_atomic(path: Path, data: bytes, *, temp_prefix: str = ".tmp-", sync: b
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class NotRegularFile(OSError):
+    """A FIFO, a device or a socket where a file was expected."""
+
+
+class TooBig(ValueError):
+    """A file over the size it may have; ``size`` is its size on disk when that was known."""
+
+    def __init__(self, limit: int, size: int | None):
+        super().__init__(f"over {limit:,} bytes" if size is None else f"{size:,} bytes")
+        self.limit = limit
+        self.size = size
+
+
+def read_capped(path: Path, max_bytes: int) -> bytes:
+    """A regular file's bytes, never reading more than ``max_bytes`` + 1 of them: a file whose
+    size on disk says nothing (/proc/self/pagemap says 0) cannot make us read gigabytes, and
+    a FIFO or a device is refused before it is opened. TooBig over the limit, IsADirectoryError
+    or NotRegularFile for what is not a regular file, else what os.stat and open raise."""
+    info = os.stat(path)
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise NotRegularFile(f"{path}: not a regular file")
+    if info.st_size > max_bytes:
+        raise TooBig(max_bytes, info.st_size)
+    with open(path, "rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise TooBig(max_bytes, None)
+    return data

@@ -24,10 +24,12 @@ from PIL import Image, ImageFile
 
 from pipeline import (
     heif,  # noqa: F401 - Pillow opens HEIC/HEIF photos
+    safeyaml,
     textcheck,
 )
 from pipeline.config import Config, LimitsConfig
 from pipeline.errors import IngestError, RenderError, UsageError
+from pipeline.files import NotRegularFile, TooBig, read_capped
 from pipeline.library import (
     MEME_FIELD_COLUMNS,
     DuplicateError,
@@ -57,6 +59,7 @@ ACCEPTED_FORMATS = {
     "HEIF": "heic",
     "AVIF": "avif",
 }
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # README "Text limits": ~20,000 rows of long captions
 NEAR_DUPLICATE_DISTANCE = 6  # of 64 hash bits: resized or recompressed copies land well below
 DRAFT_SIDE = 256  # decode JPEGs at no less than this for the check and the perceptual hash
 HASH_SOURCE_SIDE = 512  # the perceptual hash reads a 32x32 copy; more would be wasted work
@@ -192,24 +195,33 @@ def _inspect_path(
         check_renderable(inspection.width, inspection.height, inspection.frames, config)
     except (IngestError, RenderError) as exc:
         return str(exc)
-    write_original(Path(library_root), data, inspection.sha256, inspection.ext)
+    try:
+        write_original(Path(library_root), data, inspection.sha256, inspection.ext)
+    except OSError as exc:  # a full disk: nothing is left behind (write_atomic), next row
+        return f"cannot store the original: {exc.strerror or exc}"
     return inspection
 
 
 def _read_limited(path: Path, limits: LimitsConfig) -> bytes:
+    """The file's bytes, or IngestError with one line for any reason it cannot be read (a
+    symlink loop, a name too long, a device, a /proc file that never ends, ...)."""
     try:
-        size = path.stat().st_size
-        if size > limits.max_bytes:
-            raise IngestError(f"file is {size} bytes, over limits.max_bytes ({limits.max_bytes})")
-        if not path.is_file():
-            raise IngestError("not a regular file")
-        return path.read_bytes()
+        return read_capped(path, limits.max_bytes)
+    except TooBig as exc:
+        size = f"{exc.size} bytes" if exc.size is not None else "bigger"
+        raise IngestError(f"file is {size}, over limits.max_bytes ({limits.max_bytes})") from None
     except FileNotFoundError:
         raise IngestError("no such file") from None
     except IsADirectoryError:
         raise IngestError("is a directory, not an image file") from None
     except PermissionError:
         raise IngestError("permission denied") from None
+    except NotRegularFile:
+        raise IngestError("not a regular file") from None
+    except OSError as exc:
+        raise IngestError(f"cannot read: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the name
+        raise IngestError("not a valid file name") from None
 
 
 def box_texts(fields: MemeFields) -> tuple[str, ...]:
@@ -428,14 +440,18 @@ def read_manifest(
     """Rows of a CSV or YAML manifest -> the good ones as (file, fields), and the bad ones as
     (row label, error). A publish_at without an offset is a wall-clock time in ``zone``."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_capped(path, MAX_MANIFEST_BYTES).decode("utf-8-sig")
     except FileNotFoundError:
         raise UsageError(f"{path}: manifest not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read manifest ({exc})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read manifest ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: manifest is not UTF-8 text (byte {exc.start + 1})") from None
+    except TooBig as exc:
+        raise UsageError(f"{path}: manifest is {exc}, over {exc.limit:,}") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
-            rows = yaml.safe_load(text)
+            rows = safeyaml.load(text)
         except yaml.YAMLError as exc:
             raise UsageError(f"{path}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
         if not isinstance(rows, list):

@@ -497,8 +497,11 @@ class Library:
         self.root = Path(root)
         self.catalog_path = self.root / "catalog.sqlite"
         _refuse_lost_catalog(self.root, self.catalog_path)
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "originals").mkdir(exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "originals").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise MemesError(f"library {self.root}: cannot create it ({exc.strerror})") from None
         try:
             self._db = sqlite3.connect(self.catalog_path, timeout=60, isolation_level=None)
             self._db.row_factory = sqlite3.Row

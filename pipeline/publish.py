@@ -714,7 +714,7 @@ def _live_keys(storage: Storage, config: Config, report: VerifyReport) -> dict[s
             document = json.loads(raw)
             entries = list(document.get("memes", []))
             following = document.get("next")
-        except (ValueError, AttributeError, TypeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):
             report.problems.append((key, "not a gallery index"))
             break
         for entry in entries:

@@ -124,10 +124,22 @@ class ObjectInfo:
             content_type=str(data["content_type"]),
             cache_control=str(data["cache_control"]),
             uploaded_at=str(data["uploaded_at"]),
-            unreferenced_since=data.get("unreferenced_since"),
+            unreferenced_since=_optional_time(data.get("unreferenced_since")),
             writer=data.get("writer"),
             acl=data.get("acl"),
         )
+
+
+def _optional_time(value: Any) -> str | None:
+    """A manifest time as stored (ISO 8601 text) or None; ValueError for anything else, so
+    gc never compares a number or "yesterday" with now."""
+    if value is None:
+        return None
+    try:
+        parse_iso(value)
+    except (TypeError, ValueError, AttributeError):
+        raise ValueError(f"expected an ISO 8601 time, got {value!r:.40}") from None
+    return str(value)
 
 
 class Manifest:
@@ -214,9 +226,17 @@ class Manifest:
             owner = doc.get("owner")
             if owner is not None and not isinstance(owner, str):
                 raise ValueError(f"owner must be a string, got {owner!r}")
-            return cls((ObjectInfo.from_dict(k, v) for k, v in doc["objects"].items()), owner)
+            objects = []
+            for key, entry in doc["objects"].items():
+                try:
+                    objects.append(ObjectInfo.from_dict(key, entry))
+                except ValueError as exc:
+                    raise ValueError(f"entry {key!r:.80}: {exc}") from None
+            return cls(objects, owner)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed manifest entry ({exc})") from None
+        except RecursionError:  # json.loads of [[[[...: not a manifest, never a traceback
+            raise ValueError("not a manifest (nested too deeply)") from None
 
 
 @dataclass

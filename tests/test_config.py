@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+import tracemalloc
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from test_safeyaml import BOMB
 
 from pipeline import config
 from pipeline.errors import ConfigError
@@ -176,3 +180,45 @@ def test_the_readme_config_reference_is_the_one_generated_from_the_settings():
     assert block == config.reference()
     # and the block, read as a config, is exactly what an empty config gives
     assert config.parse(yaml.safe_load(block)) == config.parse({})
+
+
+# --- hostile files (issue 10 items 3 and 8) ---------------------------------------------------
+
+
+def memes_list(tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", "list"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (BOMB.encode() + b"site: {title: *i}\n",
+         "config.yaml: invalid YAML: more than 100,000 values once its aliases are expanded"),
+        (b"site: " + b"[" * 50_000 + b"]" * 50_000 + b"\n",
+         "config.yaml: invalid YAML: nested more than 50 levels deep"),
+        ("site: {title: Gr\u00fc\u00dfe}\n".encode("latin-1"),
+         "config.yaml: not UTF-8 text (byte 17)"),
+        (b"# " + b"x" * 2_000_000 + b"\n",
+         "config.yaml: config file is 2,000,003 bytes, over 1,048,576"),
+    ],
+    ids=["alias-bomb", "nested", "latin-1", "huge"],
+)
+def test_a_hostile_config_is_one_line_in_bounded_memory(tmp_path, content, message):
+    (tmp_path / "config.yaml").write_bytes(content)
+    result = memes_list(tmp_path)
+    assert (result.returncode, result.stderr, result.stdout) == (2, f"memes: {message}\n", "")
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError):
+            config.load(tmp_path / "config.yaml")
+        assert tracemalloc.get_traced_memory()[1] < 100 * 2**20  # peak, in this process
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_wrong_value_is_named_in_a_few_words_however_big_it_is(tmp_path):
+    text = "site: {title: [" + ", ".join(["a" * 100] * 1000) + "]}\n"
+    with pytest.raises(ConfigError) as refused:
+        config.load(write(tmp_path, text))
+    assert len(str(refused.value).split("config.yaml: ", 1)[1]) < 300

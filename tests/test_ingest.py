@@ -10,15 +10,19 @@ import struct
 import subprocess
 import sys
 import time
+import tracemalloc
 import zlib
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from factories import animated_gif, jpeg, noise_image, png, save
+from PIL import Image
 from processes import children_of, wait_until_gone
 
 from pipeline.cli import cli
+from pipeline.errors import UsageError
+from pipeline.ingest import read_manifest
 from pipeline.library import Library
 
 MEMES = [sys.executable, "-m", "pipeline.cli"]
@@ -523,3 +527,98 @@ def test_edit_checks_its_values_the_way_add_does(workdir):
     assert edited.exit_code == 0, edited.output
     [meme] = records(workdir)
     assert (meme.title, meme.tags, meme.top_text) == ("Spaced", ("work",), "")
+
+
+# --- hostile manifests and unreadable files (issue 10 items 3 and 4) --------------------------
+
+
+def test_a_manifest_alias_bomb_is_one_line_in_bounded_memory(workdir):
+    from test_safeyaml import BOMB
+
+    (workdir / "bomb.yaml").write_text(BOMB + "rows:\n- {file: a.jpg, caption: *i}\n")
+    result = subprocess.run([*MEMES, "import", "bomb.yaml"], cwd=workdir, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "memes: bomb.yaml: invalid YAML (more than 1,000,000 values once its aliases are "
+        "expanded)\n"
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(UsageError):
+            read_manifest(workdir / "bomb.yaml")
+        assert tracemalloc.get_traced_memory()[1] < 100 * 2**20  # peak, in this process
+    finally:
+        tracemalloc.stop()
+
+
+def test_unreadable_files_are_one_line_each_and_the_other_rows_go_in(workdir):
+    jpeg(workdir / "a.jpg", seed=1)
+    jpeg(workdir / "b.jpg", seed=2)
+    (workdir / "loop1.jpg").symlink_to("loop2.jpg")
+    (workdir / "loop2.jpg").symlink_to("loop1.jpg")
+    rows = [
+        ("a.jpg", "A"),
+        ("loop1.jpg", "Loop"),
+        ("n" * 300 + ".jpg", "Long"),
+        ("/proc/self/pagemap", "Pagemap"),
+        ("/dev/zero", "Zero"),
+        ("b.jpg", "B"),
+    ]
+    (workdir / "m.csv").write_text(
+        "file,caption\n" + "".join(f"{f},{c}\n" for f, c in rows), encoding="utf-8"
+    )
+    result = subprocess.run([*MEMES, "import", "m.csv"], cwd=workdir, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.split() == ["a", "b"]
+    lines = result.stderr.splitlines()
+    assert lines[-1] == "2 added, 4 rejected, 0 warnings"
+    assert "pagemap: file is bigger, over limits.max_bytes (3000000)" in result.stderr
+    assert "loop1.jpg: cannot read: Too many levels of symbolic links" in result.stderr
+    assert ".jpg: cannot read: File name too long" in result.stderr
+    assert "/dev/zero: not a regular file" in result.stderr
+    originals = list((workdir / "memes" / "originals").rglob("*.*"))
+    assert len(originals) == 2  # nothing orphaned, no temp file left
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs (root only): a real ENOSPC, not a simulated one."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_while_storing_an_original_refuses_that_row_only(workdir, small_disk):
+    (workdir / "config.yaml").write_text(f"library: {small_disk / 'memes'}\n")
+    jpeg(workdir / "a.jpg", 200, 150, seed=1)
+    random = Image.frombytes("RGB", (800, 700), os.urandom(800 * 700 * 3))
+    save(random, workdir / "big.png")  # 1.7 MB that do not compress: more than the disk
+    jpeg(workdir / "b.jpg", 200, 150, seed=2)
+    (workdir / "m.csv").write_text("file,caption\na.jpg,A\nbig.png,Big\nb.jpg,B\n")
+    result = subprocess.run([*MEMES, "import", "m.csv"], cwd=workdir, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stdout.split() == ["a", "b"]
+    assert f"{workdir / 'big.png'}: cannot store the original: No space left on device" in (
+        result.stderr
+    )
+    originals = sorted(p.suffix for p in (small_disk / "memes" / "originals").rglob("*"))
+    assert [s for s in originals if s] == [".jpg", ".jpg"]  # no .png, no temp file
+
+
+def test_an_unwritable_library_folder_is_one_line(workdir, small_disk):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    (workdir / "config.yaml").write_text(f"library: {small_disk / 'memes'}\n")
+    result = subprocess.run([*MEMES, "list", "--json"], cwd=workdir, capture_output=True,
+                            text=True)  # fmt: skip
+    message = f"library {small_disk / 'memes'}: cannot create it (Read-only file system)"
+    assert (result.returncode, result.stderr) == (1, f"memes: {message}\n")
+    assert json.loads(result.stdout) == {"error": message, "exit": 1}

@@ -816,3 +816,53 @@ def test_publish_on_a_terminal_shows_one_finished_bar_per_stage(tmp_path):
     assert rendering and "100%" in rendering[-1]
     assert uploading and "100%" in uploading[-1]
     assert text.index("Rendering") < text.index("Uploading")
+
+
+# --- a hostile bucket (issue 10 item 8): one line, never a traceback --------------------------
+
+
+def memes_cli(cfg: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*MEMES, "--config", str(cfg), *args], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+@pytest.fixture
+def published_site(tmp_path) -> Path:
+    cfg = make_site(tmp_path)
+    add_memes(cfg, 1)
+    assert run(cfg, "publish").exit_code == 0
+    return cfg
+
+
+def test_a_deeply_nested_bucket_manifest_is_one_line_in_publish_and_gc(published_site):
+    manifest = published_site.parent / "public" / "_memes" / "manifest.json"
+    manifest.write_text("[" * 100_000 + "]" * 100_000)
+    add_memes(published_site, 1, start=5)
+    for command in ("publish", "gc"):
+        result = memes_cli(published_site, command, "--json")
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        [line] = result.stderr.splitlines()
+        assert line.endswith("_memes/manifest.json: not a manifest (nested too deeply)")
+        assert json.loads(result.stdout)["exit"] == 1
+
+
+@pytest.mark.parametrize("stamp", [12345, "yesterday", {"when": 1}])
+def test_a_bad_unreferenced_since_in_the_manifest_is_one_line_in_gc(published_site, stamp):
+    manifest_path = published_site.parent / "public" / "_memes" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    key = next(k for k in manifest["objects"] if k.startswith("i/"))
+    manifest["objects"][key]["unreferenced_since"] = stamp
+    manifest_path.write_text(json.dumps(manifest))
+    result = memes_cli(published_site, "gc", "--grace-days", "0")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    [line] = result.stderr.splitlines()
+    assert f"manifest.json: entry '{key}': expected an ISO 8601 time, got " in line
+    assert (published_site.parent / "public" / key).exists()  # nothing was deleted
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"memes": 5}', "[]", "[" * 100_000])
+def test_a_corrupt_index_json_is_one_line_in_verify(published_site, content):
+    (published_site.parent / "public" / "index.json").write_text(content)
+    result = memes_cli(published_site, "verify")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "index.json: not a gallery index" in result.stdout

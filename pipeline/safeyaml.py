@@ -1,0 +1,82 @@
+"""YAML from people (config.yaml, import manifests), read with bounded work.
+
+PyYAML's safe loader shares an anchored node between its aliases, so a few hundred bytes of
+nested aliases (a "billion laughs" bomb) load into a tiny object graph that explodes the
+moment anything walks it (str(), repr() in an error message, a deep copy). Deeply nested
+flow collections exhaust the recursion limit of the composer. So the loader here counts, while
+composing, the nodes the document would have with every alias expanded and the nesting depth,
+and refuses the document with one line the moment either passes its cap. (Callers read the
+file with files.read_capped, so its size is capped too.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+MAX_DEPTH = 50  # nesting of mappings and lists
+MAX_NODES = 1_000_000  # nodes once every alias is expanded
+
+
+class YamlLimitError(yaml.YAMLError):
+    """The document is over a cap; ``problem`` says which (the same attribute PyYAML's own
+    errors carry, so callers report both alike)."""
+
+    def __init__(self, problem: str):
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = None
+
+
+class _CappedLoader(yaml.SafeLoader):
+    def __init__(self, stream: str, max_nodes: int, max_depth: int):
+        super().__init__(stream)
+        self._max_nodes = max_nodes
+        self._max_depth = max_depth
+        self._nodes = 0  # expanded node count so far
+        self._depth = 0
+        self._weight: dict[int, int] = {}  # id(node) -> its expanded node count
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 - PyYAML's
+        # The scanner's work per token grows with the flow depth: refuse `[[[[...` here,
+        # before the composer ever sees it.
+        if self.flow_level >= self._max_depth:
+            raise YamlLimitError(f"nested more than {self._max_depth} levels deep")
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._count(self._weight.get(id(node), 1))
+            return node
+        self._depth += 1
+        if self._depth > self._max_depth:
+            raise YamlLimitError(f"nested more than {self._max_depth} levels deep")
+        before = self._nodes
+        self._count(1)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        self._weight[id(node)] = self._nodes - before
+        return node
+
+    def _count(self, n: int) -> None:
+        self._nodes += n
+        if self._nodes > self._max_nodes:
+            raise YamlLimitError(
+                f"more than {self._max_nodes:,} values once its aliases are expanded"
+            )
+
+
+def load(text: str, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> Any:
+    """yaml.safe_load with caps; YamlLimitError (a yaml.YAMLError) when one is passed."""
+    loader = _CappedLoader(text, max_nodes, max_depth)
+    try:
+        return loader.get_single_data()
+    except RecursionError:  # a cap above the interpreter's limit; never a traceback
+        raise YamlLimitError("nested too deeply") from None
+    finally:
+        loader.dispose()
+

@@ -1,0 +1,40 @@
+"""YAML from people is read with bounded work: alias bombs and deep nesting refused at once."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from pipeline import safeyaml
+
+# 9 levels of 9 aliases: a few hundred bytes that expand to 9**9 (387 million) strings
+BOMB = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
+    for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+)
+
+
+def test_an_alias_bomb_is_refused_while_it_is_read():
+    assert len(BOMB) < 500
+    with pytest.raises(safeyaml.YamlLimitError, match="more than 1,000,000 values"):
+        safeyaml.load(BOMB)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, "{a: " * 100_000 + "}" * 100_000,
+                                  "".join(f"{'  ' * n}k{n}:\n" for n in range(60))])  # fmt: skip
+def test_deep_nesting_is_refused_not_a_recursion_error(text):
+    with pytest.raises(safeyaml.YamlLimitError, match="nested more than 50 levels deep"):
+        safeyaml.load(text)
+
+
+def test_ordinary_yaml_with_anchors_and_merge_keys_loads_as_safe_load_does():
+    text = "base: &base {category: tech, tags: [a, b]}\nrows:\n- {<<: *base, file: 1.jpg}\n" * 1
+    assert safeyaml.load(text) == yaml.safe_load(text)
+    rows = "d: &d {x: 1}\nrows:\n" + "- {<<: *d, y: 2}\n" * 5000  # an alias per row is fine
+    assert len(safeyaml.load(rows)["rows"]) == 5000
+
+
+def test_the_caps_are_the_callers_to_choose():
+    with pytest.raises(safeyaml.YamlLimitError):
+        safeyaml.load("[1, 2, 3, 4]", max_nodes=4)
+    assert safeyaml.load("[1, 2, 3, 4]", max_nodes=5) == [1, 2, 3, 4]
