@@ -259,6 +259,10 @@ def _storage_url(value: Any, info: ValidationInfo) -> str:
 
 
 def _endpoint(value: Any) -> str | None:
+    if isinstance(value, str) and "@" in value.split("://", 1)[-1].split("/", 1)[0]:
+        raise PydanticCustomError(  # never echo it: the part before @ is a password
+            "memes", "must not hold a user name or password (user:pass@); S3 credentials come "
+            "from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
     return None if value is None else _http_url(value).rstrip("/")
 
 
@@ -279,6 +283,8 @@ class StorageConfig:
     gc_grace_days: Count = 7
     lock_ttl: PositiveInt = Field(
         default=3600, description="a storage lock older than this is taken over")
+    timeout: Annotated[float, _number(0.1, 600)] = Field(
+        default=30, description="seconds to connect, and to wait for each answer")
 
     @property
     def is_s3(self) -> bool:

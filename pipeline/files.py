@@ -31,6 +31,26 @@ def write_atomic(path: Path, data: bytes, *, temp_prefix: str = ".tmp-", sync: b
     return path
 
 
+class Unreadable(ValueError):
+    """read_text_capped could not give a file's text; the message says why, in words that
+    follow the file's name: "not found", "is not UTF-8 text (byte 17)", ..."""
+
+
+def read_text_capped(path: Path, max_bytes: int, encoding: str = "utf-8") -> str:
+    """A text file people wrote (a config, a manifest), read with read_capped; Unreadable
+    for every reason it cannot be, so callers turn it into one line."""
+    try:
+        return read_capped(path, max_bytes).decode(encoding)
+    except FileNotFoundError:
+        raise Unreadable("not found") from None
+    except OSError as exc:
+        raise Unreadable(f"cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise Unreadable(f"is not UTF-8 text (byte {exc.start + 1})") from None
+    except TooBig as exc:
+        raise Unreadable(f"is {exc}, over {exc.limit:,}") from None
+
+
 class NotRegularFile(OSError):
     """A FIFO, a device or a socket where a file was expected."""
 

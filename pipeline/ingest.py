@@ -29,7 +29,7 @@ from pipeline import (
 )
 from pipeline.config import Config, LimitsConfig
 from pipeline.errors import IngestError, RenderError, UsageError
-from pipeline.files import NotRegularFile, TooBig, read_capped
+from pipeline.files import NotRegularFile, TooBig, Unreadable, read_capped, read_text_capped
 from pipeline.library import (
     MEME_FIELD_COLUMNS,
     DuplicateError,
@@ -440,15 +440,9 @@ def read_manifest(
     """Rows of a CSV or YAML manifest -> the good ones as (file, fields), and the bad ones as
     (row label, error). A publish_at without an offset is a wall-clock time in ``zone``."""
     try:
-        text = read_capped(path, MAX_MANIFEST_BYTES).decode("utf-8-sig")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: manifest not found") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read manifest ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: manifest is not UTF-8 text (byte {exc.start + 1})") from None
-    except TooBig as exc:
-        raise UsageError(f"{path}: manifest is {exc}, over {exc.limit:,}") from None
+        text = read_text_capped(path, MAX_MANIFEST_BYTES, "utf-8-sig")
+    except Unreadable as exc:
+        raise UsageError(f"{path}: manifest {exc}") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             rows = safeyaml.load(text)

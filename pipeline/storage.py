@@ -25,6 +25,7 @@ import hashlib
 import json
 import mimetypes
 import os
+import re
 import threading
 import time
 import uuid
@@ -659,12 +660,15 @@ class S3Storage(_Backend):
         self.prefix = config.prefix
         self.client = client if client is not None else make_s3_client(config)
         self.client.meta.events.register("before-send.s3.*", self._on_send)
-        self.endpoint = self.client.meta.endpoint_url
+        self.endpoint = without_userinfo(self.client.meta.endpoint_url)
         where = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self.description = f"{where} at {self.endpoint}"
         self.conditional_writes = True  # cleared if the service rejects If-None-Match
+        self.gave_up: StorageError | None = None  # set by a timeout: no request after it
 
     def _on_send(self, event_name: str, **_: Any) -> None:
+        if self.gave_up is not None:  # the endpoint stopped answering: fail at once, so a
+            raise self.gave_up  # run ends within about 2 x storage.timeout, not n times that
         self._count(event_name.rsplit(".", 1)[-1])
 
     def url_for(self, key: str) -> str:
@@ -672,7 +676,13 @@ class S3Storage(_Backend):
 
     # errors -> one line naming the endpoint, the bucket and the cause
     def _fail(self, exc: Exception, action: str, key: str | None = None) -> StorageError:
-        return StorageError(f"storage {self.description}: {describe_s3_error(exc, action, key)}")
+        from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+        cause = without_userinfo(describe_s3_error(exc, action, key))
+        error = StorageError(f"storage {self.description}: {cause}")
+        if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+            self.gave_up = error
+        return error
 
     def _call(self, action: str, key: str | None, fn: Callable[..., Any], **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -975,6 +985,14 @@ def _lock_age(response: Mapping[str, Any]) -> float:
     return (now - modified).total_seconds()
 
 
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def without_userinfo(text: str) -> str:
+    """A URL, or a message holding one, without its ``user:password@`` part."""
+    return _USERINFO.sub("", text)
+
+
 def describe_s3_error(exc: Exception, action: str = "access", key: str | None = None) -> str:
     """The cause of a botocore error in a few words, never with secrets.
 
@@ -1037,9 +1055,11 @@ def make_s3_client(config: StorageConfig) -> Any:
         or os.environ.get("AWS_ENDPOINT_URL")
     )
     options: dict[str, Any] = {
-        "connect_timeout": 5,  # a dead endpoint fails in seconds, not minutes
-        "read_timeout": 60,
-        "retries": {"mode": "standard", "max_attempts": 3},
+        # storage.timeout bounds connecting and each wait for an answer; one retry, so a
+        # frozen endpoint fails a request within about twice that (S3Storage then gives up).
+        "connect_timeout": config.timeout,
+        "read_timeout": config.timeout,
+        "retries": {"mode": "standard", "total_max_attempts": 2},
         "max_pool_connections": max(10, config.concurrency + 4),
         "tcp_keepalive": True,
         "user_agent_extra": "memes-pipeline",

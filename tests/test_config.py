@@ -198,7 +198,7 @@ def memes_list(tmp_path: Path) -> subprocess.CompletedProcess:
         (b"site: " + b"[" * 50_000 + b"]" * 50_000 + b"\n",
          "config.yaml: invalid YAML: nested more than 50 levels deep"),
         ("site: {title: Gr\u00fc\u00dfe}\n".encode("latin-1"),
-         "config.yaml: not UTF-8 text (byte 17)"),
+         "config.yaml: config file is not UTF-8 text (byte 17)"),
         (b"# " + b"x" * 2_000_000 + b"\n",
          "config.yaml: config file is 2,000,003 bytes, over 1,048,576"),
     ],
@@ -222,3 +222,17 @@ def test_a_wrong_value_is_named_in_a_few_words_however_big_it_is(tmp_path):
     with pytest.raises(ConfigError) as refused:
         config.load(write(tmp_path, text))
     assert len(str(refused.value).split("config.yaml: ", 1)[1]) < 300
+
+
+def test_storage_timeout_defaults_to_30_seconds_and_is_checked(tmp_path):
+    assert config.load(write(tmp_path, "")).storage.timeout == 30
+    assert config.load(write(tmp_path, "storage: {timeout: 2.5}")).storage.timeout == 2.5
+    with pytest.raises(ConfigError, match=r"storage.timeout: expected a number from 0.1 to 600"):
+        config.load(write(tmp_path, "storage: {timeout: 0}"))
+
+
+def test_userinfo_in_endpoint_url_is_refused_without_echoing_it(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        config.load(write(tmp_path, "storage: {endpoint_url: 'https://me:hunter2@s3.example'}"))
+    assert "storage.endpoint_url: must not hold a user name or password" in str(refused.value)
+    assert "hunter2" not in str(refused.value)

@@ -866,3 +866,58 @@ def test_a_corrupt_index_json_is_one_line_in_verify(published_site, content):
     result = memes_cli(published_site, "verify")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "index.json: not a gallery index" in result.stdout
+
+
+# --- a frozen endpoint and credentials in URLs (issue 10 items 9 and 10) ---------------------
+
+
+def test_a_frozen_endpoint_fails_the_run_within_about_twice_storage_timeout(tmp_path):
+    """SeaweedFS under SIGSTOP still accepts connections (the kernel does) and never answers."""
+    from seaweed import find_weed, seaweed
+
+    weed = find_weed()
+    if weed is None:
+        pytest.fail("weed not found") if os.environ.get("CI") == "true" else pytest.skip("no weed")
+    timeout = 2
+    with seaweed(weed) as server:
+        bucket = server.new_bucket()
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": server.access_key,
+               "AWS_SECRET_ACCESS_KEY": server.secret_key}  # fmt: skip
+        storage = {**s3_storage_config(server, bucket), "timeout": timeout}
+        cfg = make_site(tmp_path, storage)
+        add_memes(cfg, 1)
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            argv = [*MEMES, "--config", str(cfg), "publish", "--json"]
+            result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+            elapsed = time.monotonic() - start
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert server.endpoint in line and "timed out" in line, line
+    assert json.loads(result.stdout)["exit"] == 1
+    # Two tries of 2 s, plus start-up and renders (seconds on a busy box): well under the 60 s
+    # the default storage.timeout would take, and the 307 s this took before it existed.
+    assert elapsed < 2 * timeout + 25, elapsed
+    with Library(tmp_path / "memes") as library:
+        assert library.count("published") == 0
+
+
+def test_userinfo_in_the_endpoint_url_is_refused_and_never_printed(tmp_path, s3_server):
+    secret = "s3cr3t-Passw0rd"
+    endpoint = s3_server.endpoint.replace("://", f"://memes:{secret}@")
+    cfg = make_site(tmp_path, {"url": "s3://bucket/site", "endpoint_url": endpoint})
+    result = memes_cli(cfg, "publish")
+    assert result.returncode == 2 and secret not in result.stderr + result.stdout
+    assert "storage.endpoint_url: must not hold a user name or password" in result.stderr
+    # From the environment, where the config cannot refuse it: used, but never printed.
+    cfg = make_site(tmp_path, {"url": "s3://no-such-bucket-here/site"})
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
+    add_memes(cfg, 1)
+    result = subprocess.run([*MEMES, "--config", str(cfg), "publish"], env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1 and secret not in result.stderr + result.stdout
+    [line] = result.stderr.splitlines()
+    assert s3_server.endpoint.removeprefix("http://") in line, line
