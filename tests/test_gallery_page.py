@@ -411,3 +411,10 @@ def test_share_page_shows_the_meme_whole_at_desktop_and_phone_widths(site, page,
         assert shot.stat().st_size > 10_000
     finally:
         page.set_window_size(1000, 700)
+
+
+@pytest.mark.parametrize("route", ["#/m/%E0%A4%A", "#/c/%", "#/t/%ZZ", "#/%E0%A4%A/x"])
+def test_a_malformed_route_shows_the_grid_without_a_script_error(site, page, route):
+    open_gallery(page, site.url + route)  # the page fixture fails on any console error
+    assert shown_slugs(page) == newest_first(site)[: COUNT - PAGE_SIZE]
+    assert "Loading" not in page.find_element("id", "status").text

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import email
 import hashlib
+import html
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -1131,3 +1133,30 @@ def test_a_run_killed_after_writing_the_eml_is_settled_as_sent_and_not_written_a
     assert (outcome.pending, outcome.due_in) == (0, 12)
     assert eml.stat().st_mtime_ns == written
     assert sorted(p.name for p in eml.parent.iterdir()) == ["regular-1.eml"]
+
+
+def test_the_archive_pages_carry_the_gallery_pages_content_security_policy(tmp_path, smtp, memes):
+    """They are served from the gallery's site: no script may run in them, no base or form
+    may point elsewhere. Mail HTML styles inline, so only style-src differs."""
+    config = make_config(tmp_path, smtp.port)
+    memes.publish(12)
+    newsletter.run_rule(memes.library, config)
+    gallery_page = (Path(config_module.__file__).parent / "static" / "index.html").read_text()
+    policy = re.search(r'Content-Security-Policy" content="([^"]+)"', gallery_page)
+    assert policy
+    gallery_csp = dict(d.strip().split(" ", 1) for d in policy[1].split(";"))
+    documents = newsletter.archive_documents(
+        memes.library.editions(), memes.library.published(), config
+    )
+    pages = [d for d in documents if d.key.endswith(".html")]
+    assert {d.key for d in pages} == {"newsletter/1.html", "newsletter/index.html"}
+    for page in pages:
+        found = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">',
+                          page.data.decode())  # fmt: skip
+        assert found, page.key
+        csp = dict(d.strip().split(" ", 1) for d in html.unescape(found[1]).split(";"))
+        assert csp.pop("style-src") == "'unsafe-inline'"
+        assert csp.pop("script-src") == "'none'"
+        assert csp == {k: v for k, v in gallery_csp.items() if k[:6] not in ("style-", "script")}
+    mail = newsletter.render_html([], config, number=1, kind="regular", subject="s", extra=None)
+    assert "Content-Security-Policy" not in mail  # the mail itself has no use for one

@@ -44,6 +44,12 @@ COMPACT_IMAGE_WIDTH = 264
 COMPACT_CAPTION = 140  # characters of caption a compact meme shows
 
 ARCHIVE_PREFIX = "newsletter/"
+# The archive pages are served from the gallery's site: the gallery page's policy, with no
+# script at all and the inline styles mail HTML is made of.
+ARCHIVE_CSP = (
+    "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src * data: blob:; "
+    "connect-src 'self' http: https:; base-uri 'none'; form-action 'none'"
+)
 HTML_TYPE = gallery.CONTENT_TYPES[gallery.PAGE_HTML]
 
 # Messages are 7-bit clean (non-ASCII bodies are quoted-printable or base64), so any server
@@ -171,7 +177,7 @@ def render_html(
 
 
 def _html(context: dict[str, Any], *, web: bool) -> str:
-    return _env().get_template("newsletter.html").render(context, web=web)
+    return _env().get_template("newsletter.html").render(context, web=web, csp=ARCHIVE_CSP)
 
 
 def pick_rendition(meme: Meme, config: Config) -> RenditionAsset | None:
@@ -282,6 +288,7 @@ def archive_documents(
             title=f"{config.site.title} newsletter",
             gallery_url=base + gallery.PAGE_HTML,
             editions=entries,
+            csp=ARCHIVE_CSP,
         )
     )
     documents.append(Document(ARCHIVE_PREFIX + gallery.PAGE_HTML, page.encode("utf-8"), HTML_TYPE))

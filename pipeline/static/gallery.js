@@ -393,9 +393,16 @@
     window.scrollTo(0, 0);
   }
 
+  function decodedHash() {
+    try {
+      return decodeURIComponent(location.hash.replace(/^#\/?/, ""));
+    } catch (error) {
+      return ""; // a malformed %-escape (#/m/%E0%A4%A) is no route: the whole gallery
+    }
+  }
+
   function route() {
-    const hash = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
-    const [kind, ...rest] = hash.split("/");
+    const [kind, ...rest] = decodedHash().split("/");
     const name = rest.join("/");
     if (kind === "m" && name) return showMeme(name);
     if (kind === "c" && name) {
