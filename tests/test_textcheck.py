@@ -5,12 +5,19 @@ Issue 10 items 2 and 12: these were accepted (and printed raw) before pipeline.t
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
+import re
+from datetime import timedelta
+from xml.etree import ElementTree
 
 import pytest
 import yaml
 from click.testing import CliRunner
 from factories import jpeg
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from pipeline import textcheck
 from pipeline.cli import cli
@@ -150,3 +157,84 @@ def test_edit_refuses_long_and_control_text(workdir):
     with Library(workdir / "memes") as library:
         meme = library.get("monday")
     assert (meme.title, meme.bottom_text) == ("", "")
+
+
+# --- property: arbitrary text through add, import and edit -----------------------------------
+
+RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+NASTY = [
+    "\x00", "\r\n", "\r", "\n", "\t", "\x1b[2J", "\x1b]8;;http://evil.example/\x1b\\", "\x9b",
+    "\u202e", "\u2066", "\u200b", "\u200d", "\ufeff", "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "\U0001f3f3\ufe0f\u200d\U0001f308", "\u0645\u0631\u062d\u0628\u0627", "e\u0301", "\u2028",
+    "W" * 301, "W" * 2001, "x " * 150,
+]  # fmt: skip
+
+
+def hostile_text() -> st.SearchStrategy[str]:
+    pieces = st.one_of(
+        st.sampled_from(NASTY),
+        st.text(st.characters(codec="utf-8"), max_size=20),
+        st.builds(lambda c, n: c * n, st.sampled_from("Wm\u00e9\u4e00"), st.integers(1, 400)),
+    )
+    return st.lists(pieces, max_size=5).map("".join)
+
+
+def test_arbitrary_text_through_add_import_and_edit_stays_bounded_and_clean(tmp_path, monkeypatch):
+    """Whatever staff type or a manifest holds: each command ends (hypothesis' deadline),
+    nothing printed for a person holds a raw control character, and after a publish the
+    documents parse and the mail's headers hold no CR, LF or NUL."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEMES_CONFIG", raising=False)
+    (tmp_path / "config.yaml").write_text(
+        "library: memes\nrenditions: {thumb: {width: 64, format: jpeg, watermark: false}}\n"
+        "newsletter: {every: 1}\nsite: {base_url: 'https://memes.example/'}\n",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    seeds = iter(range(10_000))
+
+    def run(*args: str):
+        result = runner.invoke(cli, list(args), color=True)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        assert result.exit_code in (0, 1, 2), result.output
+        for stream in (result.stdout, result.stderr):
+            assert not RAW_CONTROL.search(stream.replace("\t", " ")), repr(stream)
+        if args[0] == "list":  # tabs only between the five fields of each row
+            assert all(row.count("\t") == 4 for row in result.stdout.splitlines())
+        else:
+            assert "\t" not in result.stdout + result.stderr
+        return result
+
+    first = jpeg(tmp_path / "first.jpg", 320, 240, seed=99_999)
+    assert run("add", str(first), "--caption", "edit me").exit_code == 0
+
+    @settings(max_examples=30, deadline=timedelta(seconds=20), derandomize=True, database=None,
+              phases=[Phase.explicit, Phase.generate],  # shrinking 5 commands takes minutes
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(caption=hostile_text(), title=hostile_text(), top=hostile_text(), tag=hostile_text())
+    def one(caption: str, title: str, top: str, tag: str) -> None:
+        picture = str(jpeg(tmp_path / "in" / f"{next(seeds)}.jpg", 320, 240, seed=next(seeds)))
+        run("add", picture, "--caption", caption, "--title", title, "--top", top, "--tag", tag)
+        row = {"file": str(jpeg(tmp_path / "in" / f"{next(seeds)}.jpg", 320, 240,
+                                seed=next(seeds))),
+               "caption": caption, "title": title, "bottom": top, "tags": [tag]}  # fmt: skip
+        manifest = tmp_path / "m.yaml"
+        manifest.write_text(yaml.safe_dump([row], allow_unicode=True), encoding="utf-8")
+        run("import", str(manifest))
+        run("edit", "edit-me", "--title", title, "--caption", caption or "x", "--bottom", top)
+        run("list")
+        run("show", "edit-me")
+
+    one()
+    assert run("publish").exit_code == 0
+    public = tmp_path / "public"
+    json.loads((public / "index.json").read_text(encoding="utf-8"))
+    json.loads((public / "feed.json").read_text(encoding="utf-8"))
+    ElementTree.fromstring((public / "feed.xml").read_bytes())
+    mails = list((tmp_path / "memes" / "outbox").rglob("*.eml"))
+    assert mails
+    for mail in mails:
+        message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+        for name, value in message.items():
+            assert not re.search("[\r\n\x00]", str(value)), (name, value)
