@@ -1,0 +1,207 @@
+"""The studio end to end: `memes serve` under waitress as a real process on a free 127.0.0.1
+port, driven by Debian's headless Chromium (selenium) at desktop and phone widths.
+
+Signs in, drops a file on the page, types two text boxes and sees the server-rendered preview
+change, schedules and queues the meme, publishes now, and finds it in the published list and
+in the /gallery/ page; the browser console stays free of errors throughout. Screenshots go to
+$STUDIO_SCREENSHOTS (default: the test's tmp folder)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from factories import jpeg
+from studio_helpers import PASSWORD, studio_config
+from test_gallery_page import CHROMEDRIVER, CHROMIUM, _require_browser
+
+pytestmark = pytest.mark.browser
+MEMES = Path(sys.executable).with_name("memes")
+SIZES = {"desktop": (1280, 900), "phone": (390, 844)}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    """A library with an admin, and `memes serve` running on it."""
+    root = tmp_path_factory.mktemp("studio")
+    port = free_port()
+    studio_config(root, site={"title": "Desk", "base_url": f"http://127.0.0.1:{port}/gallery/"})
+    env = {**os.environ, "MEMES_CONFIG": str(root / "config.yaml")}
+    subprocess.run([MEMES, "user", "add", "ada", "--role", "admin", "--password-stdin"],
+                   input=PASSWORD + "\n", text=True, env=env, check=True, cwd=root)  # fmt: skip
+    log = (root / "serve.log").open("w")
+    server = subprocess.Popen([MEMES, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/login", timeout=2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail("memes serve did not start: " + (root / "serve.log").read_text())
+            time.sleep(0.2)
+    try:
+        yield base, root
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(20)
+        log.close()
+        text = (root / "serve.log").read_text()
+        assert code == 143 or code == 0, text
+        assert "Traceback" not in text, text
+        assert '"POST /login" 303' in text  # one log line per request
+
+
+@pytest.fixture(scope="module")
+def browser(studio, tmp_path_factory):
+    _require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for arg in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", f"--user-data-dir={profile}", "--window-size=1280,900",
+    ):  # fmt: skip
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait(driver, condition, timeout: float = 20):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+
+
+def shots(tmp_path) -> Path:
+    folder = Path(os.environ.get("STUDIO_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def drop_file(driver, target_id: str, path: Path) -> None:
+    """What a person dragging a file from the desktop does: a drop event with a File."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    driver.execute_script(
+        """
+        const [id, name, b64] = arguments;
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, {type: "image/jpeg"}));
+        const target = document.getElementById(id);
+        for (const type of ["dragenter", "dragover", "drop"]) {
+          target.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true,
+                                                    dataTransfer: transfer}));
+        }
+        """,
+        target_id, path.name, data,
+    )
+
+
+def sign_in(driver, base: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(base + "/")
+    assert driver.current_url.startswith(base + "/login")
+    driver.find_element(By.NAME, "username").send_keys("ada")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "#login button").click()
+    wait(driver, lambda d: "/make" in d.current_url)
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_make_queue_publish_and_see_it_in_the_gallery(studio, browser, size, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    base, root = studio
+    folder = shots(tmp_path)
+    driver = browser
+    driver.set_window_size(*SIZES[size])
+    driver.delete_all_cookies()
+    driver.get_log("browser")
+    sign_in(driver, base)
+    title = f"Studio {size} meme"
+
+    image = jpeg(tmp_path / f"{size}.jpg", 1080, 1080, seed=len(size))
+    drop_file(driver, "drop", image)
+    preview = driver.find_element(By.ID, "preview")
+    wait(driver, lambda d: preview.get_attribute("data-rendered"))
+    wait(driver, lambda d: d.execute_script("return arguments[0].naturalWidth", preview) > 0)
+    before = preview.screenshot_as_png
+    first = preview.get_attribute("data-rendered")
+    driver.find_element(By.NAME, "top").send_keys("WHEN THE BUILD")
+    driver.find_element(By.NAME, "bottom").send_keys("IS GREEN")
+    wait(driver, lambda d: preview.get_attribute("data-rendered") != first
+         and "Preview" in d.find_element(By.ID, "preview-status").text)  # fmt: skip
+    time.sleep(0.3)  # the new image decodes
+    after = preview.screenshot_as_png
+    assert after != before, "the preview did not change with the text"
+    driver.find_element(By.NAME, "caption").send_keys(f"Caption of the {size} meme")
+    driver.find_element(By.NAME, "title").send_keys(title)
+    driver.find_element(By.NAME, "tags").send_keys("browser, e2e")
+    when = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M")
+    driver.execute_script("arguments[0].value = arguments[1]",
+                          driver.find_element(By.NAME, "publish_at"), when)  # fmt: skip
+    driver.save_screenshot(str(folder / f"{size}-1-make.png"))
+    driver.find_element(By.ID, "queue").click()
+
+    wait(driver, lambda d: "/queue" in d.current_url)
+    slug = f"studio-{size}-meme"
+    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-slug="{slug}"]')
+    assert "the next run" in row.text and when.replace("T", " ") in row.text
+    wait(driver, lambda d: d.execute_script(
+        "return arguments[0].querySelector('img').naturalWidth", row) > 0)  # fmt: skip
+    driver.save_screenshot(str(folder / f"{size}-2-queue.png"))
+
+    driver.get(base + "/publish")
+    driver.find_element(By.ID, "publish-now").click()
+    report = wait(driver, lambda d: d.find_elements(By.ID, "report"), 120)[0]
+    assert slug in report.text and "Published 1" in report.text
+    driver.save_screenshot(str(folder / f"{size}-3-published-report.png"))
+
+    driver.get(base + "/published?q=" + size)
+    card = driver.find_element(By.CSS_SELECTOR, f'article[data-slug="{slug}"]')
+    assert title in card.text
+    wait(driver, lambda d: d.execute_script(
+        "return arguments[0].querySelector('img').naturalWidth", card) > 0)  # fmt: skip
+    driver.save_screenshot(str(folder / f"{size}-4-published.png"))
+
+    driver.get(base + "/gallery/")
+    wait(driver, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+    wait(driver, lambda d: d.execute_script(
+        "return [...document.images].some(i => i.complete && i.naturalWidth > 0)"))  # fmt: skip
+    driver.save_screenshot(str(folder / f"{size}-5-gallery.png"))
+
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == [], severe
