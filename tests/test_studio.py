@@ -402,6 +402,10 @@ def test_publish_now_shows_the_report_and_the_meme_everywhere(app, config):
     assert "going-out" in listing
     assert "going-out" not in client.get("/published", query_string={"q": "zebra"}).get_data(
         as_text=True)
+    with Library(config.library) as library:
+        social = next(a for a in library.get("going-out").renditions if a.name == "social")
+    served = client.get("/memes/going-out/renditions/social")
+    assert served.data == (config.storage.local_path / social.key).read_bytes()  # not rendered
     index = client.get("/gallery/index.json")
     assert index.status_code == 200
     assert json.loads(index.data)["memes"][0]["slug"] == "going-out"
@@ -510,3 +514,18 @@ def test_cli_user_commands(tmp_path):
         assert library.user("ed").password_hash.startswith("$argon2id$")
     assert run(cli, [*base, "remove", "ed"]).exit_code == 0
     assert run(cli, [*base, "list"]).output.count("\n") == 1
+
+
+def test_published_list_pages(app, config, monkeypatch):
+    from pipeline.studio import desk
+
+    monkeypatch.setattr(desk, "PAGE_SIZE", 1)
+    client = sign_in(app, "ada")
+    add_meme(client, title="Older one", seed=8)
+    client.post("/publish", data={"csrf_token": token(client, "/publish")})
+    add_meme(client, title="Newer one", seed=9)
+    client.post("/publish", data={"csrf_token": token(client, "/publish")})
+    first = client.get("/published").get_data(as_text=True)
+    assert "newer-one" in first and "older-one" not in first and "page 1 of 2" in first
+    second = client.get("/published?page=2").get_data(as_text=True)
+    assert "older-one" in second and "newer-one" not in second

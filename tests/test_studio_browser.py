@@ -195,6 +195,9 @@ def test_make_queue_publish_and_see_it_in_the_gallery(studio, browser, size, tmp
     assert title in card.text
     wait(driver, lambda d: d.execute_script(
         "return arguments[0].querySelector('img').naturalWidth", card) > 0)  # fmt: skip
+    card.find_element(By.TAG_NAME, "summary").click()  # the share kit
+    links = card.find_elements(By.CSS_SELECTOR, "details a[href*='download=1']")
+    assert len(links) == 2 and card.find_element(By.CSS_SELECTOR, "button.copy").is_displayed()
     driver.save_screenshot(str(folder / f"{size}-4-published.png"))
 
     driver.get(base + "/gallery/")

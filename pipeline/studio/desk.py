@@ -26,6 +26,7 @@ from pipeline import publish as publishing
 from pipeline.errors import IngestError, LockedError, MemesError, UsageError
 from pipeline.library import Library, Meme, utcnow
 from pipeline.overlay import OverlayTextError
+from pipeline.storage import open_storage
 from pipeline.studio import drafts
 from pipeline.studio.app import library, studio_config
 from pipeline.studio.auth import admin_required
@@ -34,7 +35,7 @@ from pipeline.studio.filters import parse_local, site_zone
 blueprint = Blueprint("desk", __name__)
 
 TEXT_FIELDS = ("caption", "title", "alt", "credit", "top", "bottom")
-FIELD_OF_KEY = {"top": "top_text", "bottom": "bottom_text"}
+PAGE_SIZE = 48  # published memes per page
 GALLERY_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src * data: blob:; "
     "connect-src 'self' http: https:; base-uri 'none'; form-action 'none'; "
@@ -111,8 +112,10 @@ def _meme_or_404(slug: str) -> Meme:
 
 
 def _image(data: bytes, content_type: str, download_name: str | None = None) -> Response:
+    """An image the URL names completely (meme, rendition or preview text): the browser may
+    keep it a few minutes, so a queue page does not render every thumbnail again."""
     response = Response(data, content_type=content_type)
-    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["Cache-Control"] = "private, max-age=300"
     if download_name:
         response.headers["Content-Disposition"] = f'attachment; filename="{download_name}"'
     return response
@@ -303,12 +306,21 @@ def rendition(slug: str, name: str) -> Any:
     config = studio_config()
     if name not in {spec.name for spec in config.renditions}:
         abort(404, f"No rendition '{name}'.")
+    download = request.args.get("download")
+    stored = next((a for a in meme.renditions if a.name == name), None)
+    if meme.status == "published" and stored is not None:
+        # what the site serves: the very object in storage (no render for a gallery page)
+        data = open_storage(config.storage).get(stored.key)
+        if data is not None:
+            extension = stored.key.rsplit(".", 1)[-1]
+            return _image(data, stored.content_type,
+                          f"{slug}-{name}.{extension}" if download else None)  # fmt: skip
     results, failures = publishing.render_memes(library(), config, [meme])
     if failures:
         return Response(failures[0].reason, 422, content_type="text/plain; charset=utf-8")
     image = next(r for r in results[0].renditions if r.name == name)
-    download = f"{slug}-{name}.{image.extension}" if request.args.get("download") else None
-    return _image(image.data, image.content_type, download)
+    return _image(image.data, image.content_type,
+                  f"{slug}-{name}.{image.extension}" if download else None)  # fmt: skip
 
 
 @blueprint.route("/memes/<slug>/remove", methods=["POST"])
@@ -390,7 +402,11 @@ def published() -> Any:
     query = {k: request.args.get(k, "").strip() for k in ("q", "tag", "category")}
     memes = [m for m in reversed(library().published())
              if _matches(m, query["q"], query["tag"], query["category"])]  # fmt: skip
-    return render_template("published.html", memes=memes, query=query,
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    pages = max(1, -(-len(memes) // PAGE_SIZE))
+    shown = memes[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    return render_template("published.html", memes=shown, query=query, page=page, pages=pages,
+                           total=len(memes),
                            categories=studio_config().categories,
                            specs=studio_config().renditions)  # fmt: skip
 
