@@ -285,6 +285,20 @@ def test_make_queues_with_every_field_in_the_site_zone(app, config):
     assert not list((config.library / "studio-uploads").iterdir())  # the upload was taken
 
 
+def test_times_are_typed_and_shown_in_site_timezone(tmp_path):
+    config = studio_config(tmp_path, site={"title": "Desk", "base_url": "http://x.test/",
+                                           "timezone": "Europe/Berlin"})  # fmt: skip
+    make_users(config)
+    client = sign_in(new_app(config), "ed")
+    add_meme(client, title="Berlin", publish_at="2031-05-01T09:30")
+    with Library(config.library) as library:
+        meme = library.get("berlin")
+    assert meme.publish_at.isoformat() == "2031-05-01T07:30:00+00:00"
+    assert "2031-05-01 09:30 CEST" in client.get("/queue").get_data(as_text=True)
+    form = client.get("/memes/berlin").get_data(as_text=True)
+    assert 'value="2031-05-01T09:30"' in form and "Publish at (Europe/Berlin)" in form
+
+
 def test_drop_zone_upload_then_queue_two_files(app, config):
     client = sign_in(app, "ed")
     tokens = []

@@ -30,7 +30,7 @@ from pipeline.storage import open_storage
 from pipeline.studio import drafts
 from pipeline.studio.app import library, studio_config
 from pipeline.studio.auth import admin_required
-from pipeline.studio.filters import parse_local, site_zone
+from pipeline.studio.filters import local_input, parse_local
 
 blueprint = Blueprint("desk", __name__)
 
@@ -81,7 +81,7 @@ def _form_fields() -> dict[str, Any]:
         "credit": form.get("credit", ""),
         "top_text": form.get("top", ""),
         "bottom_text": form.get("bottom", ""),
-        "publish_at": parse_local(form.get("publish_at", ""), site_zone(studio_config())),
+        "publish_at": parse_local(form.get("publish_at", ""), studio_config().site.zone),
     }
 
 
@@ -255,7 +255,8 @@ def _values_of(meme: Meme) -> dict[str, str]:
     return {
         "caption": meme.caption, "title": meme.title, "alt": meme.alt, "credit": meme.credit,
         "top": meme.top_text, "bottom": meme.bottom_text, "category": meme.category,
-        "tags": ", ".join(meme.tags), "publish_at": "",
+        "tags": ", ".join(meme.tags),
+        "publish_at": local_input(meme.publish_at, studio_config().site.zone),
     }  # fmt: skip
 
 
@@ -272,8 +273,10 @@ def edit_post(slug: str) -> Any:
     values = {k: request.form.get(k, "") for k in (*TEXT_FIELDS, "category", "tags", "publish_at")}
     try:
         changes = _form_fields()
-        if meme.status != "queued":
-            changes.pop("publish_at")  # the publish time of a published meme is history
+        shown = local_input(meme.publish_at, studio_config().site.zone)
+        if meme.status != "queued" or values["publish_at"] == shown:
+            # a published meme's time is history; an unchanged field keeps the exact second
+            changes.pop("publish_at")
         if not changes["alt"].strip():
             changes["alt"] = ingest.default_alt(ingest.MemeFields(
                 caption=changes["caption"], top_text=changes["top_text"],

@@ -1,55 +1,31 @@
-"""Template helpers: times in the site's own zone, shown with the zone."""
+"""Template helpers and form times: wall-clock times in the site's zone (`site.timezone`),
+shown with the zone, read with the same rule as `memes add --publish-at`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, tzinfo
 
 from flask import Flask
 
 from pipeline.config import Config
-from pipeline.errors import UsageError
+from pipeline.ingest import parse_publish_at
+from pipeline.library import local_text
 
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends and shows
 
 
-def site_zone(config: Config) -> ZoneInfo:
-    """The site's IANA time zone (`site.timezone`, default UTC)."""
-    name = getattr(config.site, "timezone", None) or "UTC"
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"site.timezone: unknown time zone {name!r}") from None
-
-
-def local_text(moment: datetime | None, zone: ZoneInfo) -> str:
-    if moment is None:
-        return ""
-    local = moment.astimezone(zone)
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
-
-
-def local_input(moment: datetime | None, zone: ZoneInfo) -> str:
+def local_input(moment: datetime | None, zone: tzinfo) -> str:
     return moment.astimezone(zone).strftime(LOCAL_INPUT) if moment else ""
 
 
-def parse_local(text: str, zone: ZoneInfo) -> datetime | None:
-    """A datetime-local form value read in the site's zone, as UTC; '' is None."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"publish_at: expected a date and time, got {text!r}") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC).replace(microsecond=0)
+def parse_local(text: str, zone: tzinfo) -> datetime | None:
+    """A datetime-local form value, a wall-clock time in the site's zone, as UTC; '' is None."""
+    return parse_publish_at(text, zone) if text.strip() else None
 
 
 def install(app: Flask, config: Config) -> None:
-    zone = site_zone(config)
-    app.jinja_env.filters["local"] = lambda moment: local_text(moment, zone)
+    zone = config.site.zone
+    app.jinja_env.filters["local"] = lambda moment: local_text(moment, zone) if moment else ""
     app.jinja_env.filters["local_input"] = lambda moment: local_input(moment, zone)
-    app.jinja_env.globals["zone_name"] = zone.key
+    app.jinja_env.globals["zone_name"] = config.site.timezone
     app.jinja_env.globals["site_title"] = config.site.title
