@@ -19,6 +19,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from chromium import require_browser, start_chromium
 from PIL import Image, ImageDraw, ImageStat
 
 from pipeline import config as configuration
@@ -27,8 +28,6 @@ from pipeline.library import Meme, RenditionAsset
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 EVIL_CAPTION = "<script>window.__pwned=1</script>"
 EVIL_TITLE = '<img src=x onerror="window.__pwned=2">'
 RTL_CAPTION = "مرحبا بالعالم 😂"
@@ -40,15 +39,6 @@ COLORS = ["#e4572e", "#29335c", "#f3a712", "#a8c686", "#669bbc", "#8e5572"]
 
 def category_of(i: int) -> str:
     return "funny" if i % 3 else "tech"  # funny: 8 memes, tech: 4
-
-
-def _require_browser() -> None:
-    if CHROMIUM.exists() and CHROMEDRIVER.exists():
-        return
-    message = f"headless browser tests need {CHROMIUM} and {CHROMEDRIVER} (apt chromium-driver)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -143,7 +133,7 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Iterator[Site]:
-    _require_browser()
+    require_browser()
     folder = tmp_path_factory.mktemp("public")
     server, other = serve(folder), serve(folder)
     try:
@@ -167,21 +157,8 @@ def site(tmp_path_factory) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def browser(site, tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
     profile = tmp_path_factory.mktemp("chromium-profile")
-    for arg in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={profile}", "--window-size=1000,700",
-    ):  # fmt: skip
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(20)
+    driver = start_chromium(profile)
     try:
         yield driver
     finally:

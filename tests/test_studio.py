@@ -543,3 +543,19 @@ def test_published_list_pages(app, config, monkeypatch):
     assert "newer-one" in first and "older-one" not in first and "page 1 of 2" in first
     second = client.get("/published?page=2").get_data(as_text=True)
     assert "older-one" in second and "newer-one" not in second
+
+
+@pytest.mark.parametrize("trust", [True, False])
+def test_throttle_counts_the_proxy_address_only_when_trusted(tmp_path, trust):
+    config = studio_config(tmp_path, studio={"secure_cookies": False, "trust_proxy": trust})
+    make_users(config)
+    client = new_app(config).test_client()
+    for name in ("x1", "x2", "x3", "x4", "x5"):
+        client.post("/login", data={"username": name, "password": "nope nope nope",
+                                    "csrf_token": token(client)},
+                    headers={"X-Forwarded-For": "203.0.113.7"})  # fmt: skip
+    response = client.post("/login", data={"username": "ed", "password": PASSWORD,
+                                           "csrf_token": token(client)},
+                           headers={"X-Forwarded-For": "198.51.100.2"})  # fmt: skip
+    # trusted: another client behind the proxy may sign in; untrusted: one address for all
+    assert response.status_code == (303 if trust else 429)

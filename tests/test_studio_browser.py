@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from chromium import require_browser, start_chromium
 from factories import jpeg
 from studio_helpers import PASSWORD, studio_config
-from test_gallery_page import CHROMEDRIVER, CHROMIUM, _require_browser
 
 pytestmark = pytest.mark.browser
 MEMES = Path(sys.executable).with_name("memes")
@@ -73,22 +73,9 @@ def studio(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(studio, tmp_path_factory):
-    _require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    require_browser()
     profile = tmp_path_factory.mktemp("chromium-profile")
-    for arg in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={profile}", "--window-size=1280,900",
-    ):  # fmt: skip
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
+    driver = start_chromium(profile, "1280,900", page_load_timeout=30)
     try:
         yield driver
     finally:
@@ -204,6 +191,7 @@ def test_make_queue_publish_and_see_it_in_the_gallery(studio, browser, size, tmp
     wait(driver, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
     wait(driver, lambda d: d.execute_script(
         "return [...document.images].some(i => i.complete && i.naturalWidth > 0)"))  # fmt: skip
+    time.sleep(0.8)  # the page fades its images in
     driver.save_screenshot(str(folder / f"{size}-5-gallery.png"))
 
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]

@@ -4,6 +4,7 @@ outcome; the work lives in ingest, library, imaging, publish and newsletter."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from flask import (
 from pipeline import ingest, newsletter
 from pipeline import publish as publishing
 from pipeline.errors import IngestError, LockedError, MemesError, UsageError
-from pipeline.library import Library, Meme, utcnow
+from pipeline.library import Edition, Library, Meme, utcnow
 from pipeline.overlay import OverlayTextError
+from pipeline.publish import PublishReport
 from pipeline.storage import open_storage
 from pipeline.studio import drafts
 from pipeline.studio.app import library, studio_config
@@ -434,23 +436,27 @@ def newsletter_preview() -> Any:
     return Response(html, content_type="text/html; charset=utf-8")
 
 
-def _flash_report(report: Any, done: str | None) -> None:
-    """What a send did (its archive upload included), as the CLI prints it."""
-    if done:
-        flash(done, "ok")
-    for line in [*report.warnings, *report.errors]:
-        flash(line, "error")
+def _newsletter_step(action: Callable[[], tuple[list[Edition], PublishReport]],
+                     done: Callable[[list[Edition]], str]) -> Any:  # fmt: skip
+    """Run one newsletter action through the function the CLI calls (it sends, then puts the
+    archive up) and show what it did, its warnings and errors on the newsletter page."""
+    try:
+        editions, report = action()
+        flash(done(editions), "ok")
+        for line in [*report.warnings, *report.errors]:
+            flash(line, "error")
+    except MemesError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("desk.newsletter_page"), 303)
 
 
 @blueprint.route("/newsletter/resume", methods=["POST"])
 @admin_required
 def newsletter_resume() -> Any:
-    try:
-        sent, report = publishing.send_newsletter(library(), studio_config(), resume=True)
-        _flash_report(report, f"Sent again: {len(sent)} edition(s)")
-    except MemesError as exc:
-        flash(str(exc), "error")
-    return redirect(url_for("desk.newsletter_page"), 303)
+    return _newsletter_step(
+        lambda: publishing.send_newsletter(library(), studio_config(), resume=True),
+        lambda sent: f"Sent again: {len(sent)} edition(s)",
+    )
 
 
 @blueprint.route("/newsletter/confirm", methods=["POST"])
@@ -460,13 +466,13 @@ def newsletter_confirm() -> Any:
     number = request.form.get("number", "")
     if kind not in ("regular", "special") or not number.isdigit():
         abort(400, "kind and number of an edition expected")
-    try:
+
+    def confirm() -> tuple[list[Edition], PublishReport]:
         edition, report = publishing.confirm_edition(library(), studio_config(), kind,
                                                      int(number))  # fmt: skip
-        _flash_report(report, f"{edition.kind} #{edition.number}: {edition.status}")
-    except MemesError as exc:
-        flash(str(exc), "error")
-    return redirect(url_for("desk.newsletter_page"), 303)
+        return [edition], report
+
+    return _newsletter_step(confirm, lambda e: f"{e[0].kind} #{e[0].number}: {e[0].status}")
 
 
 @blueprint.route("/newsletter/special", methods=["POST"])
@@ -476,16 +482,13 @@ def newsletter_special() -> Any:
     if not subject:
         flash("subject: a special edition needs a subject", "error")
         return redirect(url_for("desk.newsletter_page"), 303)
-    try:
-        [edition], report = publishing.send_newsletter(
-            library(), studio_config(), special=True, subject=subject,
-            body=request.form.get("body", "").strip() or None,
-            slugs=_tags(request.form.get("slugs", "")),
-        )  # fmt: skip
-        _flash_report(report, f"Sent special #{edition.number}: {edition.subject}")
-    except MemesError as exc:
-        flash(str(exc), "error")
-    return redirect(url_for("desk.newsletter_page"), 303)
+    body = request.form.get("body", "").strip() or None
+    slugs = _tags(request.form.get("slugs", ""))
+    return _newsletter_step(
+        lambda: publishing.send_newsletter(library(), studio_config(), special=True,
+                                           subject=subject, body=body, slugs=slugs),
+        lambda e: f"Sent special #{e[0].number}: {e[0].subject}",
+    )  # fmt: skip
 
 
 # --- the published file:// gallery -----------------------------------------------------------
