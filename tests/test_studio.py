@@ -559,3 +559,27 @@ def test_throttle_counts_the_proxy_address_only_when_trusted(tmp_path, trust):
                            headers={"X-Forwarded-For": "198.51.100.2"})  # fmt: skip
     # trusted: another client behind the proxy may sign in; untrusted: one address for all
     assert response.status_code == (303 if trust else 429)
+
+
+@pytest.mark.parametrize("trust", [True, False])
+def test_waitress_passes_the_proxy_headers_only_when_trusted(tmp_path, trust):
+    """Under the real server: a proxy's X-Forwarded-Proto: https makes the cookie Secure."""
+    import threading
+    import urllib.request
+
+    from pipeline.studio.server import make_server
+
+    config = studio_config(tmp_path, studio={"secure_cookies": False, "trust_proxy": trust})
+    server = make_server(config, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.effective_port}/login"
+        request = urllib.request.Request(url, headers={"X-Forwarded-Proto": "https"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            cookie = response.headers["Set-Cookie"]
+            assert response.headers["X-Frame-Options"] == "DENY"
+    finally:
+        server.close()
+        thread.join(5)
+    assert ("Secure" in cookie) is trust

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from waitress import create_server
 
@@ -12,6 +13,14 @@ from pipeline.config import Config
 from pipeline.studio.app import create_app
 
 THREADS = 8
+
+
+def make_server(config: Config, host: str, port: int) -> Any:
+    """The studio's waitress server, bound and not yet running. Waitress drops X-Forwarded-*
+    headers unless told otherwise; with studio.trust_proxy they reach the app, whose ProxyFix
+    reads them (and without it, nobody can forge them)."""
+    return create_server(create_app(config), host=host, port=port, threads=THREADS, ident="memes",
+                         clear_untrusted_proxy_headers=not config.studio.trust_proxy)  # fmt: skip
 
 
 def serve(config: Config, host: str, port: int) -> None:
@@ -22,8 +31,7 @@ def serve(config: Config, host: str, port: int) -> None:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    server = create_server(create_app(config), host=host, port=port, threads=THREADS,
-                           ident="memes", clear_untrusted_proxy_headers=True)  # fmt: skip
+    server = make_server(config, host, port)
     bound = getattr(server, "effective_port", port)
     log.info("memes studio: http://%s:%s/ (Ctrl-C stops it)", host, bound)
     try:
