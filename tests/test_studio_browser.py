@@ -135,6 +135,7 @@ def test_make_queue_publish_and_see_it_in_the_gallery(studio, browser, size, tmp
     folder = shots(tmp_path)
     driver = browser
     driver.set_window_size(*SIZES[size])
+    driver.get(base + "/login")  # a page with nothing left loading that could set a cookie
     driver.delete_all_cookies()
     driver.get_log("browser")
     sign_in(driver, base)
