@@ -445,8 +445,8 @@ def template_list(app: App, as_json: bool) -> None:
         return
     for t in templates:
         source = "bundled" if t.bundled else "library"
-        click.echo(f"{t.name}\t{len(t.boxes)} boxes\t{t.width}x{t.height}\t{source}\t"
-                   f"{t.licence or 'licence not given'}")  # fmt: skip
+        boxes = f"{len(t.boxes)} box" + ("" if len(t.boxes) == 1 else "es")
+        say(t.name, boxes, f"{t.width}x{t.height}", source, t.licence or "licence not given")
 
 
 @template_group.command("show")
@@ -463,10 +463,10 @@ def template_show(app: App, name: str, out: Path | None) -> None:
     if out is not None:
         data = meme_templates.preview_png(app.library.template_path(template), template.boxes)
         write_atomic(out, data)
-    click.echo(f"name: {template.name}\nsize: {template.width}x{template.height}")
-    click.echo(f"licence: {template.licence}\ncredit: {template.credit}")
+    click.echo(f"name: {shown(template.name)}\nsize: {template.width}x{template.height}")
+    click.echo(f"licence: {shown(template.licence)}\ncredit: {shown(template.credit)}")
     for number, box in enumerate(meme_templates.boxes_to_data(template.boxes), start=1):
-        click.echo(f"box {number}: " + ", ".join(f"{k}: {v}" for k, v in box.items()))
+        click.echo(f"box {number}: " + ", ".join(f"{k}: {shown(v)}" for k, v in box.items()))
     if out is not None:
         click.echo(f"picture: {out}")
 
@@ -601,7 +601,7 @@ def remove(app: App, slug: str, purge: bool) -> None:
 def restore(app: App, slug: str) -> None:
     """Bring back a removed meme (not purged): it returns to its old place at the next publish."""
     meme = app.library.restore(slug)
-    click.echo(f"{meme.slug}\t{meme.status}")
+    say(meme.slug, meme.status)
 
 
 @cli.command()
@@ -610,7 +610,7 @@ def restore(app: App, slug: str) -> None:
 def retry(app: App, slug: str) -> None:
     """Queue a meme that failed to render again (after a config change)."""
     meme = app.library.retry(slug)
-    click.echo(f"{meme.slug}\t{meme.status}")
+    say(meme.slug, meme.status)
 
 
 @cli.command()
