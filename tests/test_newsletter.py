@@ -34,7 +34,7 @@ from click.testing import CliRunner
 from test_publish import MEMES, add_memes, make_site, s3_storage_config
 
 from pipeline import config as config_module
-from pipeline import newsletter
+from pipeline import gallery, newsletter
 from pipeline.cli import cli
 from pipeline.config import Config
 from pipeline.errors import DeliveryError, NotFoundError, UsageError
@@ -1141,7 +1141,8 @@ def test_the_archive_pages_carry_the_gallery_pages_content_security_policy(tmp_p
     config = make_config(tmp_path, smtp.port)
     memes.publish(12)
     newsletter.run_rule(memes.library, config)
-    gallery_page = (Path(config_module.__file__).parent / "static" / "index.html").read_text()
+    published_page = next(d for d in gallery.static_documents() if d.key == gallery.PAGE_HTML)
+    gallery_page = published_page.data.decode()
     policy = re.search(r'Content-Security-Policy" content="([^"]+)"', gallery_page)
     assert policy
     gallery_csp = dict(d.strip().split(" ", 1) for d in policy[1].split(";"))

@@ -46,9 +46,8 @@ COMPACT_CAPTION = 140  # characters of caption a compact meme shows
 ARCHIVE_PREFIX = "newsletter/"
 # The archive pages are served from the gallery's site: the gallery page's policy, with no
 # script at all and the inline styles mail HTML is made of.
-ARCHIVE_CSP = (
-    "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src * data: blob:; "
-    "connect-src 'self' http: https:; base-uri 'none'; form-action 'none'"
+ARCHIVE_CSP = gallery.CSP.replace("script-src 'self'", "script-src 'none'").replace(
+    "style-src 'self'", "style-src 'unsafe-inline'"
 )
 HTML_TYPE = gallery.CONTENT_TYPES[gallery.PAGE_HTML]
 
