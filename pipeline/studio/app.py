@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pipeline.config import Config
-from pipeline.library import Library, User
+from pipeline.library import Library
 
 log = logging.getLogger("memes.studio")
 
@@ -48,10 +48,6 @@ def library() -> Library:
     if "library" not in g:
         g.library = Library(studio_config().library)
     return g.library
-
-
-def current_user() -> User | None:
-    return g.get("user")
 
 
 def create_app(config: Config) -> Flask:
