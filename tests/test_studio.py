@@ -265,6 +265,88 @@ def test_editor_removes_a_queued_meme(app, config):
     assert snapshot(config)[0][0][1] == "removed"
 
 
+def _publish(client) -> None:
+    response = client.post("/publish", data={"csrf_token": token(client, "/publish")})
+    assert b"Published" in response.data, response.get_data(as_text=True)
+
+
+def _removed_list(client) -> str:
+    html = client.get("/queue").get_data(as_text=True)
+    assert 'id="removed-list"' in html, html
+    return html.split('id="removed-list"', 1)[1]
+
+
+def test_editor_restores_a_meme_removed_from_the_queue(app, config):
+    editor = sign_in(app, "ed")
+    add_meme(editor, title="Back again")
+    editor.post("/memes/back-again/remove", data={"csrf_token": token(editor, "/queue")})
+    listing = _removed_list(editor)
+    assert "back-again" in listing and "Restore</button>" in listing
+    forged = editor.post("/memes/back-again/restore", data={"csrf_token": "forged"})
+    assert forged.status_code == 400
+    assert snapshot(config)[0][0][1] == "removed"
+    response = editor.post("/memes/back-again/restore",
+                           data={"csrf_token": token(editor, "/queue")})  # fmt: skip
+    assert response.status_code == 303 and response.headers["Location"].endswith("/queue")
+    assert snapshot(config)[0][0][1] == "queued"
+    html = editor.get("/queue").get_data(as_text=True)
+    assert 'data-slug="back-again"' in html.split('id="queue-list"', 1)[1]
+    assert "Restored back-again" in html and 'id="removed-list"' not in html
+    again = editor.post("/memes/back-again/restore", data={"csrf_token": token(editor, "/queue")})
+    assert again.status_code == 303 and snapshot(config)[0][0][1] == "queued"
+    assert "not removed" in editor.get("/queue").get_data(as_text=True)
+
+
+def test_restore_is_refused_signed_out(app, config):
+    editor = sign_in(app, "ed")
+    add_meme(editor, title="Gone")
+    editor.post("/memes/gone/remove", data={"csrf_token": token(editor, "/queue")})
+    stranger = app.test_client()
+    response = stranger.post("/memes/gone/restore", data={"csrf_token": token(stranger)})
+    assert response.status_code in (302, 303) and "/login" in response.headers["Location"]
+    assert snapshot(config)[0][0][1] == "removed"
+
+
+def test_only_an_admin_restores_a_meme_taken_down_from_the_site(app, config):
+    admin = sign_in(app, "ada")
+    add_meme(admin, title="First", seed=1)
+    _publish(admin)
+    add_meme(admin, title="Second", seed=2)
+    _publish(admin)
+    with Library(config.library) as library:
+        first_at = library.get("first").published_at
+    admin.post("/memes/first/remove", data={"csrf_token": token(admin, "/published")})
+    assert not (config.storage.local_path / "m" / "first.html").exists()
+    editor = sign_in(app, "ed")
+    listing = _removed_list(editor)
+    assert "first" in listing and "Restore</button>" not in listing  # shown, not offered
+    refused = editor.post("/memes/first/restore", data={"csrf_token": token(editor, "/queue")})
+    assert refused.status_code == 403
+    assert dict((s, st) for s, st, *_ in snapshot(config)[0])["first"] == "removed"
+    assert "Restore</button>" in _removed_list(admin)
+    response = admin.post("/memes/first/restore", data={"csrf_token": token(admin, "/queue")})
+    assert response.status_code == 303
+    assert dict((s, st) for s, st, *_ in snapshot(config)[0])["first"] == "queued"
+    _publish(admin)
+    with Library(config.library) as library:
+        assert [m.slug for m in library.published()] == ["first", "second"]  # its old place
+        assert library.get("first").published_at == first_at
+    index = json.loads(admin.get("/gallery/index.json").data)
+    assert [m["slug"] for m in index["memes"]] == ["second", "first"]
+
+
+@pytest.mark.parametrize("evil", EVIL)
+def test_removed_list_shows_markup_as_text(app, config, evil):
+    client = sign_in(app, "ed")
+    add_meme(client, caption=evil, alt="An alt")
+    with Library(config.library) as library:
+        (meme,) = library.memes()
+    client.post(f"/memes/{meme.slug}/remove", data={"csrf_token": token(client, "/queue")})
+    listing = _removed_list(client)
+    assert evil not in listing and "<script>alert" not in listing and "<img src=x" not in listing
+    assert "&lt;script&gt;" in listing or "&lt;img src=x" in listing
+
+
 # --- make, uploads, preview ------------------------------------------------------------------
 
 

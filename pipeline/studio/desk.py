@@ -25,7 +25,7 @@ from flask import (
 from pipeline import ingest, newsletter
 from pipeline import publish as publishing
 from pipeline.errors import IngestError, LockedError, MemesError, UsageError
-from pipeline.library import Edition, Library, Meme, utcnow
+from pipeline.library import PURGED, Edition, Library, Meme, utcnow
 from pipeline.overlay import OverlayTextError
 from pipeline.publish import PublishReport
 from pipeline.storage import open_storage
@@ -38,6 +38,7 @@ blueprint = Blueprint("desk", __name__)
 
 TEXT_FIELDS = ("caption", "title", "alt", "credit", "top", "bottom")
 PAGE_SIZE = 48  # published memes per page
+REMOVED_SHOWN = 50  # the latest removals the queue page offers to restore
 GALLERY_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src * data: blob:; "
     "connect-src 'self' http: https:; base-uri 'none'; form-action 'none'; "
@@ -243,8 +244,20 @@ def queue() -> Any:
     lib = library()
     memes = _queued(lib)
     return render_template("queue.html", memes=memes, runs=_queue_positions(lib, memes),
-                           removed=[m for m in lib.memes("removed", renditions=False)
-                                    if m.published_at is None][-20:])  # fmt: skip
+                           removed=_restorable(lib), may_restore=may_restore)  # fmt: skip
+
+
+def _restorable(lib: Library) -> list[Meme]:
+    """Removed memes whose original is kept (not purged), latest removal first."""
+    removed = [m for m in lib.memes("removed", renditions=False)
+               if not m.sha256.startswith(PURGED)]  # fmt: skip
+    return sorted(removed, key=lambda m: (m.updated_at, m.id), reverse=True)[:REMOVED_SHOWN]
+
+
+def may_restore(meme: Meme) -> bool:
+    """Editors restore what was removed from the queue; bringing back a meme that had been on
+    the site is for admins, as taking it down was."""
+    return meme.published_at is None or g.user.role == "admin"
 
 
 def _edit_page(meme: Meme, values: dict[str, str], errors: dict[str, str],
@@ -344,6 +357,23 @@ def remove(slug: str) -> Any:
     else:
         flash(f"Removed {slug}", "ok")
     return redirect(url_for("desk.queue" if meme.status == "queued" else "desk.published"), 303)
+
+
+@blueprint.route("/memes/<slug>/restore", methods=["POST"])
+def restore(slug: str) -> Any:
+    """`memes restore`: a removed meme goes back to the queue; one that had been published
+    returns to its old place at the next publish."""
+    meme = _meme_or_404(slug)
+    if not may_restore(meme):
+        abort(403, "Restoring a meme that had been published needs an admin account.")
+    try:
+        library().restore(slug)
+    except MemesError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Restored {slug}" + (" (back on the site at the next publish)"
+                                    if meme.published_at else ""), "ok")  # fmt: skip
+    return redirect(url_for("desk.queue"), 303)
 
 
 # --- publish now -----------------------------------------------------------------------------
