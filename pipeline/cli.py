@@ -429,8 +429,11 @@ def template_add(app: App, image: Path, name: str, boxes_file: Path | None, lice
                  credit: str) -> None:  # fmt: skip
     """Add IMAGE as template NAME (its image is stored in the library)."""
     from pipeline.ingest import add_template
+    from pipeline.meme_templates import check_name, read_boxes_file
 
-    made = add_template(app.library, app.config, image, name, boxes_file, licence, credit)
+    check_name(name)
+    boxes = read_boxes_file(boxes_file) if boxes_file else None
+    made = add_template(app.library, app.config, image, name, boxes, licence, credit)
     click.echo(made.name)
 
 

@@ -579,17 +579,21 @@ def add_template(
     config: Config,
     image: Path,
     name: str,
-    boxes_file: Path | None,
+    boxes: Sequence[TextBox] | None = None,
     licence: str = "",
     credit: str = "",
 ) -> Template:
     """Check an image like any meme's, store it by hash and record it as template ``name``
-    with the boxes of ``boxes_file`` (default: the classic top and bottom boxes)."""
+    with ``boxes`` (meme_templates.parse_boxes/read_boxes_file; default: the classic top and
+    bottom boxes). `memes template add` and the studio's Templates page both add through
+    here."""
     from pipeline import meme_templates
     from pipeline.overlay import CLASSIC_BOXES
 
     name = meme_templates.check_name(name)
-    boxes = meme_templates.read_boxes_file(boxes_file) if boxes_file else CLASSIC_BOXES
+    library.check_template_name(name)  # before the image is stored: a refusal leaves nothing
+    licence = textcheck.credit(licence, "licence")
+    credit = textcheck.credit(credit)
     try:
         data = _read_limited(Path(image), config.limits)
         inspection = inspect_bytes(data, config.limits)
@@ -597,7 +601,8 @@ def add_template(
         raise IngestError(f"{image}: {exc}") from None
     template = Template(
         name=name, sha256=inspection.sha256, ext=inspection.ext, width=inspection.width,
-        height=inspection.height, boxes=boxes, licence=licence.strip(), credit=credit.strip(),
+        height=inspection.height, boxes=tuple(boxes) if boxes else CLASSIC_BOXES,
+        licence=licence, credit=credit,
     )  # fmt: skip
     write_original(library.root, data, inspection.sha256, inspection.ext)
     return library.add_template(template)

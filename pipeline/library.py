@@ -905,13 +905,17 @@ class Library:
             raise NotFoundError(f"template '{name}': no such template (known: {known})")
         return self._row_to_template(row)
 
+    def check_template_name(self, name: str, db: sqlite3.Connection | None = None) -> None:
+        """UsageError if ``name`` is taken (by a bundled template or one of this library's)."""
+        if meme_templates.starter(name) is not None:
+            raise UsageError(f"template '{name}': that is a bundled template's name")
+        if (db or self._db).execute("SELECT 1 FROM templates WHERE name=?", (name,)).fetchone():
+            raise UsageError(f"template '{name}': already exists")
+
     def add_template(self, template: Template) -> Template:
         """Record a template whose image is already stored under its hash (originals/)."""
-        if meme_templates.starter(template.name) is not None:
-            raise UsageError(f"template '{template.name}': that is a bundled template's name")
         with self.transaction() as db:
-            if db.execute("SELECT 1 FROM templates WHERE name=?", (template.name,)).fetchone():
-                raise UsageError(f"template '{template.name}': already exists")
+            self.check_template_name(template.name, db)
             db.execute(
                 "INSERT INTO templates VALUES (?,?,?,?,?,?,?,?,?)",
                 (template.name, template.sha256, template.ext, template.width, template.height,

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from PIL import Image, ImageColor, ImageDraw
+from PIL import Image, ImageColor, ImageDraw, ImageOps
 
 from pipeline import overlay
 from pipeline.errors import UsageError
@@ -257,15 +257,30 @@ def starter(name: str) -> Template | None:
 
 def preview_png(path: Path, boxes: Sequence[TextBox]) -> bytes:
     """preview() of the image file at ``path``, as PNG bytes."""
+    return picture(path, boxes)
+
+
+def picture(path: Path, boxes: Sequence[TextBox], *, max_width: int | None = None,
+            kind: str = "PNG") -> bytes:  # fmt: skip
+    """preview() of the image file at ``path``, first scaled down to ``max_width`` if wider
+    (the outlines and numbers are sized for the picture shown), as ``kind`` (PNG or JPEG)."""
     import io
 
     from pipeline.imaging import to_srgb
 
     with Image.open(path) as im:
+        if max_width and im.width > max_width:
+            im.draft("RGB", (max_width, max_width * im.height // im.width))
         im.load()
-        picture = preview(to_srgb(im), boxes)
+        image = to_srgb(ImageOps.exif_transpose(im), im.info.get("icc_profile"))  # as rendered
+    if max_width and image.width > max_width:
+        size = (max_width, max(1, round(image.height * max_width / image.width)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    picture.save(out, "PNG")
+    if kind == "JPEG":
+        preview(image, boxes).save(out, "JPEG", quality=82)
+    else:
+        preview(image, boxes).save(out, kind)
     return out.getvalue()
 
 

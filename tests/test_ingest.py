@@ -450,6 +450,25 @@ def test_template_add_list_show_remove(workdir):
     assert bundled.exit_code == 2 and "bundled" in bundled.stderr
 
 
+def test_a_refused_template_name_stores_no_image(workdir):
+    img = png(workdir / "t.png", 300, 200, seed=5)
+    assert memes("template", "add", str(img), "--name", "mine").exit_code == 0
+    originals = sorted((workdir / "memes" / "originals").rglob("*.*"))
+    other = png(workdir / "other.png", 300, 200, seed=6)
+    for name in ("cat-verdict", "mine"):  # a bundled name, a taken name
+        refused = memes("template", "add", str(other), "--name", name)
+        assert refused.exit_code == 2, refused.output
+    assert sorted((workdir / "memes" / "originals").rglob("*.*")) == originals
+
+
+def test_template_licence_and_credit_are_checked_text(workdir):
+    img = png(workdir / "t.png", 300, 200, seed=5)
+    bad = memes("template", "add", str(img), "--name", "t", "--licence", "CC0\x1b[2J")
+    assert bad.exit_code == 2 and "licence: contains a control character" in bad.stderr
+    assert not (workdir / "memes" / "originals").exists() or not list(
+        (workdir / "memes" / "originals").rglob("*.*"))
+
+
 def test_edit_one_box_text(workdir):
     memes("add", "--template", "coffee-labels", "--text", "Monday", "--text", "me",
           "--caption", "Coffee")  # fmt: skip

@@ -72,10 +72,11 @@ def create_app(config: Config) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     csrf.init_app(app)
 
-    from pipeline.studio import auth, desk, filters
+    from pipeline.studio import auth, desk, filters, templates_desk
 
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(desk.blueprint)
+    app.register_blueprint(templates_desk.blueprint)
     filters.install(app, config)
 
     app.before_request(_load_user)

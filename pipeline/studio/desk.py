@@ -114,7 +114,7 @@ def _meme_or_404(slug: str) -> Meme:
         abort(404, f"No meme '{slug}'.")
 
 
-def _image(data: bytes, content_type: str, download_name: str | None = None) -> Response:
+def image_response(data: bytes, content_type: str, download_name: str | None = None) -> Response:
     """An image the URL names completely (meme, rendition or preview text): the browser may
     keep it a few minutes, so a queue page does not render every thumbnail again."""
     response = Response(data, content_type=content_type)
@@ -131,7 +131,7 @@ def _preview_response(original: Path) -> Response:
     except (MemesError, OverlayTextError) as exc:
         message = str(exc).removeprefix("preview: ")
         return Response(message, 422, content_type="text/plain; charset=utf-8")
-    return _image(data, "image/jpeg")
+    return image_response(data, "image/jpeg")
 
 
 # --- make ------------------------------------------------------------------------------------
@@ -331,13 +331,13 @@ def rendition(slug: str, name: str) -> Any:
         data = open_storage(config.storage).get(stored.key)
         if data is not None:
             extension = stored.key.rsplit(".", 1)[-1]
-            return _image(data, stored.content_type,
+            return image_response(data, stored.content_type,
                           f"{slug}-{name}.{extension}" if download else None)  # fmt: skip
     results, failures = publishing.render_memes(library(), config, [meme])
     if failures:
         return Response(failures[0].reason, 422, content_type="text/plain; charset=utf-8")
     image = next(r for r in results[0].renditions if r.name == name)
-    return _image(image.data, image.content_type,
+    return image_response(image.data, image.content_type,
                   f"{slug}-{name}.{image.extension}" if download else None)  # fmt: skip
 
 

@@ -135,6 +135,174 @@ function setupMake(form) {
   if (previewSource) refresh();
 }
 
+// --- templates: a template's boxes, drawn on its image or typed ------------------------------
+// The rectangles and the number fields are one form: drawing fills the fields, typing moves
+// the rectangles. Numbers are fractions (0.25) or percentages (25%) of the image.
+
+function parseCoord(text) {
+  const value = text.trim().replace(",", ".");
+  const number = Number(value.replace(/%$/, "").trim());
+  if (!value || !Number.isFinite(number)) return NaN;
+  return value.endsWith("%") ? number / 100 : number;
+}
+
+function setupTemplateForm(form) {
+  const canvas = document.getElementById("canvas");
+  const image = document.getElementById("canvas-image");
+  const rows = document.getElementById("box-rows");
+  const prototype = document.getElementById("box-row");
+  const picker = document.getElementById("template-file");
+  const drop = document.getElementById("template-drop");
+  const uploadLine = document.getElementById("template-upload");
+  const maxBytes = Number(form.dataset.maxBytes);
+  let drawing = null;
+
+  const field = (li, key) => li.querySelector(`[name="box_${key}"]`);
+  function boxOf(li) {
+    const get = (key) => parseCoord(field(li, key).value);
+    return { x: get("x"), y: get("y"), width: get("width"), height: get("height") };
+  }
+  function setBox(li, box) {
+    // tenths of a percent, kept inside the image (x + width <= 100 %)
+    const x = Math.round(box.x * 1000);
+    const y = Math.round(box.y * 1000);
+    const width = Math.min(Math.round(box.width * 1000), 1000 - x);
+    const height = Math.min(Math.round(box.height * 1000), 1000 - y);
+    for (const [key, value] of Object.entries({ x, y, width, height })) {
+      field(li, key).value = `${value / 10}%`;
+    }
+  }
+  function draw() {
+    for (const old of canvas.querySelectorAll(".rect")) old.remove();
+    [...rows.children].forEach((li, index) => {
+      li.querySelector(".box-label").textContent = `Box ${index + 1}`;
+      const box = boxOf(li);
+      if (![box.x, box.y, box.width, box.height].every(Number.isFinite)) return;
+      const rect = document.createElement("div");
+      rect.className = "rect";
+      rect.dataset.n = String(index + 1);
+      rect.style.left = `${box.x * 100}%`;
+      rect.style.top = `${box.y * 100}%`;
+      rect.style.width = `${box.width * 100}%`;
+      rect.style.height = `${box.height * 100}%`;
+      canvas.append(rect);
+    });
+  }
+  function addRow(box) {
+    const li = prototype.content.firstElementChild.cloneNode(true);
+    rows.append(li);
+    if (box) setBox(li, box);
+    draw();
+    return li;
+  }
+
+  // drawing with the mouse, a pen or a finger
+  function at(event) {
+    const frame = image.getBoundingClientRect();
+    const clamp = (v) => Math.min(1, Math.max(0, v));
+    return { x: clamp((event.clientX - frame.left) / frame.width),
+             y: clamp((event.clientY - frame.top) / frame.height) };
+  }
+  function stretch(event) {
+    const p = at(event);
+    const s = drawing.start;
+    setBox(drawing.li, { x: Math.min(s.x, p.x), y: Math.min(s.y, p.y),
+                         width: Math.abs(p.x - s.x), height: Math.abs(p.y - s.y) });
+    draw();
+  }
+  function finish(event) {
+    if (!drawing || event.pointerId !== drawing.pointer) return;
+    if (event.type === "pointerup") stretch(event);
+    const box = boxOf(drawing.li);
+    if (event.type === "pointercancel" || !(box.width >= 0.01 && box.height >= 0.01)) {
+      drawing.li.remove(); // a click or a cancelled touch, not a box
+      draw();
+    }
+    drawing = null;
+  }
+  canvas.addEventListener("pointerdown", (event) => {
+    if (drawing || event.button !== 0 || !image.getAttribute("src")) return;
+    event.preventDefault();
+    canvas.setPointerCapture(event.pointerId);
+    drawing = { start: at(event), li: addRow(null), pointer: event.pointerId };
+    stretch(event);
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (drawing && event.pointerId === drawing.pointer) stretch(event);
+  });
+  canvas.addEventListener("pointerup", finish);
+  canvas.addEventListener("pointercancel", finish);
+
+  // typing
+  rows.addEventListener("input", draw);
+  rows.addEventListener("click", (event) => {
+    const button = event.target.closest(".remove-box");
+    if (!button) return;
+    button.closest("li").remove();
+    draw();
+  });
+  document.getElementById("add-box").addEventListener("click", () => {
+    addRow({ x: 0.05, y: 0.05 + 0.25 * (rows.children.length % 4), width: 0.9, height: 0.2 });
+  });
+
+  // the image: checked and kept by the server (the same checks as `memes add`)
+  function fail(message) {
+    let line = document.getElementById("image-error");
+    if (!line) {
+      line = document.createElement("p");
+      line.id = "image-error";
+      line.className = "error";
+      line.setAttribute("role", "alert");
+      uploadLine.after(line);
+    }
+    line.textContent = message;
+  }
+  async function send(file) {
+    if (file.size > maxBytes) {
+      fail(`${file.name}: file is ${file.size} bytes, over limits.max_bytes (${maxBytes})`);
+      return;
+    }
+    uploadLine.textContent = `${file.name}: uploading…`;
+    const body = new FormData();
+    body.append("file", file);
+    const response = await fetch(form.dataset.upload, {
+      method: "POST", body, credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken(form) },
+    });
+    let data = {};
+    try { data = await response.json(); } catch (e) { data = {}; }
+    if (!response.ok || !data.token) {
+      uploadLine.textContent = "";
+      fail(`${file.name}: ${data.error || `upload failed (${response.status})`}`);
+      return;
+    }
+    const old = document.getElementById("image-error");
+    if (old) old.remove();
+    const hidden = document.createElement("input");
+    hidden.type = "hidden";
+    hidden.name = "upload";
+    hidden.value = data.token;
+    uploadLine.replaceChildren(hidden, `${data.name} ${data.width}×${data.height}`);
+    image.src = `/uploads/${data.token}/picture`;
+    canvas.hidden = false;
+  }
+  picker.addEventListener("change", () => {
+    if (picker.files.length) send(picker.files[0]);
+    picker.value = ""; // sent already: the form posts the token, not the file again
+  });
+  for (const name of ["dragenter", "dragover"]) {
+    drop.addEventListener(name, (event) => { event.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const name of ["dragleave", "drop"]) {
+    drop.addEventListener(name, () => drop.classList.remove("over"));
+  }
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    if (event.dataTransfer.files.length) send(event.dataTransfer.files[0]);
+  });
+  draw();
+}
+
 // --- small things ----------------------------------------------------------------------------
 
 function setupCopy() {
@@ -189,6 +357,8 @@ document.addEventListener("DOMContentLoaded", () => {
   if (make) setupMake(make);
   const edit = document.getElementById("edit");
   if (edit) setupPreview(edit, () => edit.dataset.preview);
+  const template = document.getElementById("template-form");
+  if (template) setupTemplateForm(template);
   setupCopy();
   setupConfirm();
   setupPublish();
