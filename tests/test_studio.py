@@ -511,6 +511,41 @@ def test_publish_now_shows_the_report_and_the_meme_everywhere(app, config):
     assert client.get("/gallery/../memes/catalog.sqlite").status_code == 404
 
 
+def test_gallery_documents_name_the_studio_whatever_the_base_url(app, config):
+    """base_url is another origin (config: http://127.0.0.1:8080/gallery/, the test client is
+    http://localhost/): /gallery/ serves the documents with the studio's own prefix, the files
+    in storage keep base_url, and images are the stored bytes."""
+    client = sign_in(app, "ada")
+    add_meme(client, title="Rebased", caption="Look", seed=3)
+    add_meme(client, title="Second", caption="Two", seed=4)
+    _publish(client)
+    public = config.storage.local_path
+    here = "http://localhost/gallery/"
+    index = client.get("/gallery/index.json")
+    assert index.mimetype == "application/json"
+    memes = json.loads(index.data)["memes"]
+    assert {m["page_url"] for m in memes} == {here + "m/rebased.html", here + "m/second.html"}
+    assert all(r["url"].startswith(here + "i/") for m in memes for r in m["renditions"].values())
+    assert b"127.0.0.1:8080" in (public / "index.json").read_bytes()  # storage unchanged
+    for key in ("", "m/rebased.html", "m/rebased.json", "feed.xml", "feed.json",
+                "sitemap.xml", "robots.txt", "newsletter/1.html", "newsletter/index.json"):
+        response = client.get("/gallery/" + key)
+        assert response.status_code == 200, key
+        assert b"127.0.0.1:8080" not in response.data, key
+        assert b"127.0.0.1:8080" in (public / (key or "index.html")).read_bytes() or not key, key
+    page = client.get("/gallery/m/rebased.html").get_data(as_text=True)
+    assert f'<link rel="canonical" href="{here}m/rebased.html">' in page
+    image = memes[0]["renditions"]["thumb"]["url"].removeprefix(here)
+    assert client.get("/gallery/" + image).data == (public / image).read_bytes()
+    archive = client.get("/gallery/newsletter/1.html")
+    assert "style-src 'unsafe-inline'" in archive.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in archive.headers["Content-Security-Policy"]
+    etag = index.headers["ETag"]
+    assert client.get("/gallery/index.json", headers={"If-None-Match": etag}).status_code == 304
+    for bad in ("../memes/catalog.sqlite", "%2e%2e/config.yaml", "nope.json"):
+        assert client.get("/gallery/" + bad).status_code == 404, bad
+
+
 def test_publish_page_says_when_a_publish_runs(app, config):
     from pipeline.publish import publish_lock
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,12 +37,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-    """A library with an admin, and `memes serve` running on it."""
-    root = tmp_path_factory.mktemp("studio")
-    port = free_port()
-    studio_config(root, site={"title": "Desk", "base_url": f"http://127.0.0.1:{port}/gallery/"})
+@contextmanager
+def serving(root: Path, base_url: str | None = None, *, port: int | None = None):
+    """A library with an admin, and `memes serve` running on it; ``base_url`` is the site's
+    (default: the studio's own /gallery/). Yields the studio's base URL and the env."""
+    port = port or free_port()
+    base_url = base_url or f"http://127.0.0.1:{port}/gallery/"
+    studio_config(root, site={"title": "Desk", "base_url": base_url})
     env = {**os.environ, "MEMES_CONFIG": str(root / "config.yaml")}
     subprocess.run([MEMES, "user", "add", "ada", "--role", "admin", "--password-stdin"],
                    input=PASSWORD + "\n", text=True, env=env, check=True, cwd=root)  # fmt: skip
@@ -60,7 +62,7 @@ def studio(tmp_path_factory):
                 pytest.fail("memes serve did not start: " + (root / "serve.log").read_text())
             time.sleep(0.2)
     try:
-        yield base, root
+        yield base, env
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(20)
@@ -72,7 +74,14 @@ def studio(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(studio, tmp_path_factory):
+def studio(tmp_path_factory):
+    root = tmp_path_factory.mktemp("studio")
+    with serving(root) as (base, _env):
+        yield base, root
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
     require_browser()
     profile = tmp_path_factory.mktemp("chromium-profile")
     driver = start_chromium(profile, "1280,900", page_load_timeout=30)
@@ -197,3 +206,40 @@ def test_make_queue_publish_and_see_it_in_the_gallery(studio, browser, size, tmp
 
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == [], severe
+
+
+def test_the_gallery_shows_its_images_whatever_the_base_url(browser, tmp_path):
+    """The site's base_url is another origin (the bundled config's http.server, say): the
+    studio's /gallery/ still shows the published memes' images, on the gallery page and on a
+    share page, with nothing loaded from that origin."""
+    from selenium.webdriver.common.by import By
+
+    root = tmp_path / "elsewhere"
+    root.mkdir()
+    port = free_port()
+    nowhere = f"http://127.0.0.1:{free_port()}/site/"  # nothing listens there
+    with serving(root, nowhere, port=port) as (base, env):
+        for seed, title in ((7, "Far away"), (8, "Near by")):  # two: an edition goes out
+            jpeg(root / f"{seed}.jpg", 800, 600, seed=seed)
+            subprocess.run([MEMES, "add", str(root / f"{seed}.jpg"), "--caption", "From afar",
+                            "--title", title], env=env, check=True, cwd=root,
+                           capture_output=True)  # fmt: skip
+        subprocess.run([MEMES, "publish"], env=env, check=True, cwd=root, capture_output=True)
+        driver = browser
+        driver.set_window_size(*SIZES["desktop"])
+        driver.get(base + "/login")
+        driver.delete_all_cookies()
+        driver.get_log("browser")
+        sign_in(driver, base)
+        for page in ("/gallery/", "/gallery/m/far-away.html", "/gallery/newsletter/1.html"):
+            driver.get(base + page)
+            wait(driver, lambda d: "Far away" in d.find_element(By.TAG_NAME, "body").text)
+            wait(driver, lambda d: d.execute_script(
+                "return document.images.length > 0 && [...document.images].every("
+                "i => i.complete && i.naturalWidth > 0)"))  # fmt: skip
+            sources = driver.execute_script("return [...document.images].map(i => i.currentSrc)")
+            assert all(src.startswith((base + "/gallery/", "data:")) for src in sources), sources
+            name = page.strip("/").replace("/", "-")
+            driver.save_screenshot(str(shots(tmp_path) / f"elsewhere-{name}.png"))
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == [], severe

@@ -4,6 +4,10 @@ outcome; the work lives in ingest, library, imaging, publish and newsletter."""
 
 from __future__ import annotations
 
+import hashlib
+import html
+import io
+import mimetypes
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,14 +22,17 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     send_from_directory,
     url_for,
 )
+from werkzeug.security import safe_join
 
 from pipeline import ingest, newsletter
 from pipeline import publish as publishing
 from pipeline.errors import IngestError, LockedError, MemesError, UsageError
 from pipeline.library import PURGED, Edition, Library, Meme, utcnow
+from pipeline.newsletter.compose import ARCHIVE_CSP as MAIL_CSP
 from pipeline.overlay import OverlayTextError
 from pipeline.publish import PublishReport
 from pipeline.storage import open_storage
@@ -523,13 +530,48 @@ def newsletter_special() -> Any:
 
 # --- the published file:// gallery -----------------------------------------------------------
 
+#: Documents whose text names ``site.base_url``: served with the studio's own /gallery/ in its
+#: place, so the gallery works here whatever origin the site's documents were written for.
+REBASED_SUFFIXES = (".html", ".json", ".xml", ".txt", ".css", ".js")
+#: A newsletter archive page is mail HTML: inline styles, no script (compose.ARCHIVE_CSP).
+ARCHIVE_CSP = MAIL_CSP + "; frame-ancestors 'none'"
+
+
+def rebase(data: bytes, old: str, new: str) -> bytes:
+    """``data`` with every URL under ``old`` moved under ``new`` (also where HTML escaped it)."""
+    for before, after in {(old, new), (html.escape(old), html.escape(new))}:
+        data = data.replace(before.encode(), after.encode())
+    return data
+
 
 @blueprint.route("/gallery/", defaults={"key": "index.html"})
 @blueprint.route("/gallery/<path:key>")
 def gallery(key: str) -> Any:
-    storage = studio_config().storage
-    if storage.is_s3:
+    """The published file:// folder, as the site serves it; its documents rebased from
+    ``site.base_url`` onto this studio's /gallery/ (the files on disk stay as published)."""
+    config = studio_config()
+    if config.storage.is_s3:
         abort(404, "The gallery is in S3 storage; open it at its public URL.")
-    g.csp = GALLERY_CSP
-    response = send_from_directory(storage.local_path, key, max_age=60)
+    rebased = key.endswith(REBASED_SUFFIXES)
+    g.csp = ARCHIVE_CSP if key.startswith(newsletter.ARCHIVE_PREFIX) and key.endswith(".html") \
+        else GALLERY_CSP
+    if not rebased:
+        return send_from_directory(config.storage.local_path, key, max_age=60)
+    path = safe_join(str(config.storage.local_path), key)
+    if path is None or not Path(path).is_file():
+        abort(404)
+    data = rebase(Path(path).read_bytes(), config.site.base_url, request.url_root + "gallery/")
+    mimetype = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    response = send_file(io.BytesIO(data), mimetype=mimetype, max_age=60,
+                         etag=hashlib.sha256(data).hexdigest()[:32])  # fmt: skip
+    response.vary.add("Host")
+    return response
+
+
+@blueprint.route("/favicon.ico")
+def favicon() -> Any:
+    """No icon (the studio's pages say so with a data: link; the newsletter archive's mail HTML
+    cannot), rather than a 404 in the console."""
+    response = Response(status=204)
+    response.headers["Cache-Control"] = "private, max-age=86400"
     return response
