@@ -329,7 +329,8 @@ def list_(app: App, status: str, as_json: bool) -> None:
     zone = app.config.site.zone
     for meme in memes:
         when = local_text(meme.published_at or meme.publish_at, zone)
-        say(meme.slug, meme.status, when, meme.category, meme.title or meme.caption)
+        failure = [f"render failed: {meme.failure}"] if meme.failure else []
+        say(meme.slug, meme.status, when, meme.category, meme.title or meme.caption, *failure)
 
 
 def _show_lines(meme: Meme, zone: tzinfo) -> list[str]:
@@ -568,6 +569,9 @@ def publish(app: App, limit: int | None, dry_run: bool, wait: float, adopt: bool
                              adopt=adopt, progress=stages)  # fmt: skip
     for slug, reason in report.failed:
         say(f"memes: {slug}: not published: {reason}", err=True)
+    for slug, reason in report.not_updated:
+        say(f"memes: {slug}: not rendered again: {reason}; its old renditions stay live "
+            f"(`memes retry {slug}` once it is fixed)", err=True)  # fmt: skip
     _print_problems_of(report)
     if as_json:
         emit_json(report.as_dict())

@@ -231,7 +231,11 @@ class Meme(NewMeme):
     # What the recorded renditions were made from (publish.render_key): another key, another
     # render under new names.
     render_key: str = field(default="", metadata=meta(json=None))
-    failure: str = field(default="")  # why a 'failed' meme could not be rendered
+    # Why it could not be rendered: a 'failed' meme's reason, or a published meme's whose
+    # latest render (after an edit or a settings change) failed, so its old renditions stay
+    # live; `failed_key` is the render key of those inputs, which are not tried again.
+    failure: str = field(default="")
+    failed_key: str = field(default="", metadata=meta(json=None))
 
     @property
     def animated(self) -> bool:
@@ -736,9 +740,14 @@ class Library:
         return found[0]
 
     def memes(self, status: str | None = None, *, renditions: bool = True) -> list[Meme]:
-        """Every meme (or those with this status), in the order they were added."""
+        """Every meme (or those with this status), in the order they were added. 'failed'
+        also takes the published memes whose latest render failed (their old renditions
+        are live)."""
         if status in (None, "all"):
             return self._select("1", order="added_at, id", renditions=renditions)
+        if status == "failed":
+            return self._select("status='failed' OR (status='published' AND failure != '')",
+                                order="added_at, id", renditions=renditions)  # fmt: skip
         return self._select("status=?", (status,), order="added_at, id", renditions=renditions)
 
     def count(self, status: str | None = None) -> int:
@@ -810,7 +819,8 @@ class Library:
         render_key: str = "",
     ) -> None:
         """Record what a render produced for a meme (replacing any earlier set) and the key of
-        what it was rendered from, so a change of any render input renders it again."""
+        what it was rendered from, so a change of any render input renders it again; an
+        earlier render failure is over."""
         with self.transaction() as db:
             row = db.execute("SELECT id FROM memes WHERE slug=?", (slug,)).fetchone()
             if row is None:
@@ -825,7 +835,8 @@ class Library:
                 ],
             )  # fmt: skip
             db.execute(
-                "UPDATE memes SET placeholder_color=?, blurhash=?, render_key=? WHERE id=?",
+                "UPDATE memes SET placeholder_color=?, blurhash=?, render_key=?, failure='', "
+                "failed_key='' WHERE id=?",
                 (placeholder_color, blurhash, render_key, row["id"]),
             )
 
@@ -976,9 +987,24 @@ class Library:
                 [(reason, iso(utcnow()), slug) for slug, reason in failures],
             )
 
+    def mark_render_failed(self, failures: Sequence[tuple[str, str, str]]) -> None:
+        """Published memes whose new render failed, as (slug, reason, render key): they stay
+        published with their old renditions, and the next publishes do not try those very
+        inputs again (another edit or settings change, or `memes retry`, does)."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE memes SET failure=?, failed_key=? WHERE slug=? AND status='published'",
+                [(reason, key, slug) for slug, reason, key in failures],
+            )
+
     def retry(self, slug: str) -> Meme:
-        """A failed meme is queued again (after a config change, say)."""
+        """A failed meme is queued again (after a config change, say); a published meme
+        whose latest render failed is rendered again at the next publish."""
         meme = self.get(slug)
+        if meme.status == "published" and meme.failure:
+            with self.transaction() as db:
+                db.execute("UPDATE memes SET failure='', failed_key='' WHERE id=?", (meme.id,))
+            return self.get(slug)
         if meme.status != "failed":
             raise MemesError(f"meme '{slug}': not failed (it is {meme.status})")
         return self._requeue(meme, "failed")
@@ -987,7 +1013,7 @@ class Library:
         """Back to the queue from ``was`` ('removed': restore, 'failed': retry)."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE memes SET status='queued', failure='', updated_at=? "
+                "UPDATE memes SET status='queued', failure='', failed_key='', updated_at=? "
                 "WHERE id=? AND status=?",
                 (iso(utcnow()), meme.id, was),
             )

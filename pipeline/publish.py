@@ -79,6 +79,8 @@ Stages = Callable[[str, int], Progress]  # a progress bar for a stage: (label, t
 class PublishReport:
     published: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (slug, reason)
+    # Published memes whose new render failed: (slug, reason); their old renditions stay live.
+    not_updated: list[tuple[str, str]] = field(default_factory=list)
     uploaded: list[str] = field(default_factory=list)
     uploaded_bytes: int = 0
     skipped: int = 0
@@ -93,12 +95,13 @@ class PublishReport:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FAILED if self.failed or self.errors else EXIT_OK
+        return EXIT_FAILED if self.failed or self.not_updated or self.errors else EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "published": self.published,
             "failed": [{"slug": s, "reason": r} for s, r in self.failed],
+            "not_updated": [{"slug": s, "reason": r} for s, r in self.not_updated],
             "uploaded": self.uploaded,
             "uploaded_objects": len(self.uploaded),
             "uploaded_bytes": self.uploaded_bytes,
@@ -271,11 +274,13 @@ def render_key(job: RenderJob, fingerprint: str) -> str:
 
 
 def stale_renders(library: Library, config: Config, memes: Sequence[Meme]) -> list[Meme]:
-    """Published memes whose renditions were made from other inputs or other settings."""
+    """Published memes whose renditions were made from other inputs or other settings, but
+    those whose render failed with the very inputs of now (`memes retry` tries again)."""
     fingerprint = settings_fingerprint(config)
     jobs = render_jobs(library, memes)
-    return [m for m, job in zip(memes, jobs, strict=True)
-            if m.render_key != render_key(job, fingerprint)]  # fmt: skip
+    keys = [render_key(job, fingerprint) for job in jobs]
+    return [m for m, key in zip(memes, keys, strict=True)
+            if m.render_key != key and m.failed_key != key]  # fmt: skip
 
 
 def storage_target(config: Config) -> str:
@@ -440,9 +445,14 @@ def _render(
     library: Library, config: Config, memes: Sequence[Meme], report: PublishReport,
     progress: Stages | None,
 ) -> list[RenderResult]:  # fmt: skip
+    """Render ``memes``: a queued meme that fails goes to ``report.failed``, a published one
+    (rendered again) to ``report.not_updated``."""
     step = progress("Rendering", len(memes)) if progress else None
     results, failures = render_memes(library, config, memes, step)
-    report.failed += [(f.slug, f.reason) for f in failures]
+    live = {m.slug for m in memes if m.status == "published"}
+    for failure in failures:
+        into = report.not_updated if failure.slug in live else report.failed
+        into.append((failure.slug, failure.reason))
     return results
 
 
@@ -496,11 +506,10 @@ def _publish_run(
     )]  # fmt: skip
     to_render = [*memes, *refresh]
     results = _render(library, config, to_render, report, progress) if to_render else []
-    queued = {m.slug for m in memes}
-    library.mark_failed([(slug, why) for slug, why in report.failed if slug in queued])
-
     fingerprint = settings_fingerprint(config)
     keys = {job.slug: render_key(job, fingerprint) for job in render_jobs(library, to_render)}
+    library.mark_failed(report.failed)
+    library.mark_render_failed([(slug, why, keys[slug]) for slug, why in report.not_updated])
     asset_documents: list[Document] = []
     rendered: dict[str, tuple[list[RenditionAsset], Placeholder]] = {}
     for result in results:

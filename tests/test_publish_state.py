@@ -445,6 +445,81 @@ def test_a_meme_that_fails_to_render_is_marked_failed_and_no_longer_blocks(tmp_p
     assert json.loads(run(cfg, "publish", "--json").stdout)["published"] == [bad]
 
 
+def test_a_published_meme_whose_render_fails_keeps_its_live_images_and_is_marked(tmp_path):
+    """A pixel-changing edit whose new render cannot be made: the old renditions stay live and
+    named in the index, the publish says so (exit 1), `memes list` shows the failure, the next
+    publishes do not try again silently, and `memes retry` clears it."""
+    cfg = make_site(tmp_path)
+    [slug] = add_memes(cfg, 1)
+    assert run(cfg, "publish").exit_code == 0
+    public = tmp_path / "public"
+    before = rendition_keys(index_entries(public)[0])
+    with Library(tmp_path / "memes") as library:
+        original = library.original_path(library.get(slug))
+    saved = original.read_bytes()
+    original.write_bytes(saved[:200])  # the original is damaged: no new render can be made
+    assert run(cfg, "edit", slug, "--top", "IT WORKED ON MY MACHINE").exit_code == 0
+
+    failed = run(cfg, "publish", "--json")
+    assert failed.exit_code == 1
+    summary = json.loads(failed.stdout)
+    [line] = [x for x in failed.stderr.splitlines() if slug in x]
+    assert "cannot read image" in line and "old renditions stay live" in line
+    assert f"memes retry {slug}" in line
+    assert summary["failed"] == [] and [f["slug"] for f in summary["not_updated"]] == [slug]
+    assert rendition_keys(index_entries(public)[0]) == before  # still live, still named
+    assert run(cfg, "verify").exit_code == 0
+    with Library(tmp_path / "memes") as library:
+        meme = library.get(slug)
+        assert meme.status == "published" and "cannot read image" in meme.failure
+
+    listed = run(cfg, "list", "--status", "failed")
+    assert listed.exit_code == 0 and listed.stdout.startswith(slug)
+    assert "published" in listed.stdout and "cannot read image" in listed.stdout
+    shown = json.loads(run(cfg, "list", "--json").stdout)
+    assert shown[0]["status"] == "published" and "cannot read image" in shown[0]["failure"]
+
+    # Marked: the next publishes do not render it again behind everyone's back.
+    again = run(cfg, "publish", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["not_updated"] == []
+
+    original.write_bytes(saved)
+    retried = run(cfg, "retry", slug)
+    assert retried.exit_code == 0 and retried.stdout.split() == [slug, "published"]
+    assert run(cfg, "list", "--status", "failed").stdout == ""
+    fixed = run(cfg, "publish", "--json")
+    assert fixed.exit_code == 0, fixed.output
+    after = rendition_keys(index_entries(public)[0])
+    assert after and not after & before  # the edit reached the images at last
+    with Library(tmp_path / "memes") as library:
+        assert library.get(slug).failure == ""
+    assert run(cfg, "verify").exit_code == 0
+
+
+def test_a_published_meme_failing_after_a_settings_change_is_tried_again_on_the_next_change(
+    tmp_path,
+):
+    """The failure is recorded for the inputs that failed: another edit or settings change
+    is a new attempt at the next publish, without `memes retry`."""
+    cfg = make_site(tmp_path)
+    [slug] = add_memes(cfg, 1)
+    assert run(cfg, "publish").exit_code == 0
+    with Library(tmp_path / "memes") as library:
+        original = library.original_path(library.get(slug))
+    saved = original.read_bytes()
+    original.write_bytes(saved[:200])
+    renditions = yaml.safe_load(cfg.read_text())["renditions"]
+    set_config(cfg, renditions={n: {**r, "quality": 61} for n, r in renditions.items()})
+    assert run(cfg, "publish").exit_code == 1
+    assert run(cfg, "publish").exit_code == 0  # the same inputs: not tried again
+    original.write_bytes(saved)
+    set_config(cfg, renditions={n: {**r, "quality": 62} for n, r in renditions.items()})
+    assert run(cfg, "publish").exit_code == 0
+    with Library(tmp_path / "memes") as library:
+        assert library.get(slug).failure == ""
+    assert run(cfg, "list", "--status", "failed").stdout == ""
+
+
 def test_no_edition_goes_out_while_a_new_storage_lacks_its_images(tmp_path):
     cfg = make_site(tmp_path)
     [slug] = add_memes(cfg, 1)

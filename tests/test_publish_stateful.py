@@ -207,7 +207,7 @@ class PublishedState(RuleBasedStateMachine):
     # --- what every publish must leave ---------------------------------------------------
 
     def published(self, report: Any) -> None:
-        assert not report.failed, report.failed
+        assert not report.failed and not report.not_updated, report.as_dict()
         if report.errors:  # the memes are up, an edition's archive page is not yet:
             assert all("archive upload failed" in e for e in report.errors), report.errors
             return  # the next publish uploads it
