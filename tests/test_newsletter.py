@@ -1161,3 +1161,48 @@ def test_the_archive_pages_carry_the_gallery_pages_content_security_policy(tmp_p
         assert csp == {k: v for k, v in gallery_csp.items() if k[:6] not in ("style-", "script")}
     mail = newsletter.render_html([], config, number=1, kind="regular", subject="s", extra=None)
     assert "Content-Security-Policy" not in mail  # the mail itself has no use for one
+
+
+def test_an_archive_upload_that_fails_after_the_edition_went_out_never_sends_it_again(tmp_path):
+    """Issue 9: once the SMTP server took an edition, a later failure in the same `memes
+    publish` (its archive page cannot be written) says it was sent, exits 1, never sends it
+    again, and the next publish uploads the archive page."""
+    server = SmtpServer.standard(tmp_path)
+    try:
+        cfg = site_with_smtp(tmp_path, server.port)
+        add_memes(cfg, 11, size=(200, 150))
+        first = memes_cli(cfg, "publish", "--json")
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout)["newsletter"]["due_in"] == 1
+        public = tmp_path / "public"
+        page = public / "newsletter" / "1.html"
+        # A real storage failure for that one key: a folder stands where its file must go.
+        (page / "in-the-way").mkdir(parents=True)
+        add_memes(cfg, 1, start=11, size=(200, 150))
+
+        failed = memes_cli(cfg, "publish", "--json")
+
+        assert failed.returncode == 1, failed.stderr
+        assert failed.stderr.splitlines() == [
+            f"memes: sent edition 1; archive upload failed: storage file://{public}: cannot "
+            "write newsletter/1.html: Is a directory; the next publish uploads it"
+        ]
+        summary = json.loads(failed.stdout)
+        assert summary["newsletter"]["sent"] == 1 and len(summary["published"]) == 1
+        assert len(server.messages()) == 1
+        status = json.loads(memes_cli(cfg, "newsletter", "status", "--json").stdout)
+        assert status["last"]["number"] == 1 and status["last"]["status"] == "sent"
+        assert status["in_doubt"] == []
+
+        (page / "in-the-way").rmdir()
+        page.rmdir()
+        again = memes_cli(cfg, "publish", "--json")
+        assert again.returncode == 0, again.stderr
+        assert "newsletter/1.html" in json.loads(again.stdout)["uploaded"]
+        assert "Memes" in page.read_text(encoding="utf-8")
+        assert memes_cli(cfg, "publish").returncode == 0
+        assert len(server.messages()) == 1  # sent once, whatever happened after
+        checked = memes_cli(cfg, "verify")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    finally:
+        server.stop()
