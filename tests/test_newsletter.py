@@ -7,6 +7,7 @@ read back from the server's Maildir.
 
 from __future__ import annotations
 
+import base64
 import email
 import hashlib
 import html
@@ -514,6 +515,29 @@ def test_all_recipients_refused_leaves_the_edition_due(tmp_path, memes):
         assert server.messages() == []
     finally:
         server.stop()
+
+
+def test_a_message_refused_at_the_end_of_data_is_not_recorded_as_sent(tmp_path, memes):
+    """The server took the message bytes and answered 554 (a content filter): it did not
+    accept the edition, so it is not sent (nor in doubt), it stays due, and the next run
+    sends it."""
+    server = SmtpServer.custom(tmp_path, "--refuse-data")
+    try:
+        memes.publish(12)
+        outcome = newsletter.run_rule(memes.library, make_config(tmp_path, server.port))
+        assert outcome.sent is None and not outcome.in_doubt
+        assert "554 5.7.1 message refused by content filter" in outcome.warning
+        assert "stays due" in outcome.warning
+        assert memes.library.editions() == []
+    finally:
+        server.stop()
+    good = SmtpServer.standard(tmp_path)
+    try:
+        outcome = newsletter.run_rule(memes.library, make_config(tmp_path, good.port))
+        assert outcome.sent is not None and outcome.sent.number == 1
+        assert len(good.messages()) == 1
+    finally:
+        good.stop()
 
 
 RUN_RULE_AND_DIE = textwrap.dedent(
@@ -1204,5 +1228,57 @@ def test_an_archive_upload_that_fails_after_the_edition_went_out_never_sends_it_
         assert len(server.messages()) == 1  # sent once, whatever happened after
         checked = memes_cli(cfg, "verify")
         assert checked.returncode == 0, checked.stdout + checked.stderr
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("mechanism", ["LOGIN", "PLAIN"])
+def test_smtp_auth_takes_the_password_from_the_environment_and_never_prints_it(
+    tmp_path, memes, mechanism
+):
+    """`memes newsletter send` logs in with AUTH LOGIN or PLAIN, whichever the server offers,
+    with MEMES_SMTP_PASSWORD; a refused login is one line (exit 1, no traceback) that names
+    the user and never the password, in any form."""
+    password = "Sup3r-s3cret-Grüße"
+    server = SmtpServer.custom(tmp_path, "--auth", f"memes:{password}", "--auth-only", mechanism)
+    log = server.maildir / "auth.log"
+    secrets = [password, base64.b64encode(password.encode()).decode(),
+               base64.b64encode(f"\0memes\0{password}".encode()).decode()]  # fmt: skip
+    try:
+        memes.publish(12)
+        cfg = cli_site(tmp_path, server.port)
+        data = yaml.safe_load(cfg.read_text())
+        data["newsletter"]["smtp"]["username"] = "memes"
+        cfg.write_text(yaml.safe_dump(data), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if k != "MEMES_SMTP_PASSWORD"}
+
+        unset = memes_cli(cfg, "newsletter", "send", env=env)
+        assert unset.returncode == 1
+        assert unset.stderr.splitlines() == [
+            f"memes: newsletter #1 not sent: SMTP server 127.0.0.1:{server.port}: login as "
+            "memes: MEMES_SMTP_PASSWORD is not set; it stays due and the next run sends it"
+        ]
+
+        wrong = memes_cli(cfg, "newsletter", "send",
+                          env={**env, "MEMES_SMTP_PASSWORD": "wrong-" + password})  # fmt: skip
+        assert wrong.returncode == 1
+        [line] = wrong.stderr.splitlines()
+        assert line.startswith(f"memes: newsletter #1 not sent: SMTP server 127.0.0.1:"
+                               f"{server.port}: login as memes refused: 535")  # fmt: skip
+        assert "Traceback" not in wrong.stdout + wrong.stderr
+        assert log.read_text().splitlines() == [f"{mechanism} memes refused"]
+        assert server.messages() == []
+
+        sent = memes_cli(cfg, "newsletter", "send", "--json",
+                         env={**env, "MEMES_SMTP_PASSWORD": password})  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        assert json.loads(sent.stdout)["sent"][0]["number"] == 1
+        assert log.read_text().splitlines()[-1] == f"{mechanism} memes ok"
+        [message] = server.messages()
+        shown = [unset.stdout, unset.stderr, wrong.stdout, wrong.stderr, sent.stdout, sent.stderr,
+                 message.as_string(), (tmp_path / "memes" / "catalog.sqlite").read_bytes().decode(
+                     "latin-1")]  # fmt: skip
+        for secret in secrets:
+            assert not any(secret in text for text in shown), secret
     finally:
         server.stop()

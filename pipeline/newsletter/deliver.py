@@ -226,7 +226,10 @@ def _send_smtp(message: EmailMessage, smtp: SmtpConfig, config: Config,
         before_transfer()
         # From here on the server may have the message: a broken connection is in doubt.
         transferring = True
-        client.data(data)
+        code, reply = client.data(data)  # smtplib returns the final reply, whatever it is
+        transferring = False
+        if code != 250:  # the server answered: it did not take the message (for certain)
+            raise failure(f"message refused: {code} {_text(reply)}")
     except DeliveryError:
         raise
     except smtplib.SMTPAuthenticationError as exc:
