@@ -477,11 +477,15 @@ def template_show(app: App, name: str, out: Path | None) -> None:
 
 @template_group.command("remove")
 @click.argument("name")
+@click.option("--keep-copies", is_flag=True,
+              help="The memes made from it keep their own copy of its boxes.")  # fmt: skip
 @pass_app
-def template_remove(app: App, name: str) -> None:
-    """Remove template NAME (refused while memes use it)."""
-    app.library.remove_template(name)
-    click.echo(name)
+def template_remove(app: App, name: str, keep_copies: bool) -> None:
+    """Remove template NAME (refused while memes use it, unless --keep-copies)."""
+    copied = app.library.remove_template(name, keep_copies=keep_copies)
+    say(name)
+    if copied:
+        click.echo(f"{len(copied)} memes keep their own copy of its boxes", err=True)
 
 
 # --- render / publish / remove / verify / gc ------------------------------------------------

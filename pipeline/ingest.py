@@ -534,7 +534,7 @@ def check_edit(library: Library, config: Config, slug: str, **changes: Any) -> d
             raise UsageError(f"--category: {exc}") from None
     numbered = {number: textcheck.overlay_text(text, f"text {number}")
                 for number, text in (values.pop("box_texts", None) or {}).items()}  # fmt: skip
-    boxes = library.template(meme.template).boxes if meme.template else None
+    boxes = library.boxes_of(meme)
     if numbered and not meme.template:  # the classic layout: text 1 is top, text 2 bottom
         for number, text in numbered.items():
             if number not in (1, 2):

@@ -35,7 +35,7 @@ from pipeline.errors import (
     UsageError,
 )
 from pipeline.files import write_atomic
-from pipeline.meme_templates import Template
+from pipeline.meme_templates import Template, TextBox
 
 # 2: editions carry their note and images; 3: one image, many memes (sha256 not unique) and
 # templates
@@ -236,6 +236,9 @@ class Meme(NewMeme):
     # live; `failed_key` is the render key of those inputs, which are not tried again.
     failure: str = field(default="")
     failed_key: str = field(default="", metadata=meta(json=None))
+    # Its own copy of its template's boxes (JSON), made when the template was removed
+    # (`memes template remove NAME --keep-copies`, or while it was removed); '' = the template's.
+    own_boxes: str = field(default="", metadata=meta(json=None))
 
     @property
     def animated(self) -> bool:
@@ -935,22 +938,40 @@ class Library:
             )  # fmt: skip
         return self.template(template.name)
 
-    def remove_template(self, name: str) -> None:
-        """Forget a template; refused while memes (other than removed ones) use it."""
+    def remove_template(self, name: str, *, keep_copies: bool = False) -> list[str]:
+        """Forget a template; refused while memes (other than removed ones) use it, unless
+        ``keep_copies``: then every meme made from it keeps its own copy of its boxes (its
+        image is already its own original) and renders as before. Removed memes always keep
+        a copy, so a restore still renders. Returns the slugs that took a copy."""
         if meme_templates.starter(name) is not None:
             raise UsageError(f"template '{name}': a bundled template cannot be removed")
         with self.transaction() as db:
-            if not db.execute("SELECT 1 FROM templates WHERE name=?", (name,)).fetchone():
+            row = db.execute("SELECT boxes FROM templates WHERE name=?", (name,)).fetchone()
+            if row is None:
                 raise NotFoundError(f"template '{name}': no such template")
             users = [r["slug"] for r in db.execute(
                 "SELECT slug FROM memes WHERE template=? AND status != 'removed' ORDER BY id",
                 (name,),
             )]  # fmt: skip
-            if users:
+            if users and not keep_copies:
                 shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5
                                                  else "")  # fmt: skip
-                raise UsageError(f"template '{name}': still used by {shown}")
+                raise UsageError(f"template '{name}': still used by {shown} (--keep-copies "
+                                 "gives each its own copy of the boxes)")  # fmt: skip
+            copied = [r["slug"] for r in db.execute(
+                "SELECT slug FROM memes WHERE template=? AND own_boxes='' ORDER BY slug", (name,)
+            )]  # fmt: skip
+            db.execute("UPDATE memes SET own_boxes=? WHERE template=? AND own_boxes=''",
+                       (row["boxes"], name))  # fmt: skip
             db.execute("DELETE FROM templates WHERE name=?", (name,))
+        return copied
+
+    def boxes_of(self, meme: Meme) -> tuple[TextBox, ...] | None:
+        """The text boxes a meme is drawn with: its own copy, else its template's; None for
+        the classic top and bottom layout."""
+        if meme.own_boxes:
+            return meme_templates.boxes_from_json(meme.own_boxes)
+        return self.template(meme.template).boxes if meme.template else None
 
     def template_path(self, template: Template) -> Path:
         """The template's image file (bundled, or in this library's originals)."""

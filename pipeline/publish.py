@@ -249,7 +249,15 @@ def assets_of(result: RenderResult) -> tuple[list[RenditionAsset], list[Document
 def render_jobs(library: Library, memes: Sequence[Meme]) -> list[RenderJob]:
     """What rendering each meme reads: its original and every field that changes its pixels
     (overlay text, a template's box texts and boxes)."""
-    boxes = {name: library.template(name).boxes for name in {m.template for m in memes} if name}
+    shared: dict[str, Any] = {}  # a template's boxes, read once for all its memes
+
+    def boxes(meme: Meme) -> Any:
+        if meme.own_boxes or not meme.template:
+            return library.boxes_of(meme)
+        if meme.template not in shared:
+            shared[meme.template] = library.boxes_of(meme)
+        return shared[meme.template]
+
     return [
         RenderJob(
             slug=m.slug,
@@ -258,7 +266,7 @@ def render_jobs(library: Library, memes: Sequence[Meme]) -> list[RenderJob]:
             bottom_text=m.bottom_text,
             sha256=m.sha256,  # lets a cache hit skip reading the original
             texts=m.texts,
-            boxes=boxes[m.template] if m.template else None,
+            boxes=boxes(m),
         )
         for m in memes
     ]

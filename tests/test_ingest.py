@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import struct
@@ -15,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from factories import animated_gif, jpeg, noise_image, png, save
 from PIL import Image
@@ -467,6 +469,56 @@ def test_template_licence_and_credit_are_checked_text(workdir):
     assert bad.exit_code == 2 and "licence: contains a control character" in bad.stderr
     assert not (workdir / "memes" / "originals").exists() or not list(
         (workdir / "memes" / "originals").rglob("*.*"))
+
+
+def renders(workdir: Path, slug: str) -> dict[str, bytes]:
+    out = workdir / "look"
+    shutil.rmtree(out, ignore_errors=True)
+    assert memes("render", slug, "--out", str(out)).exit_code == 0
+    return {p.name: p.read_bytes() for p in sorted((out / slug).iterdir())}
+
+
+def test_template_remove_keep_copies_leaves_its_memes_drawn_as_before(workdir):
+    """Issue 11: `template remove` is refused while memes use the template, unless they keep
+    their own copy: then each renders exactly as before, even after another template takes
+    the name, its texts can still be edited box by box, and a removed one can be restored."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump({"renditions": {
+        "large": {"width": 400, "format": "webp", "quality": 80}}}), encoding="utf-8")
+    boxes = workdir / "boxes.yaml"
+    boxes.write_text(
+        "- {x: 0.05, y: 0.05, width: 0.9, height: 0.4, color: '#ffe14d'}\n"
+        "- {x: 0.05, y: 0.55, width: 0.9, height: 0.4, align: left}\n"
+    )
+    img = png(workdir / "two.png", 800, 600, seed=3)
+    assert memes("template", "add", str(img), "--name", "two-panels", "--boxes",
+                 str(boxes)).exit_code == 0  # fmt: skip
+    made = [memes("add", "--template", "two-panels", "--text", "TOP", "--text", text,
+                  "--caption", f"Panels {text}").stdout.strip() for text in ("ONE", "TWO")]
+    kept, gone = made
+    assert memes("remove", gone).exit_code == 0
+    before = renders(workdir, kept)
+
+    refused = memes("template", "remove", "two-panels")
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == (f"memes: template 'two-panels': still used by {kept} "
+                                      "(--keep-copies gives each its own copy of the boxes)")
+    removed = memes("template", "remove", "two-panels", "--keep-copies")
+    assert removed.exit_code == 0 and removed.stdout == "two-panels\n"
+    assert "2 memes keep their own copy" in removed.stderr
+    assert "two-panels" not in memes("template", "list").stdout
+    assert renders(workdir, kept) == before
+
+    # Another template under the same name changes nothing for the memes that kept a copy.
+    other = png(workdir / "other.png", 640, 640, seed=9)
+    assert memes("template", "add", str(other), "--name", "two-panels").exit_code == 0
+    assert renders(workdir, kept) == before
+    assert memes("edit", kept, "--text", "2=LATER").exit_code == 0
+    assert renders(workdir, kept) != before
+    too_far = memes("edit", kept, "--text", "3=NOPE")
+    assert too_far.exit_code == 2 and "has boxes 1 to 2" in too_far.stderr
+
+    assert memes("restore", gone).exit_code == 0
+    assert set(renders(workdir, gone)) == set(before)
 
 
 def test_edit_one_box_text(workdir):
