@@ -243,3 +243,125 @@ def test_the_gallery_shows_its_images_whatever_the_base_url(browser, tmp_path):
             driver.save_screenshot(str(shots(tmp_path) / f"elsewhere-{name}.png"))
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == [], severe
+
+
+def draw_box(driver, surface, start: tuple[float, float], end: tuple[float, float],
+             touch: bool) -> None:
+    """Drag from start to end (fractions of the surface) with the mouse, or a finger."""
+    from selenium.webdriver.common.actions import interaction
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+
+    size = surface.size
+    half_w, half_h = size["width"] / 2, size["height"] / 2
+    points = [(round(x * size["width"] - half_w), round(y * size["height"] - half_h))
+              for x, y in (start, ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2), end)]
+    kind = interaction.POINTER_TOUCH if touch else interaction.POINTER_MOUSE
+    actions = ActionBuilder(driver, mouse=PointerInput(kind, "finger" if touch else "mouse"))
+    pointer = actions.pointer_action
+    pointer.move_to(surface, *points[0]).pointer_down()
+    for x, y in points[1:]:
+        pointer.move_to(surface, x, y)
+    pointer.pointer_up()
+    actions.perform()
+
+
+def too_wide(driver) -> list[str]:
+    """The elements wider than the window (a page that scrolls sideways on a phone)."""
+    return driver.execute_script(
+        "const w = document.documentElement.clientWidth;"
+        " return [...document.querySelectorAll('body *')]"
+        " .filter(e => e.getBoundingClientRect().right > w + 1)"
+        " .map(e => `${e.tagName}.${e.className}: ${e.textContent.slice(0, 40)}`);")  # fmt: skip
+
+
+def pixels(driver, image) -> str:
+    """What an <img> shows, as a PNG data URL (drawn on a canvas: the page's CSP lets no
+    script fetch a blob: URL)."""
+    return driver.execute_script(
+        "const [img] = arguments; const c = document.createElement('canvas');"
+        " c.width = img.naturalWidth; c.height = img.naturalHeight;"
+        " c.getContext('2d').drawImage(img, 0, 0); return c.toDataURL();", image)  # fmt: skip
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_draw_a_template_then_make_a_meme_of_it(studio, browser, size, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    base, root = studio
+    driver = browser
+    driver.set_window_size(*SIZES[size])
+    driver.get(base + "/login")
+    driver.delete_all_cookies()
+    driver.get_log("browser")
+    sign_in(driver, base)
+    name = f"drawn-{size}"
+
+    driver.get(base + "/templates")
+    drop_file(driver, "template-drop", jpeg(tmp_path / f"template-{size}.jpg", 1080, 810, seed=9))
+    surface = driver.find_element(By.ID, "canvas")
+    wait(driver, lambda d: surface.is_displayed() and d.execute_script(
+        "return document.getElementById('canvas-image').naturalWidth") > 0)  # fmt: skip
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", surface)
+    touch = size == "phone"  # a finger on the phone, the mouse on the desktop
+    draw_box(driver, surface, (0.05, 0.05), (0.95, 0.3), touch)
+    draw_box(driver, surface, (0.5, 0.6), (0.95, 0.95), touch)
+    driver.save_screenshot(f"/tmp/tpl-{size}-0-boxes.png")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#box-rows li")
+    assert len(rows) == 2 and len(driver.find_elements(By.CSS_SELECTOR, "#canvas .rect")) == 2
+    typed = [[float(row.find_element(By.NAME, f"box_{k}").get_attribute("value").rstrip("%"))
+              for k in ("x", "y", "width", "height")] for row in rows]  # fmt: skip
+    for got, want in zip(typed, ([5, 5, 90, 25], [50, 60, 45, 35]), strict=True):
+        assert all(abs(g - w) < 3 for g, w in zip(got, want, strict=True)), typed
+    # typing a number moves its rectangle
+    second = driver.find_elements(By.CSS_SELECTOR, "#canvas .rect")[1]
+    left = second.rect["x"]
+    field = rows[1].find_element(By.NAME, "box_x")
+    field.clear()
+    field.send_keys("40%")
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#canvas .rect")[1].rect["x"] < left)
+    field.clear()
+    field.send_keys("0.5")
+    driver.find_element(By.NAME, "name").send_keys(name)
+    driver.find_element(By.NAME, "credit").send_keys("Photo: the test")
+    assert too_wide(driver) == []
+    driver.save_screenshot(f"/tmp/tpl-{size}-1-drawn.png")
+    driver.find_element(By.ID, "save-template").click()
+    card = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR,
+                                                  f'article[data-name="{name}"]'))[0]  # fmt: skip
+    assert "2 boxes" in card.text and "Photo: the test" in card.text
+    driver.execute_script("arguments[0].scrollIntoView()", card)
+    wait(driver, lambda d: d.execute_script(
+        "return arguments[0].querySelector('img').naturalWidth", card) > 0)  # fmt: skip
+    driver.save_screenshot(f"/tmp/tpl-{size}-2-listed.png")
+
+    driver.get(base + "/make")
+    Select(driver.find_element(By.ID, "f-template")).select_by_value(name)
+    preview = driver.find_element(By.ID, "preview")
+    wait(driver, lambda d: preview.get_attribute("data-rendered")
+         and d.execute_script("return arguments[0].naturalWidth", preview) > 0)  # fmt: skip
+    labels = [e.text.strip() for e in driver.find_elements(By.CSS_SELECTOR, "#box-texts label")]
+    assert labels == ["Box 1", "Box 2"]
+    assert not driver.find_element(By.NAME, "top").is_displayed()
+    before_src = preview.get_attribute("src")
+    before = pixels(driver, preview)
+    driver.find_element(By.ID, "f-text-1").send_keys("DRAWN WITH A MOUSE")
+    driver.find_element(By.ID, "f-text-2").send_keys("TYPED IN BOX TWO")
+    # the preview settles on the server's render of both texts (debounced, newest wins)
+    wanted = f"/templates/{name}/preview?text=DRAWN+WITH+A+MOUSE&text=TYPED+IN+BOX+TWO"
+    wait(driver, lambda d: preview.get_attribute("data-source") == wanted
+         and d.execute_script("return arguments[0].complete", preview))  # fmt: skip
+    assert "Preview" in driver.find_element(By.ID, "preview-status").text
+    assert preview.get_attribute("src") != before_src and pixels(driver, preview) != before
+    driver.find_element(By.NAME, "caption").send_keys(f"Made of the {size} template")
+    assert too_wide(driver) == []
+    driver.save_screenshot(f"/tmp/tpl-{size}-3-make.png")
+    driver.find_element(By.ID, "queue").click()
+    wait(driver, lambda d: "/queue" in d.current_url)
+    row = driver.find_element(By.CSS_SELECTOR, f'tr[data-slug="made-of-the-{size}-template"]')
+    wait(driver, lambda d: d.execute_script(
+        "return arguments[0].querySelector('img').naturalWidth", row) > 0)  # fmt: skip
+    driver.save_screenshot(f"/tmp/tpl-{size}-4-queued.png")
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == [], severe

@@ -30,9 +30,12 @@ def _quick_hashes(monkeypatch):
     monkeypatch.setattr(accounts, "_DUMMY_HASH", quick.hash("not a password"))
 
 
+LIMITS = {"max_bytes": 1_000_000, "max_pixels": 64_000_000}  # the starters' photos fit
+
+
 @pytest.fixture
 def config(tmp_path):
-    config = studio_config(tmp_path)
+    config = studio_config(tmp_path, limits=LIMITS)
     make_users(config)
     return config
 
@@ -60,6 +63,15 @@ def add_form(client, **fields) -> dict:
     }  # fmt: skip
     data.update(fields)
     return data
+
+
+def box_data_of_the_form() -> list[dict]:
+    """The boxes add_form types, as a --boxes file would hold them."""
+    return [
+        {"x": 0.05, "y": 0.1, "width": 0.4, "height": 0.2, "align": "left", "valign": "top"},
+        {"x": 0.5, "y": 0.6, "width": 0.45, "height": 0.3, "align": "right", "valign": "bottom",
+         "max_font_size": 80},
+    ]  # fmt: skip
 
 
 def post_template(client, **fields):
@@ -139,11 +151,7 @@ def test_admin_adds_a_template_with_boxes_typed_as_percentages_or_fractions(app,
     response = post_template(client)
     assert response.status_code == 303 and response.headers["Location"].endswith("#t-two-boxes")
     made = templates_of(config)["two-boxes"]
-    same = meme_templates.parse_boxes([
-        {"x": 0.05, "y": 0.1, "width": 0.4, "height": 0.2, "align": "left", "valign": "top"},
-        {"x": 0.5, "y": 0.6, "width": 0.45, "height": 0.3, "align": "right", "valign": "bottom",
-         "max_font_size": 80},
-    ], "boxes")  # fmt: skip
+    same = meme_templates.parse_boxes(box_data_of_the_form(), "boxes")
     assert made.boxes == same
     assert (made.width, made.height, made.licence, made.credit) == (800, 600, "CC0",
                                                                      "Photo: the desk")
@@ -255,11 +263,13 @@ def test_remove_follows_the_cli_rule(app, config):
         report = ingest.add_files(library, config, [(Path(), fields)])
         assert report.ok
     html = client.get("/templates").get_data(as_text=True)
-    assert "/templates/unused/remove" in html and "/templates/two-boxes/remove" not in html
+    assert "/templates/unused/remove" in html
+    assert re.search(r'/templates/two-boxes/remove"[^<]*>\s*<input[^>]*>\s*<small>in use by '
+                     r'[^<]*</small>\s*<input type="hidden" name="keep_copies" value="1">', html)
     csrf = token(client, "/templates")
     used = client.post("/templates/two-boxes/remove", data={"csrf_token": csrf},
                        follow_redirects=True).get_data(as_text=True)  # fmt: skip
-    assert "template &#39;two-boxes&#39;: still used by" in used
+    assert "template &#39;two-boxes&#39;: still used by uses-it" in used
     starter = client.post("/templates/cat-verdict/remove", data={"csrf_token": csrf},
                           follow_redirects=True).get_data(as_text=True)  # fmt: skip
     assert "a bundled template cannot be removed" in starter
@@ -267,3 +277,192 @@ def test_remove_follows_the_cli_rule(app, config):
                        follow_redirects=True).get_data(as_text=True)  # fmt: skip
     assert "Removed template unused" in done
     assert set(templates_of(config)) == {"two-boxes"}
+    kept = client.post("/templates/two-boxes/remove", data={"csrf_token": csrf, "keep_copies": "1"},
+                       follow_redirects=True).get_data(as_text=True)  # fmt: skip
+    assert "Removed template two-boxes; 1 meme(s) keep their own copy of its boxes" in kept
+    assert templates_of(config) == {}
+    with Library(config.library) as library:
+        (meme,) = library.memes()
+        assert library.boxes_of(meme) == meme_templates.parse_boxes(
+            box_data_of_the_form(), "boxes")  # fmt: skip
+    edit = client.get(f"/memes/{meme.slug}").get_data(as_text=True)  # its own boxes, still
+    assert re.findall(r'for="f-text-(\d)">Box \1', edit) == ["1", "2"]
+    assert client.get(f"/memes/{meme.slug}/preview?text=B&text=C").status_code == 200
+
+
+# --- making a meme from a template, and editing its boxes ------------------------------------
+
+
+def cli_meme(tmp_path, name: str, texts: tuple[str, ...], caption: str):
+    """The same meme made by `memes add --template` in a library of its own."""
+    from click.testing import CliRunner
+
+    from pipeline import config as configuration
+    from pipeline.cli import cli
+
+    root = tmp_path / "cli"
+    root.mkdir()
+    studio_config(root, limits=LIMITS)
+    args = ["--config", str(root / "config.yaml"), "add", "--template", name, "--caption", caption]
+    for text in texts:
+        args += ["--text", text]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return configuration.load(root / "config.yaml")
+
+
+def only_meme(config):
+    with Library(config.library) as library:
+        (meme,) = library.memes()
+        return meme
+
+
+def rendered(config, meme) -> dict[str, bytes]:
+    from pipeline import publish
+
+    with Library(config.library) as library:
+        results, failures = publish.render_memes(library, config, [meme])
+    assert not failures
+    return {r.name: r.data for r in results[0].renditions}
+
+
+def make_from_template(client, name="cat-verdict", texts=("WHEN TESTS PASS", "SHIP IT"), **more):
+    data = {"csrf_token": token(client, "/make"), "caption": "A cat decides", "category": "funny",
+            "template": name, "text": list(texts), "top": "ignored", "bottom": "", **more}
+    return client.post("/make", data=data, content_type="multipart/form-data")
+
+
+def test_make_page_offers_every_template_and_its_boxes(app):
+    client = sign_in(app, "ed")
+    html = client.get("/make").get_data(as_text=True)
+    for starter in meme_templates.starters():
+        assert f'<option value="{starter.name}" data-boxes="{len(starter.boxes)}"' in html
+    assert re.search(r'<div id="box-texts" hidden>\s*</div>', html)
+    chosen = client.get("/make?template=coffee-labels").get_data(as_text=True)
+    assert re.findall(r'<label class="field" for="f-text-(\d)">Box \1', chosen) == ["1", "2", "3"]
+    assert 'value="coffee-labels"' in chosen and re.search(r'value="coffee-labels"[^>]*\s+selected',
+                                                           chosen)  # fmt: skip
+    assert '<div id="classic-texts" hidden>' in chosen
+
+
+def test_template_preview_follows_the_box_texts(app):
+    client = sign_in(app, "ed")
+    empty = client.get("/templates/cat-verdict/preview")
+    one = client.get("/templates/cat-verdict/preview", query_string={"text": ["HELLO"]})
+    two = client.get("/templates/cat-verdict/preview", query_string={"text": ["HELLO", "CAT"]})
+    for response in (empty, one, two):
+        assert response.status_code == 200 and response.data[:3] == b"\xff\xd8\xff"
+    assert len({empty.data, one.data, two.data}) == 3
+    too_many = client.get("/templates/cat-verdict/preview", query_string={"text": ["a", "b", "c"]})
+    assert too_many.status_code == 422 and "3 texts for 2 text boxes" in too_many.text
+    too_long = client.get("/templates/cat-verdict/preview", query_string={"text": ["WORD " * 400]})
+    assert too_long.status_code == 422 and "text 1 does not fit" in too_long.text
+    assert client.get("/templates/nope/preview").status_code == 404
+
+
+def test_a_meme_made_from_a_template_in_the_studio_is_the_cli_one(app, config, tmp_path):
+    client = sign_in(app, "ed")
+    response = make_from_template(client)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    studio = only_meme(config)
+    other = cli_meme(tmp_path, "cat-verdict", ("WHEN TESTS PASS", "SHIP IT"), "A cat decides")
+    cli = only_meme(other)
+    for key in ("slug", "template", "texts", "top_text", "bottom_text", "sha256", "alt",
+                "caption", "width", "height", "category"):  # fmt: skip
+        assert getattr(studio, key) == getattr(cli, key), key
+    assert studio.texts == ("WHEN TESTS PASS", "SHIP IT") and studio.template == "cat-verdict"
+    assert rendered(config, studio) == rendered(other, cli)
+    queue = client.get("/queue").get_data(as_text=True)
+    thumb = re.search(r'src="(/memes/a-cat-decides/preview\?[^"]+)"', queue).group(1)
+    assert "text=WHEN+TESTS+PASS&amp;text=SHIP+IT" in thumb
+    assert client.get(thumb.replace("&amp;", "&")).status_code == 200
+
+
+@pytest.mark.parametrize(("texts", "fields", "where", "message"), [
+    (("a", "b", "c"), {}, "template", "template &#39;cat-verdict&#39; has 2 text boxes; 3 texts"),
+    (("ok", "W" * 300), {"template": "coffee-labels"}, "text2", "text 2 does not fit"),
+    (("ok", "a\x07b"), {}, "text2", "text 2: contains a control character"),
+    (("ok",), {"template": "no-such"}, "template", "template &#39;no-such&#39;: no such"),
+    (("ok",), {"upload": "0" * 32}, "files", "A template brings its image"),
+    (("ok",), {"caption": " "}, "caption", "caption: must not be empty"),
+])  # fmt: skip
+def test_a_bad_template_meme_shows_the_error_and_queues_nothing(app, config, texts, fields,
+                                                                 where, message):
+    client = sign_in(app, "ed")
+    response = make_from_template(client, texts=texts, **fields)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert message in html, html[html.index("<main>"):]
+    if where.startswith("text"):
+        n = where[4:]
+        assert re.search(rf'for="f-text-{n}">Box {n}\s*<input[^>]*>\s*<span class="error"', html)
+    with Library(config.library) as library:
+        assert library.memes() == []
+
+
+def test_the_same_template_meme_twice_says_already_added(app, config):
+    client = sign_in(app, "ed")
+    assert make_from_template(client).status_code == 303
+    again = make_from_template(client)
+    assert again.status_code == 422 and "already added as a-cat-decides" in again.text
+
+
+def test_editing_box_texts_goes_through_memes_edit(app, config):
+    client = sign_in(app, "ed")
+    make_from_template(client, name="coffee-labels", texts=("Monday", "me"))
+    meme = only_meme(config)
+    page = client.get(f"/memes/{meme.slug}").get_data(as_text=True)
+    boxes = re.findall(r'for="f-text-(\d)">Box \1\s*<input id="f-text-\1" name="text" '
+                       r'value="([^"]*)"', page)  # fmt: skip
+    assert boxes == [("1", "Monday"), ("2", "me"), ("3", "")]
+    assert '<div id="classic-texts" hidden>' in page
+    assert re.search(r'id="preview" [^>]*src="/memes/[^"]+/preview\?text=Monday&amp;text=me"', page)
+    form = {"csrf_token": token(client, f"/memes/{meme.slug}"), "caption": meme.caption,
+            "title": meme.title, "category": meme.category, "tags": "", "alt": meme.alt,
+            "credit": "", "text": ["Tuesday", "me", "the 4th coffee"],
+            "publish_at": re.search(r'name="publish_at" type="datetime-local" value="([^"]*)"',
+                                    page).group(1)}  # fmt: skip
+    response = client.post(f"/memes/{meme.slug}", data=form)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    edited = only_meme(config)
+    assert edited.texts == ("Tuesday", "me", "the 4th coffee")
+    from pipeline import ingest
+
+    assert edited.alt == ingest.default_alt(ingest.MemeFields(
+        caption=meme.caption, template="coffee-labels", texts=edited.texts))  # fmt: skip
+    assert edited.alt.startswith("Tuesday / me / the 4th coffee")  # it follows the texts
+    preview = client.get(f"/memes/{meme.slug}/preview", query_string={"text": ["X", "Y"]})
+    assert preview.status_code == 200
+    assert preview.data != client.get(f"/memes/{meme.slug}/preview").data
+    form["text"] = ["ok", "W" * 300, ""]
+    form["csrf_token"] = token(client, f"/memes/{meme.slug}")
+    refused = client.post(f"/memes/{meme.slug}", data=form)
+    assert refused.status_code == 422
+    assert re.search(r'for="f-text-2">Box 2\s*<input[^>]*value="W+">\s*'
+                     r'<span class="error" role="alert">text 2 does not fit', refused.text)
+    assert only_meme(config).texts == edited.texts
+
+
+def test_box_texts_edited_in_the_studio_equal_memes_edit(app, config, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    client = sign_in(app, "ed")
+    make_from_template(client)
+    meme = only_meme(config)
+    page = client.get(f"/memes/{meme.slug}").get_data(as_text=True)
+    form = {"csrf_token": token(client, f"/memes/{meme.slug}"), "caption": meme.caption,
+            "title": meme.title, "category": meme.category, "tags": "", "alt": meme.alt,
+            "credit": "", "text": ["NEW TOP", ""],
+            "publish_at": re.search(r'name="publish_at" type="datetime-local" value="([^"]*)"',
+                                    page).group(1)}  # fmt: skip
+    assert client.post(f"/memes/{meme.slug}", data=form).status_code == 303
+    other = cli_meme(tmp_path, "cat-verdict", ("WHEN TESTS PASS", "SHIP IT"), "A cat decides")
+    result = CliRunner().invoke(cli, ["--config", str(other.library.parent / "config.yaml"),
+                                      "edit", meme.slug, "--text", "1=NEW TOP", "--text", "2="])
+    assert result.exit_code == 0, result.output
+    studio, by_cli = only_meme(config), only_meme(other)
+    assert (studio.texts, studio.alt, studio.alt_explicit) == (by_cli.texts, by_cli.alt,
+                                                               by_cli.alt_explicit)
+    assert rendered(config, studio) == rendered(other, by_cli)

@@ -8,7 +8,8 @@ import hashlib
 import html
 import io
 import mimetypes
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from pipeline import publish as publishing
 from pipeline.errors import IngestError, LockedError, MemesError, UsageError
 from pipeline.library import PURGED, Edition, Library, Meme, utcnow
 from pipeline.newsletter.compose import ARCHIVE_CSP as MAIL_CSP
-from pipeline.overlay import OverlayTextError
+from pipeline.overlay import OverlayTextError, TextBox
 from pipeline.publish import PublishReport
 from pipeline.storage import open_storage
 from pipeline.studio import drafts
@@ -61,7 +62,12 @@ NEWSLETTER_CSP = (
 
 
 def field_of(message: str) -> str:
-    """Which form field an ingest complaint is about ('' for the form as a whole)."""
+    """Which form field an ingest complaint is about ('' for the form as a whole); a
+    template's box N is field 'textN'."""
+    if box := re.match(r"-*text (\d+)\b", message):
+        return f"text{box.group(1)}"
+    if message.startswith("template"):
+        return "template"
     head = message.split(":", 1)[0].strip().lstrip("-").replace("-", "_")
     if head in ("top_text", "top"):
         return "top"
@@ -77,6 +83,11 @@ def field_of(message: str) -> str:
 
 def _tags(text: str) -> tuple[str, ...]:
     return tuple(t for t in (part.strip() for part in text.split(",")) if t)
+
+
+def _form_values() -> dict[str, Any]:
+    """What the form says, as typed (shown again beside an error)."""
+    return {k: request.form.get(k, "") for k in (*TEXT_FIELDS, "category", "tags", "publish_at")}
 
 
 def _form_fields() -> dict[str, Any]:
@@ -131,14 +142,28 @@ def image_response(data: bytes, content_type: str, download_name: str | None = N
     return response
 
 
-def _preview_response(original: Path) -> Response:
+def preview_response(original: Path, boxes: tuple[TextBox, ...] | None = None,
+                     texts: Sequence[str] | None = None) -> Response:  # fmt: skip
+    """The live preview: the texts of the query (a template's boxes: `text`, one per box;
+    else `top` and `bottom`) unless given, rendered by the real engine."""
+    if texts is None:
+        texts = (request.args.getlist("text") if boxes is not None
+                 else [request.args.get("top", ""), request.args.get("bottom", "")])  # fmt: skip
     try:
-        data = drafts.preview(studio_config(), original, request.args.get("top", ""),
-                              request.args.get("bottom", ""))  # fmt: skip
+        data = drafts.preview(studio_config(), original, texts, boxes)
     except (MemesError, OverlayTextError) as exc:
         message = str(exc).removeprefix("preview: ")
         return Response(message, 422, content_type="text/plain; charset=utf-8")
     return image_response(data, "image/jpeg")
+
+
+def meme_boxes(meme: Meme) -> tuple[TextBox, ...] | None:
+    """The boxes a meme is drawn with (Library.boxes_of: its own copy, else its template's;
+    None for the classic layout, or a template gone since)."""
+    try:
+        return library().boxes_of(meme)
+    except MemesError:
+        return None
 
 
 # --- make ------------------------------------------------------------------------------------
@@ -149,17 +174,22 @@ def home() -> Any:
     return redirect(url_for("desk.make"))
 
 
-def _make_page(values: dict[str, str], errors: dict[str, str], files: list[dict[str, str]],
+def _make_page(values: dict[str, Any], errors: dict[str, str], files: list[dict[str, str]],
                status: int = 200) -> tuple[str, int]:  # fmt: skip
+    from pipeline.studio.templates_desk import version
+
     config = studio_config()
+    templates = library().templates()
+    chosen = next((t for t in templates if t.name == values.get("template")), None)
     return render_template("make.html", values=values, errors=errors, files=files,
-                           categories=config.categories,
+                           categories=config.categories, templates=templates,
+                           boxes=len(chosen.boxes) if chosen else 0, version=version,
                            max_bytes=config.limits.max_bytes), status  # fmt: skip
 
 
 @blueprint.route("/make", methods=["GET"])
 def make() -> Any:
-    return _make_page({}, {}, [])
+    return _make_page({"template": request.args.get("template", "")}, {}, [])
 
 
 @blueprint.route("/uploads", methods=["POST"])
@@ -185,7 +215,7 @@ def upload_preview(token: str) -> Any:
     original = drafts.find(library().root, token)
     if original is None:
         abort(404, "No such upload (it was queued or has expired).")
-    return _preview_response(original)
+    return preview_response(original)
 
 
 @blueprint.route("/make", methods=["POST"])
@@ -193,7 +223,9 @@ def make_post() -> Any:
     """Queue every uploaded file with the fields, through ingest.add_files (`memes add`)."""
     config = studio_config()
     lib = library()
-    values = {k: request.form.get(k, "") for k in (*TEXT_FIELDS, "category", "tags", "publish_at")}
+    values = _form_values()
+    if request.form.get("template"):
+        return _make_from_template(request.form["template"], values)
     staged: list[tuple[str, str, Path]] = []  # (token, name, path)
     file_errors: list[dict[str, str]] = []
     for item in request.files.getlist("files"):
@@ -243,6 +275,33 @@ def make_post() -> Any:
     return redirect(url_for("desk.queue"), 303)
 
 
+def _make_from_template(name: str, values: dict[str, Any]) -> Any:
+    """`memes add --template NAME --text ...`: the same checks and ingest.add_files."""
+    config = studio_config()
+    lib = library()
+    texts = tuple(request.form.getlist("text"))
+    values.update(template=name, texts=texts, top="", bottom="")
+    if request.form.getlist("upload") or any(f.filename for f in request.files.getlist("files")):
+        error = "A template brings its image: pick no template to queue your files."
+        return _make_page(values, {"files": error}, [], 422)
+    try:
+        ingest.check_text_count(texts, lib.template(name))
+        fields = ingest.MemeFields(**{**_form_fields(), "top_text": "", "bottom_text": ""},
+                                   template=name, texts=texts)  # fmt: skip
+        fields = ingest.validate_fields(fields, config)
+    except MemesError as exc:
+        return _make_page(values, {field_of(str(exc)) or "form": str(exc)}, [], 422)
+    report = ingest.add_files(lib, config, [(Path(), fields)])
+    for warning in report.warnings:
+        flash(warning, "warning")
+    problems = [reason for _, reason in report.rejected]
+    problems += [f"already added as {slug}" for _, slug in report.already]
+    if problems:
+        return _make_page(values, {field_of(problems[0]) or "form": problems[0]}, [], 422)
+    flash(f"Queued: {', '.join(m.slug for m in report.added)}", "ok")
+    return redirect(url_for("desk.queue"), 303)
+
+
 # --- queue, edit, renditions, remove ---------------------------------------------------------
 
 
@@ -267,17 +326,19 @@ def may_restore(meme: Meme) -> bool:
     return meme.published_at is None or g.user.role == "admin"
 
 
-def _edit_page(meme: Meme, values: dict[str, str], errors: dict[str, str],
+def _edit_page(meme: Meme, values: dict[str, Any], errors: dict[str, str],
                status: int = 200) -> tuple[str, int]:  # fmt: skip
+    boxes = meme_boxes(meme)
     return render_template("edit.html", meme=meme, values=values, errors=errors,
+                           boxes=len(boxes) if boxes else 0,
                            categories=studio_config().categories), status  # fmt: skip
 
 
-def _values_of(meme: Meme) -> dict[str, str]:
+def _values_of(meme: Meme) -> dict[str, Any]:
     return {
         "caption": meme.caption, "title": meme.title, "alt": meme.alt, "credit": meme.credit,
         "top": meme.top_text, "bottom": meme.bottom_text, "category": meme.category,
-        "tags": ", ".join(meme.tags),
+        "tags": ", ".join(meme.tags), "template": meme.template, "texts": meme.texts,
         "publish_at": local_input(meme.publish_at, studio_config().site.zone),
     }  # fmt: skip
 
@@ -292,17 +353,20 @@ def edit(slug: str) -> Any:
 def edit_post(slug: str) -> Any:
     """`memes edit`: ingest.check_edit then library.edit, all fields at once."""
     meme = _meme_or_404(slug)
-    values = {k: request.form.get(k, "") for k in (*TEXT_FIELDS, "category", "tags", "publish_at")}
+    values = _form_values()
     try:
         changes = _form_fields()
         shown = local_input(meme.publish_at, studio_config().site.zone)
         if meme.status != "queued" or values["publish_at"] == shown:
             # a published meme's time is history; an unchanged field keeps the exact second
             changes.pop("publish_at")
-        if not changes["alt"].strip():
-            changes["alt"] = ingest.default_alt(ingest.MemeFields(
-                caption=changes["caption"], top_text=changes["top_text"],
-                bottom_text=changes["bottom_text"]))  # fmt: skip
+        if changes["alt"] == meme.alt:  # untouched: an alt never typed follows the texts
+            changes.pop("alt")
+        if meme.template:  # `memes edit --text N=...`, every box
+            texts = request.form.getlist("text")
+            values.update(template=meme.template, texts=texts)
+            changes.update(top_text=None, bottom_text=None,
+                           box_texts=dict(enumerate(texts, start=1)))  # fmt: skip
         checked = ingest.check_edit(library(), studio_config(), slug, **changes)
         library().edit(slug, **checked)
     except (UsageError, IngestError) as exc:
@@ -315,7 +379,9 @@ def edit_post(slug: str) -> Any:
 @blueprint.route("/memes/<slug>/preview")
 def meme_preview(slug: str) -> Any:
     meme = _meme_or_404(slug)
-    return _preview_response(library().original_path(meme))
+    boxes = meme_boxes(meme)
+    texts = meme.texts if boxes is not None and "text" not in request.args else None
+    return preview_response(library().original_path(meme), boxes, texts)
 
 
 @blueprint.route("/memes/<slug>/renditions")

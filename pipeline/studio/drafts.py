@@ -11,6 +11,7 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from pipeline.config import Config, RenditionSpec
 from pipeline.files import write_atomic
 from pipeline.imaging import RenderJob, render_meme
 from pipeline.ingest import inspect_bytes
+from pipeline.overlay import TextBox
 
 UPLOADS = "studio-uploads"
 TOKEN = re.compile(r"[0-9a-f]{32}")
@@ -72,9 +74,15 @@ def sweep(library_root: Path, now: float | None = None) -> None:
             continue
 
 
-def preview(config: Config, original: Path, top: str, bottom: str) -> bytes:
-    """The meme as it will look (captions, watermark), one 720 px JPEG; RenderError (or the
-    overlay's complaint) if the text does not fit."""
-    job = RenderJob(slug="preview", original=original, top_text=top, bottom_text=bottom)
+def preview(config: Config, original: Path, texts: Sequence[str],
+            boxes: tuple[TextBox, ...] | None = None) -> bytes:  # fmt: skip
+    """The meme as it will look (texts in their boxes, watermark), one 720 px JPEG;
+    RenderError (or the overlay's complaint) if a text does not fit. ``boxes``: a template's
+    (``texts`` one per box), else the classic layout (``texts``: top, bottom)."""
+    if boxes is None:
+        top, bottom = (*texts, "", "")[:2]
+        job = RenderJob(slug="preview", original=original, top_text=top, bottom_text=bottom)
+    else:
+        job = RenderJob(slug="preview", original=original, texts=tuple(texts), boxes=boxes)
     result = render_meme(job, replace(config, renditions=(PREVIEW,)))
     return result.renditions[0].data

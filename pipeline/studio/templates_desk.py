@@ -20,7 +20,7 @@ from pipeline.overlay import ALIGNS, VALIGNS
 from pipeline.studio import drafts
 from pipeline.studio.app import library, studio_config
 from pipeline.studio.auth import admin_required
-from pipeline.studio.desk import image_response
+from pipeline.studio.desk import image_response, preview_response
 
 blueprint = Blueprint("templates", __name__)
 
@@ -90,7 +90,8 @@ def _page(values: dict[str, str], boxes: list[dict[str, str]], errors: dict[str,
           upload: dict[str, Any] | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
     lib = library()
     config = studio_config()
-    used = {m.template for m in lib.memes(renditions=False) if m.status != "removed"}
+    used = {m.template for m in lib.memes(renditions=False)
+            if m.status != "removed" and not m.own_boxes}  # fmt: skip
     return render_template("templates.html", templates=lib.templates(), used=used,
                            version=version, values=values, boxes=boxes, errors=errors,
                            upload=upload, aligns=ALIGNS, valigns=VALIGNS,
@@ -109,6 +110,14 @@ def picture(name: str) -> Any:
     data = meme_templates.picture(library().template_path(template), template.boxes,
                                   max_width=PICTURE_WIDTH, kind="JPEG")  # fmt: skip
     return image_response(data, "image/jpeg")
+
+
+@blueprint.route("/templates/<name>/preview")
+def preview(name: str) -> Any:
+    """A meme of the template with the query's box texts (`text`, one per box), rendered by
+    the real engine: the Make page's live preview."""
+    template = _template_or_404(name)
+    return preview_response(library().template_path(template), template.boxes)
 
 
 @blueprint.route("/uploads/<token>/picture")
@@ -194,11 +203,14 @@ def _field_of(message: str) -> str:
 @blueprint.route("/templates/<name>/remove", methods=["POST"])
 @admin_required
 def remove(name: str) -> Any:
-    """`memes template remove`: refused while memes (other than removed ones) use it."""
+    """`memes template remove [--keep-copies]`: refused while memes (other than removed
+    ones) use it, unless each keeps its own copy of the boxes."""
+    keep = request.form.get("keep_copies") == "1"
     try:
-        library().remove_template(name)
+        copied = library().remove_template(name, keep_copies=keep)
     except MemesError as exc:
-        flash(str(exc), "error")
+        flash(str(exc).replace("--keep-copies", "“Remove, keep copies”"), "error")
     else:
-        flash(f"Removed template {name}", "ok")
+        kept = f"; {len(copied)} meme(s) keep their own copy of its boxes" if copied else ""
+        flash(f"Removed template {name}{kept}", "ok")
     return redirect(url_for("templates.index"), 303)

@@ -20,16 +20,31 @@ function debounce(fn, ms) {
 function setupPreview(form, sourceUrl) {
   const img = document.getElementById("preview");
   const status = document.getElementById("preview-status");
-  const top = form.querySelector('[name="top"]');
-  const bottom = form.querySelector('[name="bottom"]');
+  const idle = status.textContent;
   let current = null;
   let lastUrl = "";
   let seq = 0;
+  function texts() {
+    // a template's boxes (one `text` per box, in order), else the classic top and bottom
+    const params = new URLSearchParams();
+    const boxes = document.getElementById("box-texts");
+    if (boxes && !boxes.hidden) {
+      for (const input of boxes.querySelectorAll('input[name="text"]')) params.append("text", input.value);
+    } else {
+      for (const name of ["top", "bottom"]) params.append(name, form.querySelector(`[name="${name}"]`).value);
+    }
+    return params;
+  }
   async function refresh() {
     const base = sourceUrl();
-    if (!base || !img) return;
-    const params = new URLSearchParams({ top: top.value, bottom: bottom.value });
-    const url = `${base}?${params}`;
+    if (!img) return;
+    if (!base) {
+      img.hidden = true;
+      lastUrl = "";
+      status.textContent = idle;
+      return;
+    }
+    const url = `${base}?${texts()}`;
     if (url === lastUrl) return;
     lastUrl = url;
     const mine = ++seq;
@@ -42,17 +57,62 @@ function setupPreview(form, sourceUrl) {
       return;
     }
     const blob = await response.blob();
+    if (mine !== seq) return;
     if (current) URL.revokeObjectURL(current);
     current = URL.createObjectURL(blob);
     img.src = current;
     img.hidden = false;
     img.dataset.rendered = String(mine);
+    img.dataset.source = url;
     status.classList.remove("error");
     status.textContent = "Preview (rendered by the server)";
   }
   const later = debounce(refresh, 250);
-  for (const input of [top, bottom]) input.addEventListener("input", later);
+  form.addEventListener("input", (event) => {
+    if (event.target.matches('[name="top"], [name="bottom"], [name="text"]')) later();
+  });
   return refresh;
+}
+
+// --- make: pick a template (its boxes get one text field each) -------------------------------
+
+function setupTemplatePicker(refresh) {
+  const select = document.getElementById("f-template");
+  const boxes = document.getElementById("box-texts");
+  const classic = document.getElementById("classic-texts");
+  const own = document.getElementById("own-image");
+  const picture = document.getElementById("template-picture");
+  function show(rebuild) {
+    const option = select.selectedOptions[0];
+    const count = option && option.value ? Number(option.dataset.boxes) : 0;
+    if (rebuild) {
+      const typed = [...boxes.querySelectorAll('input[name="text"]')].map((input) => input.value);
+      boxes.replaceChildren();
+      for (let n = 1; n <= count; n++) {
+        const label = document.createElement("label");
+        label.className = "field";
+        label.htmlFor = `f-text-${n}`;
+        const input = document.createElement("input");
+        input.id = `f-text-${n}`;
+        input.name = "text";
+        input.value = typed[n - 1] || "";
+        label.append(`Box ${n}`, input);
+        boxes.append(label);
+      }
+    }
+    boxes.hidden = !count;
+    classic.hidden = Boolean(count);
+    for (const input of classic.querySelectorAll("input")) input.disabled = Boolean(count);
+    own.hidden = Boolean(count);
+    picture.hidden = !count;
+    if (count) picture.src = option.dataset.picture;
+  }
+  select.addEventListener("change", () => {
+    show(true);
+    refresh();
+  });
+  show(false);
+  return () => (select.value ? select.selectedOptions[0].dataset.preview : "");
 }
 
 // --- make: drop zone and uploads -------------------------------------------------------------
@@ -65,7 +125,9 @@ function setupMake(form) {
   let previewSource = "";
   const first = list.querySelector("li[data-token]:not([data-token=''])");
   if (first) previewSource = `/uploads/${first.dataset.token}/preview`;
-  const refresh = setupPreview(form, () => previewSource);
+  let templateSource = () => "";
+  const refresh = setupPreview(form, () => templateSource() || previewSource);
+  templateSource = setupTemplatePicker(refresh);
 
   function row(name) {
     const li = document.createElement("li");
@@ -132,7 +194,7 @@ function setupMake(form) {
     event.preventDefault();
     take(event.dataTransfer.files);
   });
-  if (previewSource) refresh();
+  refresh();
 }
 
 // --- templates: a template's boxes, drawn on its image or typed ------------------------------
