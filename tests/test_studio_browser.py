@@ -363,5 +363,27 @@ def test_draw_a_template_then_make_a_meme_of_it(studio, browser, size, tmp_path)
     wait(driver, lambda d: d.execute_script(
         "return arguments[0].querySelector('img').naturalWidth", row) > 0)  # fmt: skip
     driver.save_screenshot(f"/tmp/tpl-{size}-4-queued.png")
+
+    # its edit page: the box texts prefilled, the preview follows, saving changes the texts
+    row.find_element(By.LINK_TEXT, "Edit").click()
+    box2 = wait(driver, lambda d: d.find_elements(By.ID, "f-text-2"))[0]
+    assert driver.find_element(By.ID, "f-text-1").get_attribute("value") == "DRAWN WITH A MOUSE"
+    assert box2.get_attribute("value") == "TYPED IN BOX TWO"
+    assert not driver.find_element(By.NAME, "top").is_displayed()
+    preview = driver.find_element(By.ID, "preview")
+    wait(driver, lambda d: d.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth", preview) > 0)  # fmt: skip
+    before = pixels(driver, preview)
+    box2.clear()
+    box2.send_keys("EDITED IN THE STUDIO")
+    wait(driver, lambda d: (preview.get_attribute("data-source") or "").endswith(
+        "text=DRAWN+WITH+A+MOUSE&text=EDITED+IN+THE+STUDIO")
+         and d.execute_script("return arguments[0].complete", preview))  # fmt: skip
+    assert pixels(driver, preview) != before
+    driver.save_screenshot(f"/tmp/tpl-{size}-5-edit.png")
+    driver.find_element(By.CSS_SELECTOR, "#edit button[type=submit]").click()
+    wait(driver, lambda d: "/queue" in d.current_url)
+    driver.get(f"{base}/memes/made-of-the-{size}-template")
+    assert driver.find_element(By.ID, "f-text-2").get_attribute("value") == "EDITED IN THE STUDIO"
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == [], severe

@@ -466,3 +466,12 @@ def test_box_texts_edited_in_the_studio_equal_memes_edit(app, config, tmp_path):
     assert (studio.texts, studio.alt, studio.alt_explicit) == (by_cli.texts, by_cli.alt,
                                                                by_cli.alt_explicit)
     assert rendered(config, studio) == rendered(other, by_cli)
+
+
+def test_published_search_finds_a_template_memes_box_texts(app, config):
+    client = sign_in(app, "ada")
+    make_from_template(client, texts=("PURRFECT VERDICT", "GUILTY"), alt="A cat in a box")
+    client.post("/publish", data={"csrf_token": token(client, "/publish")})
+    found = client.get("/published", query_string={"q": "purrfect guilty"}).text
+    assert 'data-slug="a-cat-decides"' in found
+    assert 'data-slug="a-cat-decides"' not in client.get("/published?q=innocent").text

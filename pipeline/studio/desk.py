@@ -500,7 +500,8 @@ def _matches(meme: Meme, text: str, tag: str, category: str) -> bool:
         return False
     if text:
         haystack = " ".join((meme.title, meme.caption, meme.alt, meme.credit, meme.top_text,
-                             meme.bottom_text, meme.slug, *meme.tags)).casefold()  # fmt: skip
+                             meme.bottom_text, *meme.texts, meme.slug, *meme.tags)
+                            ).casefold()  # fmt: skip
         return all(word in haystack for word in text.casefold().split())
     return True
 

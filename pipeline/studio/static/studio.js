@@ -104,6 +104,8 @@ function setupTemplatePicker(refresh) {
     classic.hidden = Boolean(count);
     for (const input of classic.querySelectorAll("input")) input.disabled = Boolean(count);
     own.hidden = Boolean(count);
+    // a template brings its image: files dropped before are not sent with it
+    for (const input of own.querySelectorAll("input")) input.disabled = Boolean(count);
     picture.hidden = !count;
     if (count) picture.src = option.dataset.picture;
   }
