@@ -16,9 +16,16 @@ Work, each a rendition config given to all three engines:
   bottom-right) on the 1600 and 800 ones;
 - ``default``: the default rendition set (``config.parse({})``: contain, cover and pad).
 
-Engines: ``naive`` (decode in full once, then LANCZOS from the full image for every geometry,
-Pillow's default encoder settings), ``pyvips`` (shrink-on-load thumbnail per geometry from the
-file, libvips held to one thread per process) and ``render_many`` (the engine, no cache). Each
+Engines: ``naive`` (decode in full once, then LANCZOS from the full image for every geometry),
+``pyvips`` (shrink-on-load thumbnail per geometry from the file, libvips held to one thread per
+process) and ``render_many`` (the engine, no cache). The same work per image means the same
+encoder settings too: encoding is most of the time (WebP alone 40-60%), so an engine given
+cheaper settings than another (Pillow's defaults: JPEG without optimize, animated WebP at
+method 0) would be timed on less work and bigger files. So every engine encodes with the
+engine's own settings, read from ``pipeline.imaging.encoder_options`` (one place; pyvips gets
+them under libvips' names, e.g. optimize -> optimize_coding, method -> effort), every engine
+marks the same renditions (animations too) with a tile made once per size, and the tables
+print the bytes per image each engine wrote, so a reader can see the outputs compare. Each
 measurement is a fresh process running one engine on one work and corpus with a pool of 1 or
 2 processes (the same pool for every engine); engines are interleaved, rotating their order
 each round, and the medians of the rounds are printed with the load average they ran under.
@@ -38,6 +45,7 @@ choice in pipeline/imaging.py).
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import math
@@ -58,7 +66,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import config as configuration  # noqa: E402
 from pipeline.config import Config, RenditionSpec  # noqa: E402
-from pipeline.imaging import RenderJob, render_many, render_meme  # noqa: E402
+from pipeline.imaging import RenderJob, encoder_options, render_many, render_meme  # noqa: E402
 from pipeline.overlay import WATERMARK_FONT  # noqa: E402
 from pipeline.workers import process_pool  # noqa: E402
 
@@ -166,17 +174,24 @@ def geometry(spec: RenditionSpec) -> tuple:
     return (spec.width, spec.height, spec.max_height, spec.fit)
 
 
-def naive_mark(img: Image.Image, config: Config) -> Image.Image:
-    """The text watermark, drawn the plain way: a font at 5% of the width, outlined."""
-    wm = config.watermark
-    px = max(1, round(wm.size * img.width))
+@functools.lru_cache(maxsize=16)
+def naive_tile(width: int, text: str, size: float, opacity: float) -> Image.Image:
+    """The text watermark for a rendition ``width`` wide, drawn the plain way (a font at 5% of
+    the width, outlined), once per width like the other engines."""
+    px = max(1, round(size * width))
     stroke = max(1, round(px * 0.08))
     font = ImageFont.truetype(str(WATERMARK_FONT), px)
-    x0, y0, x1, y1 = font.getbbox(wm.text or "", stroke_width=stroke)
+    x0, y0, x1, y1 = font.getbbox(text, stroke_width=stroke)
     tile = Image.new("RGBA", (x1 - x0, y1 - y0))
-    ImageDraw.Draw(tile).text((-x0, -y0), wm.text or "", font=font, fill="white",
+    ImageDraw.Draw(tile).text((-x0, -y0), text, font=font, fill="white",
                               stroke_width=stroke, stroke_fill="black")  # fmt: skip
-    tile.putalpha(tile.getchannel("A").point(lambda a: round(a * wm.opacity)))
+    tile.putalpha(tile.getchannel("A").point(lambda a: round(a * opacity)))
+    return tile
+
+
+def naive_mark(img: Image.Image, config: Config) -> Image.Image:
+    wm = config.watermark
+    tile = naive_tile(img.width, wm.text or "", wm.size, wm.opacity)
     margin = round(wm.margin * img.width)
     at = (img.width - tile.width - margin, img.height - tile.height - margin)
     img = img.convert("RGBA")
@@ -219,11 +234,12 @@ def naive_render(path: Path, config: Config) -> dict[str, bytes]:
                 for done in (naive_shape(f, spec, size) for f in (frames if animate else [img]))
             ]
         done, buf = shaped[key], io.BytesIO()
+        options = encoder_options(spec.format, spec.quality, animated=animate)
         if animate:
             done[0].save(buf, spec.format.upper(), save_all=True, append_images=done[1:],
-                         duration=80, loop=0, quality=spec.quality)  # fmt: skip
+                         duration=80, loop=0, **options)  # fmt: skip
         else:
-            done[0].save(buf, spec.format.upper(), quality=spec.quality)
+            done[0].save(buf, spec.format.upper(), **options)
         out[spec.name] = buf.getvalue()
     return out
 
@@ -231,9 +247,24 @@ def naive_render(path: Path, config: Config) -> dict[str, bytes]:
 # --- pyvips ----------------------------------------------------------------------------------
 
 
+# The engine's Pillow encoder options under libvips' names (a new option fails here loudly).
+VIPS_OPTION = {
+    "quality": "Q", "optimize": "optimize_coding", "progressive": "interlace",
+    "subsampling": "subsample_mode", "method": "effort", "kmin": "kmin", "kmax": "kmax",
+    "compress_level": "compression",
+}  # fmt: skip
+VIPS_VALUE = {("subsampling", "4:2:0"): "on", ("subsampling", "4:4:4"): "off"}
+
+
+def vips_options(fmt: str, quality: int, animated: bool) -> dict:
+    return {VIPS_OPTION[k]: VIPS_VALUE.get((k, v), v)
+            for k, v in encoder_options(fmt, quality, animated).items()}  # fmt: skip
+
+
 def vips_render(path: Path, config: Config) -> dict[str, bytes]:
     """The same work in libvips: one shrink-on-load thumbnail per geometry (EXIF orientation
-    applied by thumbnail), composite the watermark, save each format."""
+    applied by thumbnail), composite the watermark (on every frame of an animation), save each
+    format with the engine's encoder settings."""
     os.environ["VIPS_CONCURRENCY"] = "1"  # one thread per process, like the other engines
     import pyvips
 
@@ -270,35 +301,42 @@ def vips_render(path: Path, config: Config) -> dict[str, bytes]:
                                              size="down")  # fmt: skip
             if img.hasalpha():
                 img = img.flatten(background=[255, 255, 255])
-            if spec.watermark and wm.enabled and size[0] >= wm.min_width and not animate:
+            if spec.watermark and wm.enabled and size[0] >= wm.min_width:
                 img = vips_mark(img, config)
             shaped[key] = img.copy_memory()
         img = shaped[key]
-        if spec.format == "webp":
-            out[spec.name] = img.webpsave_buffer(Q=spec.quality, keep="none")
-        elif spec.format == "jpeg":
-            out[spec.name] = img.jpegsave_buffer(Q=spec.quality, keep="none")
-        else:
-            out[spec.name] = img.write_to_buffer(f".{spec.format}")
+        options = vips_options(spec.format, spec.quality, animate)
+        out[spec.name] = img.write_to_buffer(f".{spec.format}", keep="none", **options)
     return out
 
 
 def vips_mark(img, config: Config):  # noqa: ANN201 - pyvips is imported lazily
+    """The watermark composited bottom-right on the image, or on every frame of an animation
+    (libvips holds its frames as one tall image, page-height rows each)."""
+    wm = config.watermark
+    tile = vips_tile(img.width, wm.text or "", wm.size, wm.opacity)
+    margin = round(wm.margin * img.width)
+    fields = img.get_fields()
+    page = img.get("page-height") if "page-height" in fields else img.height
+    frames = img.height // page
+    x, y = img.width - tile.width - margin, page - tile.height - margin
+    return img.composite([tile] * frames, ["over"] * frames, x=[x] * frames,
+                         y=[y + i * page for i in range(frames)]).flatten()  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def vips_tile(width: int, text: str, size: float, opacity: float):  # noqa: ANN201
     import pyvips
 
-    wm = config.watermark
-    px = max(1, round(wm.size * img.width))
-    text = pyvips.Image.text(wm.text or "", fontfile=str(WATERMARK_FONT),
+    px = max(1, round(size * width))
+    text = pyvips.Image.text(text, fontfile=str(WATERMARK_FONT),
                              font=f"DejaVu Sans Bold {px}", dpi=72)  # fmt: skip
     stroke = max(1, round(px * 0.08))
     outline = text.embed(stroke, stroke, text.width + 2 * stroke, text.height + 2 * stroke)
     outline = outline.morph(pyvips.Image.new_from_array([[255] * 3] * 3), "dilate")
     fill = text.embed(stroke, stroke, outline.width, outline.height)
-    alpha = (outline * wm.opacity).cast("uchar")
-    tile = fill.bandjoin([fill, fill, alpha]).copy(interpretation="srgb")
-    margin = round(wm.margin * img.width)
-    x, y = img.width - tile.width - margin, img.height - tile.height - margin
-    return img.composite2(tile, "over", x=x, y=y).flatten()
+    alpha = (outline * opacity).cast("uchar")
+    return fill.bandjoin([fill, fill, alpha]).copy(interpretation="srgb").copy_memory()
 
 
 # --- one measurement (a fresh process) --------------------------------------------------------
@@ -310,13 +348,16 @@ def _init(engine: str, work: str) -> None:
     _state["engine"], _state["config"] = engine, WORKS[work]()
 
 
-def _one(path: Path) -> dict[str, tuple[int, int]]:
+def _one(path: Path) -> dict[str, tuple[int, int, int]]:
+    """Each rendition's (width, height, bytes)."""
     fn = naive_render if _state["engine"] == "naive" else vips_render
-    return {k: Image.open(io.BytesIO(v)).size for k, v in fn(path, _state["config"]).items()}
+    made = fn(path, _state["config"]).items()
+    return {k: (*Image.open(io.BytesIO(v)).size, len(v)) for k, v in made}
 
 
 def measure(engine: str, work: str, pool: int, paths: list[Path]) -> dict:
-    """Wall s, CPU s (this process + its workers), peak RSS MB and output sizes of one run."""
+    """Wall s, CPU s (this process + its workers), peak RSS MB and each rendition's (width,
+    height, bytes) of one run."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started, cpu = time.perf_counter(), time.process_time()
     if engine == "render_many":
@@ -324,7 +365,10 @@ def measure(engine: str, work: str, pool: int, paths: list[Path]) -> dict:
             [RenderJob(p.stem, p) for p in paths], WORKS[work](), cache_dir=None, workers=pool
         )
         assert not failures, failures
-        sizes = {r.slug: {i.name: (i.width, i.height) for i in r.renditions} for r in results}
+        sizes = {
+            r.slug: {i.name: (i.width, i.height, len(i.data)) for i in r.renditions}
+            for r in results
+        }
     elif pool <= 1:
         _init(engine, work)
         sizes = {p.stem: _one(p) for p in paths}
@@ -419,7 +463,7 @@ def report(title: str, runs: dict[tuple[str, int], list[dict]], count: int) -> N
     print(f"\n{title} ({count} images; medians of {len(next(iter(runs.values())))} rounds)")
     print(f"  {'pool':>4} {'engine':12} {'images/s':>8} {'CPU s/img':>9} {'peak RSS':>9}  "
           f"{'vs naive':>8} {'vs pyvips':>9}  {'CPU vs naive':>12} {'vs pyvips':>9}  "
-          f"load avg")  # fmt: skip
+          f"{'kB/img':>6}  load avg")  # fmt: skip
     for pool in POOLS:
         rate, cpu = {}, {}
         for engine in ENGINES:
@@ -434,9 +478,17 @@ def report(title: str, runs: dict[tuple[str, int], list[dict]], count: int) -> N
             load = f"{statistics.median(loads):.1f} ({min(loads):.1f}-{max(loads):.1f})"
             vips_wall = f"{rate[engine] / rate['pyvips']:8.2f}x" if "pyvips" in rate else ""
             vips_cpu = f"{cpu['pyvips'] / cpu[engine]:8.2f}x" if "pyvips" in cpu else ""
+            written = sum(n for made in rows[0]["sizes"].values() for *_, n in made.values())
             print(f"  {pool:>4} {engine:12} {rate[engine]:8.2f} {cpu[engine]:9.3f} {rss:6.0f} MB  "
                   f"{rate[engine] / rate['naive']:7.2f}x {vips_wall:>9}  "
-                  f"{cpu['naive'] / cpu[engine]:11.2f}x {vips_cpu:>9}  {load}")  # fmt: skip
+                  f"{cpu['naive'] / cpu[engine]:11.2f}x {vips_cpu:>9}  "
+                  f"{written / count / 1000:6.0f}  {load}")  # fmt: skip
+
+
+def dimensions(run: dict) -> dict[str, dict[str, tuple[int, int]]]:
+    """Each file's renditions' (width, height) in one measurement."""
+    sizes = run["sizes"].items()
+    return {slug: {k: (w, h) for k, (w, h, _) in made.items()} for slug, made in sizes}
 
 
 def have_pyvips() -> bool:
@@ -511,7 +563,7 @@ def main() -> None:
                         runs[work, kind][engine, pool].append(result)
             print(f"round {r + 1} done, load average {os.getloadavg()[0]:.1f}")
         for (work, kind), group in runs.items():
-            naive, ours = group["naive", 1][0]["sizes"], group["render_many", 1][0]["sizes"]
+            naive, ours = (dimensions(group[engine, 1][0]) for engine in ("naive", "render_many"))
             assert ours == naive, f"{work} {kind}: rendition sizes differ from the naive loop's"
             paths = stills if kind == "stills" else animated
             report(f"{work} work, {kind}", group, len(paths))

@@ -545,6 +545,41 @@ def _watermark(
 # --- encoding --------------------------------------------------------------------------------
 
 
+# Encoder settings, in one place: _encode uses them and bench/render.py gives the very same to
+# every engine it times (mapped to libvips' names for pyvips), so its figures compare like work.
+#
+# JPEG, measured (bench/render.py --jpeg-settings: 33 images, the 1600/800/320 widths of 11
+# stills, q85): plain 3.13 MB in 165 ms CPU; optimize (Huffman tables) 2.97 MB (-5.0%) in
+# 272 ms (1.65x); progressive 2.89 MB (-7.9%) in 715 ms (4.3x), the same with optimize
+# (libjpeg-turbo optimizes progressive scans anyway) in 751 ms. Optimize buys 5% for 3 ms a
+# meme; progressive 3% more for 14 ms more, so: optimize, baseline. Chroma 4:2:0 (Pillow's
+# default, written out so other encoders can be given the same).
+JPEG_OPTIONS: dict[str, object] = {"optimize": True, "progressive": False, "subsampling": "4:2:0"}
+# WebP stills: method 4 (Pillow's and libwebp's default; 40% smaller than 0). Animations:
+# method 2, 16% smaller than Pillow's animation default (0) at 1.3x the time (4 saves only 5%
+# more at twice the time); keyframes every 3-5 frames (Pillow's defaults, written out).
+WEBP_STILL_OPTIONS: dict[str, object] = {"method": 4}
+WEBP_ANIMATED_OPTIONS: dict[str, object] = {"method": 2, "kmin": 3, "kmax": 5}
+PNG_OPTIONS: dict[str, object] = {"compress_level": 6}
+AVIF_OPTIONS: dict[str, object] = {"max_threads": 1}
+
+
+def encoder_options(fmt: str, quality: int, animated: bool = False) -> dict[str, object]:
+    """Pillow save() keywords for a rendition of ``fmt`` at ``quality`` (an animation's frames,
+    durations, loop and disposal come on top)."""
+    if fmt == "jpeg":
+        return {"quality": quality, **JPEG_OPTIONS}
+    if fmt == "webp":
+        return {"quality": quality, **(WEBP_ANIMATED_OPTIONS if animated else WEBP_STILL_OPTIONS)}
+    if fmt == "png":
+        return dict(PNG_OPTIONS)
+    if fmt == "avif":
+        return {"quality": quality, **AVIF_OPTIONS}
+    if fmt == "gif":
+        return {}
+    raise RenderError(f"unknown format {fmt!r}")  # pragma: no cover - config validates formats
+
+
 def _encode(frames: list[Image.Image], spec: RenditionSpec, anim: dict | None) -> bytes:
     """Encode with no metadata: every frame's info is emptied so no EXIF/XMP/ICC/comment rides
     along (PNG and GIF writers would otherwise copy some from Image.info)."""
@@ -553,37 +588,21 @@ def _encode(frames: list[Image.Image], spec: RenditionSpec, anim: dict | None) -
     out = io.BytesIO()
     first = frames[0]
     fmt = spec.format
+    options = encoder_options(fmt, spec.quality, animated=anim is not None)
     if fmt == "jpeg":
-        # Measured (bench/render.py --jpeg-settings: 33 images, the 1600/800/320 widths of 11
-        # stills, q85): plain 3.13 MB in 165 ms CPU; optimize (Huffman tables) 2.97 MB (-5.0%)
-        # in 272 ms (1.65x); progressive 2.89 MB (-7.9%) in 715 ms (4.3x), the same with
-        # optimize (libjpeg-turbo optimizes progressive scans anyway) in 751 ms. Optimize buys
-        # 5% for 3 ms a meme; progressive 3% more for 14 ms more, so: optimize, baseline.
-        first.convert("RGB").save(out, "JPEG", quality=spec.quality, optimize=True)
-    elif fmt == "png":
-        first.save(out, "PNG", compress_level=6)
-    elif fmt == "avif":
-        first.save(out, "AVIF", quality=spec.quality, max_threads=1)
+        first = first.convert("RGB") if first.mode != "RGB" else first
+    if anim is None:
+        first.save(out, fmt.upper(), **options)
     elif fmt == "webp":
-        if anim:
-            # method 2: 16% smaller than Pillow's default (0) for animations at 1.3x the time;
-            # 4 saves only 5% more at twice the time. Stills use 4 (40% smaller than 0).
-            first.save(
-                out, "WEBP", save_all=True, append_images=frames[1:], duration=anim["durations"],
-                loop=anim["loop"], quality=spec.quality, method=2,
-            )  # fmt: skip
-        else:
-            first.save(out, "WEBP", quality=spec.quality, method=4)
-    elif fmt == "gif":
-        if anim:
-            params = {"duration": anim["durations"], "disposal": anim["disposal"]}
-            if anim["loop"] is not None:
-                params["loop"] = anim["loop"]
-            first.save(out, "GIF", save_all=True, append_images=frames[1:], **params)
-        else:
-            first.save(out, "GIF")
-    else:  # pragma: no cover - config validates formats
-        raise RenderError(f"unknown format {fmt!r}")
+        first.save(
+            out, "WEBP", save_all=True, append_images=frames[1:], duration=anim["durations"],
+            loop=anim["loop"], **options,
+        )  # fmt: skip
+    else:
+        params = {"duration": anim["durations"], "disposal": anim["disposal"]}
+        if anim["loop"] is not None:
+            params["loop"] = anim["loop"]
+        first.save(out, "GIF", save_all=True, append_images=frames[1:], **params, **options)
     return out.getvalue()
 
 

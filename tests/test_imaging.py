@@ -395,6 +395,38 @@ def test_invisible_watermark_is_an_error(tmp_path):
         render(source, cfg)
 
 
+# --- encoder settings ------------------------------------------------------------------------
+
+
+def test_renditions_are_encoded_with_what_encoder_options_says(tmp_path, monkeypatch):
+    """The encoder settings live in one place (bench/render.py gives the same to every engine
+    it times, so they must be the ones the engine really uses)."""
+    still = tmp_path / "photo.png"
+    Image.open(SAMPLES / "chelsea.png").convert("RGB").save(still)
+    moving = animation(tmp_path / "anim.gif", "GIF")
+    cfg = make_config(
+        tmp_path,
+        {
+            "j": {"width": 300, "format": "jpeg", "quality": 85},
+            "w": {"width": 300, "format": "webp", "quality": 80},
+        },
+    )
+
+    def made(path: Path) -> dict[str, bytes]:
+        return {r.name: r.data for r in render(path, cfg).renditions}
+
+    before_still, before_moving = made(still), made(moving)
+    assert not Image.open(io.BytesIO(before_still["j"])).info.get("progressive")
+    monkeypatch.setitem(imaging.JPEG_OPTIONS, "progressive", True)
+    monkeypatch.setitem(imaging.WEBP_STILL_OPTIONS, "method", 0)
+    monkeypatch.setitem(imaging.WEBP_ANIMATED_OPTIONS, "method", 6)
+    after_still, after_moving = made(still), made(moving)
+    assert Image.open(io.BytesIO(after_still["j"])).info.get("progressive")
+    assert after_still["w"] != before_still["w"]
+    assert after_moving["w"] != before_moving["w"]
+    assert imaging.encoder_options("webp", 80, animated=True)["method"] == 6
+
+
 # --- determinism, cache, pool ---------------------------------------------------------------
 
 
