@@ -11,7 +11,9 @@ Speed: the still renditions of a meme are planned together. The original is deco
 the largest rendition) and captioned; each scale the renditions need is made as the whole frame,
 largest first, each from the previous one (LANCZOS with reducing_gap); renditions of one
 geometry share their pixels (cut, padded and watermarked once, then encoded to each format);
-the watermark tile is made once per size. An animation's frames are resized once per geometry.
+the watermark tile is made once per size. An animation's frames are decoded once, resized and
+marked once per geometry, kept RGB unless they have transparent pixels, and renditions of one
+geometry and encoder settings are encoded once.
 So a rendition's bytes depend on the original, its spec, the geometries of the other
 renditions (not their formats), the watermark and the caption: that is the render cache's key
 (ENGINE_VERSION, original sha256, spec, all geometries, background, watermark settings + files,
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -228,20 +231,26 @@ class _Source:
 
     def __init__(self, path: Path):
         self.path = path
+        self._bases: dict[int, Image.Image] = {}
         with Image.open(path) as im:
             self.format = im.format
             self.orientation = int(im.getexif().get(0x0112, 1) or 1)
             raw = im.size
-            self.frames = int(getattr(im, "n_frames", 1) or 1)
-            self.animated = bool(getattr(im, "is_animated", False)) and self.frames > 1
+            self.animated = bool(getattr(im, "is_animated", False))
         if self.orientation in (5, 6, 7, 8):
             raw = (raw[1], raw[0])
         self.size: tuple[int, int] = raw
-        self._bases: dict[int, Image.Image] = {}
 
     @property
     def jpeg(self) -> bool:
         return self.format in ("JPEG", "MPO")
+
+    @cached_property
+    def frames(self) -> int:
+        """How many frames. Counting a GIF's reads every frame's data (slowly, in Python):
+        asked only when an animation is refused, not for every one rendered."""
+        with Image.open(self.path) as im:
+            return int(getattr(im, "n_frames", 1) or 1)
 
     def _orient(self, im: Image.Image) -> Image.Image:
         method = _TRANSPOSE.get(self.orientation)
@@ -261,18 +270,26 @@ class _Source:
         return self._bases[factor]
 
     def frames_iter(self) -> Iterator[tuple[Image.Image, int, int]]:
-        """(frame RGBA sRGB oriented, duration ms, disposal) for every frame, decoded once.
-        Also sets self.loop (None for a GIF that plays once)."""
+        """(frame in sRGB, oriented, duration ms, disposal) for every frame, decoded once; a
+        frame is "RGBA" only if it has transparent pixels, else "RGB". The first frame is
+        also the still base. Also sets self.loop (None for a GIF that plays once)."""
         with Image.open(self.path) as im:
             icc = im.info.get("icc_profile")
             self.loop = im.info.get("loop")
-            for index in range(self.frames):
-                im.seek(index)
-                frame = im.convert("RGBA")  # Pillow composites GIF/WebP frames on seek
-                frame = to_srgb(frame, icc)
+            for index in itertools.count():
+                try:
+                    im.seek(index)  # Pillow composites GIF/WebP frames on seek
+                except EOFError:
+                    return
+                # to_srgb returns a frame of its own (never the file's, which the next seek
+                # changes): a copy when there is nothing to convert.
+                frame = im.convert("RGBA" if im.has_transparency_data else "RGB")
+                frame = self._orient(to_srgb(frame, icc))
                 duration = int(im.info.get("duration", 0) or 0)
                 disposal = int(getattr(im, "disposal_method", 0) or 0)
-                yield self._orient(frame.convert("RGBA")), duration, disposal
+                if index == 0:
+                    self._bases.setdefault(1, frame)  # what base(1) would decode
+                yield frame, duration, disposal
 
 
 # --- rendition steps -------------------------------------------------------------------------
@@ -832,14 +849,10 @@ def _animated(
 ) -> list[RenderedImage]:
     """Every animated rendition in one pass over the frames (each frame decoded once)."""
     plans = [plan_rendition(spec, *source.size) for spec in specs]
-    held = source.frames * sum(p.out[0] * p.out[1] for p in plans)
-    if held > ANIMATION_BUDGET:
-        raise RenderError(
-            f"animation too large: {source.frames} frames x {len(specs)} renditions "
-            f"= {held:,} pixels held, over the {ANIMATION_BUDGET:,} budget"
-        )
+    per_frame = sum(p.out[0] * p.out[1] for p in plans)
     wm = config.watermark
-    # Renditions of one geometry share their frames: each frame is resized once per geometry.
+    # Renditions of one geometry share their frames: each frame is resized and marked once per
+    # geometry, and kept in the mode it came in (RGB unless it has transparent pixels).
     keys = [
         (plan, spec.fit, spec.pad_color, spec.watermark)
         for spec, plan in zip(specs, plans, strict=True)
@@ -853,6 +866,12 @@ def _animated(
     avoids: list[list[Box]] = []
     transparent = False
     for frame, duration, disposal in source.frames_iter():
+        if (len(durations) + 1) * per_frame > ANIMATION_BUDGET:  # refused before holding it
+            held = source.frames * per_frame
+            raise RenderError(
+                f"animation too large: {source.frames} frames x {len(specs)} renditions "
+                f"= {held:,} pixels held, over the {ANIMATION_BUDGET:,} budget"
+            )
         durations.append(duration)
         disposals.append(disposal)
         backdrop = frame
@@ -870,23 +889,22 @@ def _animated(
                 tiles.append(_mark(geo.plan.out, wm) if marked else None)
             # Every frame has the same size and captions: where they land is computed once.
             avoids = [_caption_boxes(g, frame.size, layout) for g in geometries]
-        alpha_range = cast(tuple[int, int], frame.getchannel("A").getextrema())
-        transparent = transparent or alpha_range[0] < 255
+        transparent = transparent or frame.mode == "RGBA"  # to_srgb keeps alpha only if used
         for i, group in enumerate(groups):
             img = _apply(geometries[i], frame, specs[keys.index(group)], backdrop=backdrop)
             if (tile := tiles[i]) is not None:
-                img = _watermark(
-                    img.convert("RGBA"), tile, wm, check=not outputs[i], avoid=avoids[i]
-                )
-            outputs[i].append(img.convert("RGBA"))
+                img = _watermark(img, tile, wm, check=not outputs[i], avoid=avoids[i])
+            outputs[i].append(img)
+    if transparent:  # one mode for every frame: the encoders take a sequence of one mode
+        outputs = [[f if f.mode == "RGBA" else f.convert("RGBA") for f in o] for o in outputs]
     loop = source.loop
     if loop is None and source.format == "WEBP":
         loop = 0
     results = []
+    # Renditions of one geometry, format and encoder settings are the same bytes: encoded once.
+    encoded: dict[tuple, bytes] = {}
     for spec, key in zip(specs, keys, strict=True):
         frames = outputs[groups.index(key)]
-        if not transparent:
-            frames = [f.convert("RGB") for f in frames]
         anim = {
             "durations": durations,
             # GIF writes a NETSCAPE loop block only when asked; WebP needs a number (1 = once)
@@ -895,7 +913,10 @@ def _animated(
             # disposal that shows each whole frame exactly as the original composited it.
             "disposal": [2] * len(frames) if transparent else disposals,
         }
-        results.append(_rendered(spec, _encode(frames, spec, anim), frames[0].size, True))
+        same = (key, spec.format, json.dumps(encoder_options(spec.format, spec.quality, True)))
+        if same not in encoded:
+            encoded[same] = _encode(frames, spec, anim)
+        results.append(_rendered(spec, encoded[same], frames[0].size, True))
     return results
 
 

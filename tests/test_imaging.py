@@ -250,6 +250,84 @@ def test_animation_stays_animated_with_durations_and_loop(tmp_path, fmt):
     assert close(pixel(still, (240, 10)), COLOURS[0], 30)
 
 
+def test_an_opaque_animation_is_worked_on_in_rgb_each_frame_resized_once_per_geometry(
+    tmp_path, monkeypatch
+):
+    """Issue 14: no RGBA round trips for an animation without transparency (frames decoded,
+    resized, marked and encoded as RGB), each frame resized once per geometry, and renditions
+    of one geometry and format (the same bytes) encoded once."""
+    source = animation(tmp_path / "anim.gif", "GIF")  # 500x300, 4 opaque frames
+    cfg = make_config(
+        tmp_path,
+        {
+            "big": {"width": 1600, "format": "webp", "quality": 80},  # 500 wide: not upscaled
+            "mid": {"width": 800, "format": "webp", "quality": 80},  # the same 500x300
+            "small": {"width": 250, "format": "webp", "quality": 80},
+        },
+        watermark={"text": "@memes", "min_width": 100},
+    )
+    rgba, resizes, encodes = [], [], []
+    real_convert, real_resize, real_encode = (
+        Image.Image.convert,
+        Image.Image.resize,
+        imaging._encode,
+    )
+
+    def convert(self, mode=None, *args, **kwargs):
+        if mode in ("RGBA", "RGBa") and self.size in ((500, 300), (250, 150)):
+            rgba.append((self.mode, self.size))
+        return real_convert(self, mode, *args, **kwargs)
+
+    def resize(self, size, *args, **kwargs):
+        resizes.append((self.size, tuple(size)))
+        return real_resize(self, size, *args, **kwargs)
+
+    def encode(frames, spec, anim):
+        encodes.append((spec.name, len(frames), frames[0].mode))
+        return real_encode(frames, spec, anim)
+
+    monkeypatch.setattr(Image.Image, "convert", convert)
+    monkeypatch.setattr(Image.Image, "resize", resize)
+    monkeypatch.setattr(imaging, "_encode", encode)
+    result = render(source, cfg)
+    assert rgba == []
+    assert resizes.count(((500, 300), (250, 150))) == 4  # once per frame, for "small" only
+    assert encodes == [("big", 4, "RGB"), ("small", 4, "RGB")]
+    made = {r.name: r for r in result.renditions}
+    assert made["big"].data == made["mid"].data and made["big"].animated
+    for item in result.renditions:
+        img = Image.open(io.BytesIO(item.data))
+        assert img.n_frames == 4 and img.info.get("loop") == 0 and not img.getexif()
+        durations = []
+        for index in range(4):
+            img.seek(index)
+            img.load()
+            durations.append(img.info["duration"])
+        assert durations == DURATIONS
+
+
+def test_a_transparent_animation_keeps_its_transparency_in_every_frame(tmp_path):
+    source = tmp_path / "ghost.gif"
+    frames = []
+    for i in range(3):
+        frame = Image.new("RGBA", (300, 200), (0, 0, 0, 0))
+        frame.paste((200, 40 * i, 40, 255), (60 * i, 50, 60 * i + 80, 150))
+        frames.append(frame)
+    frames[0].save(source, save_all=True, append_images=frames[1:], duration=70, loop=0,
+                   disposal=2)  # fmt: skip
+    cfg = make_config(tmp_path, {"w": {"width": 150, "format": "webp"},
+                                 "g": {"width": 150, "format": "gif"}})  # fmt: skip
+    for item in render(source, cfg).renditions:
+        img = Image.open(io.BytesIO(item.data))
+        assert img.n_frames == 3, item.name
+        for index in range(3):
+            img.seek(index)
+            frame = img.convert("RGBA")
+            assert frame.getpixel((145, 5))[3] == 0, (item.name, index)  # clear corner
+            x = 30 * index + 20
+            assert frame.getpixel((x, 50))[3] == 255, (item.name, index)  # the moving block
+
+
 # --- geometry -------------------------------------------------------------------------------
 
 
@@ -609,7 +687,7 @@ def test_pad_bands_are_made_from_the_image_before_its_text(tmp_path):
 
 def test_an_animation_over_the_memory_budget_is_refused_naming_the_figures(tmp_path):
     """Every frame of every animated rendition is held at once: over ANIMATION_BUDGET pixels
-    the meme is refused with the figures, before a frame is drawn."""
+    the meme is refused with the figures, before the frames held pass the budget."""
     from pipeline import imaging
 
     source = animation(tmp_path / "anim.gif", "GIF")  # 4 frames
