@@ -684,6 +684,8 @@ def test_waitress_passes_the_proxy_headers_only_when_trusted(tmp_path, trust):
     import threading
     import urllib.request
 
+    from waitress import wasyncore
+
     from pipeline.studio.server import make_server
 
     config = studio_config(tmp_path, studio={"secure_cookies": False, "trust_proxy": trust})
@@ -697,6 +699,9 @@ def test_waitress_passes_the_proxy_headers_only_when_trusted(tmp_path, trust):
             cookie = response.headers["Set-Cookie"]
             assert response.headers["X-Frame-Options"] == "DENY"
     finally:
-        server.close()
+        # Closed from its own loop thread: a close from this thread raced the loop's select()
+        # (EBADF in the server thread).
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         thread.join(5)
+    assert not thread.is_alive()
     assert ("Secure" in cookie) is trust
