@@ -234,9 +234,16 @@ class _Source:
         self._bases: dict[int, Image.Image] = {}
         with Image.open(path) as im:
             self.format = im.format
-            self.orientation = int(im.getexif().get(0x0112, 1) or 1)
             raw = im.size
             self.animated = bool(getattr(im, "is_animated", False))
+            # Pillow finds a PNG's EXIF (orientation) only by decoding it, as the chunk may
+            # follow the pixels: that decode is kept as the full-size base, not done twice.
+            decoded = im.format == "PNG" and not self.animated and "exif" not in im.info
+            if decoded:
+                im.load()
+            self.orientation = int(im.getexif().get(0x0112, 1) or 1)
+            if decoded:
+                self._bases[1] = self._orient(to_srgb(im, im.info.get("icc_profile")))
         if self.orientation in (5, 6, 7, 8):
             raw = (raw[1], raw[0])
         self.size: tuple[int, int] = raw
@@ -943,13 +950,13 @@ def _render_meme(job: RenderJob, config: Config, cache_dir: Path | None) -> Rend
     original = Path(job.original)
     if not original.is_file():
         raise RenderError(f"original not found: {original}")
-    sha = job.sha256 or file_sha256(original)
     cache = RenderCache(cache_dir) if cache_dir is not None else None
-    keys, placeholder_key = _cache_keys(job, sha, config)
-
+    keys: dict[str, str] = {}
+    placeholder_key = ""
     done: dict[str, RenderedImage] = {}
     hold: Placeholder | None = None
-    if cache is not None:
+    if cache is not None:  # without a cache, no key: the original is not read to hash it
+        keys, placeholder_key = _cache_keys(job, job.sha256 or file_sha256(original), config)
         for spec in config.renditions:
             hit = cache.get(keys[spec.name])
             if hit:

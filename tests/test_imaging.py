@@ -794,6 +794,57 @@ def test_renditions_sharing_a_geometry_are_made_once_each_from_the_larger(tmp_pa
     assert imaging._mark_tile.cache_info().misses == 2  # 1600 and 800 wide: one tile each
 
 
+@pytest.mark.parametrize("exif_after_pixels", [False, True])
+def test_a_png_is_decoded_once_and_its_orientation_applied(
+    tmp_path, monkeypatch, exif_after_pixels
+):
+    """Pillow reads a PNG's EXIF by decoding it (the chunk may follow the pixels); that decode
+    is the one the renditions are made from, not a second one. Without a cache the original is
+    not hashed either."""
+    from PIL import ImageFile, PngImagePlugin
+
+    source = tmp_path / "shot.png"
+    img = Image.new("RGB", (300, 200), (200, 30, 30))
+    ImageDraw.Draw(img).rectangle((0, 0, 149, 199), fill=(30, 30, 200))  # raw left half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90 degrees clockwise: the raw left half on top
+    img.save(source, exif=exif)
+    if exif_after_pixels:  # move the eXIf chunk after IDAT, where cameras and tools put it
+        chunks, data = [], source.read_bytes()
+        at = 8
+        while at < len(data):
+            length = int.from_bytes(data[at : at + 4], "big")
+            chunks.append(data[at : at + 12 + length])
+            at += 12 + length
+        exif_chunk = next(c for c in chunks if c[4:8] == b"eXIf")
+        chunks.remove(exif_chunk)
+        chunks.insert(-1, exif_chunk)
+        source.write_bytes(data[:8] + b"".join(chunks))
+        assert "exif" not in Image.open(source).info
+    cfg = make_config(tmp_path, {"a": {"width": 150, "format": "webp"},
+                                 "b": {"width": 100, "format": "jpeg"}})  # fmt: skip
+    decodes = []
+    real_prepare = ImageFile.ImageFile.load_prepare
+
+    def load_prepare(self):
+        if isinstance(self, PngImagePlugin.PngImageFile):
+            decodes.append(self.size)
+        return real_prepare(self)
+
+    def no_hash(path):
+        raise AssertionError(f"{path} hashed without a cache")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", load_prepare)
+    monkeypatch.setattr(imaging, "file_sha256", no_hash)
+    result = render(source, cfg)
+    assert decodes == [(300, 200)]
+    for name, size in (("a", (150, 225)), ("b", (100, 150))):
+        out = opened(result, name)
+        assert out.size == size
+        assert close(pixel(out, (size[0] // 2, 5)), (30, 30, 200), 40)  # blue on top
+        assert close(pixel(out, (size[0] // 2, size[1] - 5)), (200, 30, 30), 40)
+
+
 def test_cached_renditions_match_a_fresh_render_when_renditions_are_added(tmp_path):
     """Widths are made from each other, so a cache filled under one rendition set must not
     serve bytes a fresh render under another set would not make."""
