@@ -19,6 +19,7 @@ import reprlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import is_dataclass, replace
 from datetime import UTC, tzinfo
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -70,7 +71,10 @@ _SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 4
 _short = _SHORT.repr
 
 # Every section: unknown keys are errors, defaults are checked like values, objects are frozen.
-SECTION = ConfigDict(extra="forbid", validate_default=True)
+# The validators are built at the first parse (or the first direct construction of a section),
+# not at import: a command that never reads the config (`--help`) does not pay for them, and
+# one that does builds the whole schema once, nested sections inline.
+SECTION = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
 
 # --- the checks, each a type ---------------------------------------------------------------
@@ -523,7 +527,10 @@ class Config:
         raise KeyError(name)
 
 
-_CONFIG = TypeAdapter(Config)
+@cache
+def _adapter() -> TypeAdapter[Config]:
+    """The validator of a whole config, built on first use (see SECTION)."""
+    return TypeAdapter(Config)
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -593,7 +600,7 @@ def parse(data: Any, *, source: str = "config.yaml", root: Path | None = None) -
         known = ", ".join(_known_keys(()))
         raise ConfigError(f"{source}: path: unknown key (known keys: {known})")
     try:
-        return _CONFIG.validate_python(dict(data), context={"root": root})
+        return _adapter().validate_python(dict(data), context={"root": root})
     except ValidationError as exc:
         raise ConfigError(_message(exc.errors()[0], data, source)) from None
 

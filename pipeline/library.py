@@ -21,11 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, get_type_hints, overload
+from typing import TYPE_CHECKING, Any, get_type_hints, overload
 
 from slugify import slugify
 
-from pipeline import meme_templates
 from pipeline.errors import (
     CatalogMissingError,
     IngestError,
@@ -35,7 +34,10 @@ from pipeline.errors import (
     UsageError,
 )
 from pipeline.files import write_atomic
-from pipeline.meme_templates import Template, TextBox
+
+if TYPE_CHECKING:  # templates draw with Pillow and fonts: imported where a template is used,
+    # so the commands that touch none (list, show, newsletter status...) start without them
+    from pipeline.meme_templates import Template, TextBox
 
 # 2: editions carry their note and images; 3: one image, many memes (sha256 not unique) and
 # templates
@@ -906,10 +908,14 @@ class Library:
 
     def templates(self) -> list[Template]:
         """The bundled starter templates, then this library's, by name."""
+        from pipeline import meme_templates
+
         rows = self._db.execute("SELECT * FROM templates ORDER BY name").fetchall()
         return [*meme_templates.starters(), *(self._row_to_template(r) for r in rows)]
 
     def template(self, name: str) -> Template:
+        from pipeline import meme_templates
+
         found = meme_templates.starter(name)
         if found is not None:
             return found
@@ -921,6 +927,8 @@ class Library:
 
     def check_template_name(self, name: str, db: sqlite3.Connection | None = None) -> None:
         """UsageError if ``name`` is taken (by a bundled template or one of this library's)."""
+        from pipeline import meme_templates
+
         if meme_templates.starter(name) is not None:
             raise UsageError(f"template '{name}': that is a bundled template's name")
         if (db or self._db).execute("SELECT 1 FROM templates WHERE name=?", (name,)).fetchone():
@@ -928,6 +936,8 @@ class Library:
 
     def add_template(self, template: Template) -> Template:
         """Record a template whose image is already stored under its hash (originals/)."""
+        from pipeline import meme_templates
+
         with self.transaction() as db:
             self.check_template_name(template.name, db)
             db.execute(
@@ -943,6 +953,8 @@ class Library:
         ``keep_copies``: then every meme made from it keeps its own copy of its boxes (its
         image is already its own original) and renders as before. Removed memes always keep
         a copy, so a restore still renders. Returns the slugs that took a copy."""
+        from pipeline import meme_templates
+
         if meme_templates.starter(name) is not None:
             raise UsageError(f"template '{name}': a bundled template cannot be removed")
         with self.transaction() as db:
@@ -969,6 +981,8 @@ class Library:
     def boxes_of(self, meme: Meme) -> tuple[TextBox, ...] | None:
         """The text boxes a meme is drawn with: its own copy, else its template's; None for
         the classic top and bottom layout."""
+        from pipeline import meme_templates
+
         if meme.own_boxes:
             return meme_templates.boxes_from_json(meme.own_boxes)
         return self.template(meme.template).boxes if meme.template else None
@@ -981,7 +995,9 @@ class Library:
 
     @staticmethod
     def _row_to_template(row: sqlite3.Row) -> Template:
-        return Template(
+        from pipeline import meme_templates
+
+        return meme_templates.Template(
             name=row["name"], sha256=row["sha256"], ext=row["ext"], width=row["width"],
             height=row["height"], boxes=meme_templates.boxes_from_json(row["boxes"]),
             licence=row["licence"], credit=row["credit"],

@@ -35,7 +35,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import icu
-from fontTools.ttLib import TTFont
 from PIL import Image, ImageColor, ImageDraw, ImageFont, features
 
 from pipeline.config import OverlayConfig
@@ -140,6 +139,8 @@ def box_labels(boxes: Sequence[TextBox]) -> tuple[str, ...]:
 @lru_cache(maxsize=16)
 def glyph_coverage(path: Path) -> frozenset[int]:
     """Code points the font at ``path`` maps to a real glyph (from its best Unicode cmap)."""
+    from fontTools.ttLib import TTFont  # imported when text is drawn, not at every start
+
     font = TTFont(path, fontNumber=0, lazy=True)
     # Glyph ids are all we need: numbering the glyphs skips decoding the names in the post
     # table, which is most of the work for a CJK font (0.16 s -> 0.02 s for Droid).

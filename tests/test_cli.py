@@ -277,3 +277,17 @@ def test_a_failing_json_command_prints_an_error_object_on_stdout(tmp_path, comma
     plain = subprocess.run([sys.executable, "-m", "pipeline.cli", *command[:-1]], cwd=tmp_path,
                            capture_output=True, text=True)  # fmt: skip
     assert plain.returncode == code and plain.stdout == ""
+
+
+def test_a_command_that_draws_nothing_starts_without_pillow_or_font_tools(tmp_path):
+    """Start-up is paid by every command (bench/startup.py): `memes list` reads the config
+    and the catalog, and loads neither Pillow, fontTools nor ICU, which only drawing needs."""
+    (tmp_path / "config.yaml").write_text("library: memes\n", encoding="utf-8")
+    probe = ("import sys\nfrom pipeline.cli import cli\n"
+             "try:\n    cli(['list'])\nexcept SystemExit as done:\n    assert not done.code\n"
+             "loaded = {m.split('.')[0] for m in sys.modules}\n"
+             "print(sorted(loaded & {'PIL', 'fontTools', 'icu'}))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
