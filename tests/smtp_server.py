@@ -1,6 +1,7 @@
 """A real SMTP server (aiosmtpd) for the newsletter tests, run as its own process.
 
     python tests/smtp_server.py --port PORT --maildir DIR [--auth USER:PASSWORD [--auth-only M]]
+        [--starttls CERT KEY]
         [--kill-pid-file FILE | --drop-after-data | --refuse-rcpt | --refuse-data |
          --never-greet]
 
@@ -18,6 +19,8 @@ headers). The misbehaviours reproduce what the exactly-once contract is about:
 --auth USER:PASSWORD  offer AUTH (without TLS, it is a loopback test) and accept only these;
                       each attempt is logged to DIR/auth.log as "MECHANISM LOGIN ok|refused".
 --auth-only MECH      offer only this AUTH mechanism (LOGIN or PLAIN; default: both).
+--starttls CERT KEY   require STARTTLS (with this certificate) before anything else; AUTH is
+                      then offered only over TLS.
 
 Runs until SIGTERM.
 """
@@ -29,6 +32,7 @@ import mailbox
 import os
 import signal
 import socket
+import ssl
 import threading
 from email import message_from_bytes
 from email.policy import compat32
@@ -101,12 +105,17 @@ def main() -> None:
     parser.add_argument("--refuse-rcpt", action="store_true")
     parser.add_argument("--refuse-data", action="store_true")
     parser.add_argument("--never-greet", action="store_true")
+    parser.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
     args = parser.parse_args()
     if args.never_greet:
         never_greet(args.port, Path(args.maildir))
         return
 
-    kwargs = {}
+    kwargs: dict = {}
+    if args.starttls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*args.starttls)
+        kwargs = {"tls_context": context, "require_starttls": True}
     if args.auth:
         user, _, password = args.auth.partition(":")
 
@@ -121,7 +130,7 @@ def main() -> None:
                 out.write(f"{mechanism} {login} {'ok' if ok else 'refused'}\n")
             return AuthResult(success=ok, handled=False)
 
-        kwargs = {"authenticator": authenticator, "auth_require_tls": False}
+        kwargs |= {"authenticator": authenticator, "auth_require_tls": bool(args.starttls)}
         if args.auth_only:
             kwargs["auth_exclude_mechanism"] = [m for m in MECHANISMS if m != args.auth_only]
 

@@ -1282,3 +1282,39 @@ def test_smtp_auth_takes_the_password_from_the_environment_and_never_prints_it(
             assert not any(secret in text for text in shown), secret
     finally:
         server.stop()
+
+
+def test_smtp_auth_over_starttls_sends_the_password_only_inside_tls(tmp_path, memes, certificate):
+    """A server that takes AUTH only over TLS (aiosmtpd's default): with `starttls: true` and
+    its certificate trusted, AUTH LOGIN goes over TLS and the edition is delivered; without
+    starttls the client is offered no AUTH and says so in one line, the password never sent."""
+    password = "Sup3r-s3cret-pa55"
+    cert, key = certificate
+    server = SmtpServer.custom(tmp_path, "--auth", f"memes:{password}", "--auth-only", "LOGIN",
+                               "--starttls", str(cert), str(key))  # fmt: skip
+    log = server.maildir / "auth.log"
+    env = {**os.environ, "MEMES_SMTP_PASSWORD": password, "SSL_CERT_FILE": str(cert)}
+    try:
+        memes.publish(12)
+        cfg = cli_site(tmp_path, server.port)
+        data = yaml.safe_load(cfg.read_text())
+        data["newsletter"]["smtp"]["username"] = "memes"
+        cfg.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+        clear = memes_cli(cfg, "newsletter", "send", env=env)
+        assert clear.returncode == 1
+        assert clear.stderr.splitlines() == [
+            f"memes: newsletter #1 not sent: SMTP server 127.0.0.1:{server.port}: login as "
+            "memes: the server offers no AUTH; it stays due and the next run sends it"
+        ]  # AUTH is offered only inside TLS: no password went over the plain connection
+        assert not log.exists() and server.messages() == []
+
+        data["newsletter"]["smtp"]["starttls"] = True
+        cfg.write_text(yaml.safe_dump(data), encoding="utf-8")
+        sent = memes_cli(cfg, "newsletter", "send", "--json", env=env)
+        assert sent.returncode == 0, sent.stderr
+        assert log.read_text().splitlines() == ["LOGIN memes ok"]
+        assert len(server.messages()) == 1
+        assert password not in clear.stderr + sent.stdout + sent.stderr
+    finally:
+        server.stop()
