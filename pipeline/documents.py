@@ -14,12 +14,16 @@ class Document:
     ``immutable`` marks content-hashed assets (renditions), which storage serves with
     ``Cache-Control: public, max-age=31536000, immutable``; everything else (index, pages,
     feeds, the gallery page) gets the short, configurable max-age.
+
+    ``source`` is a digest of what the document was made from (share pages), recorded in the
+    manifest with it, so a later build can leave out a document whose inputs have not changed.
     """
 
     key: str
     data: bytes
     content_type: str
     immutable: bool = False
+    source: str = ""
 
     @cached_property
     def sha256(self) -> str:

@@ -38,7 +38,7 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -102,13 +102,18 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # --- public API ----------------------------------------------------------------------------
 
 
-def build_documents(memes: Sequence[Meme], config: Config) -> list[Document]:
+def build_documents(memes: Sequence[Meme], config: Config,
+                    made: Callable[[str], str | None] | None = None) -> list[Document]:  # fmt: skip
     """Every document of the gallery for these ever-published memes.
 
     ``memes``: status 'published' ones are shown; 'removed' ones that have a published_at are
     holes that keep page positions stable; anything else (queued) is ignored. The list comes
     in a safe upload order: permalink documents and archived pages before the category/tag
     heads, feeds and ``index.json`` that point at them; the static viewer last.
+
+    ``made(key)``: what the object storage holds at ``key`` was made from (the manifest's
+    record of Document.source). Share pages whose inputs are unchanged are then left out:
+    storage has them already, byte for byte (see share_pages).
     """
     base = config.site.base_url
     site = {"base_url": base, "title": config.site.title}
@@ -121,7 +126,7 @@ def build_documents(memes: Sequence[Meme], config: Config) -> list[Document]:
     early: list[Document] = [Document(SCHEMA, schema_bytes(), CONTENT_TYPES[SCHEMA])]
     for meme in sorted(visible, key=lambda m: m.slug):
         early.append(_permalink(meme, cache_json[meme.id], site_json))
-    early += share_pages(visible, config)
+    early += share_pages(visible, config, made, cache_json)
     early.append(sitemap(visible, config))
     early.append(Document(ROBOTS, robots_txt(base).encode("utf-8"), CONTENT_TYPES[ROBOTS]))
 
@@ -456,19 +461,57 @@ def feed_json(visible: Sequence[Meme], config: Config) -> Document:
 # --- share pages, sitemap, robots.txt ------------------------------------------------------
 
 
-def share_pages(visible: Sequence[Meme], config: Config) -> list[Document]:
+def share_pages(visible: Sequence[Meme], config: Config,
+                made: Callable[[str], str | None] | None = None,
+                meme_json: Mapping[int, str] | None = None) -> list[Document]:  # fmt: skip
     """One static HTML page per published meme (``m/<slug>.html``), ``visible`` oldest first:
     each links its older and newer neighbour, so a publish or a removal rewrites the pages
-    next to the memes it adds or takes away, and nothing else."""
+    next to the memes it adds or takes away, and nothing else.
+
+    Each page's Document.source digests everything it is made from (share_source); a page
+    whose source is what ``made(key)`` says storage's page was made from is not built at all,
+    so a publish renders only the pages that change. ``meme_json``: each meme's public JSON
+    by id, if the caller has it already."""
     stylesheet = "../gallery.css?v=" + _static_version("gallery.css")
-    page = template("share.html")  # once: each lookup would stat the file for changes
+    base = config.site.base_url
+    site = (_share_engine(), stylesheet, base, config.site.title)
+    page = None  # the template, loaded once when a first page is built
     pages = []
     for i, meme in enumerate(visible):
         older = visible[i - 1] if i > 0 else None
         newer = visible[i + 1] if i + 1 < len(visible) else None
+        key = page_key(meme.slug)
+        shown = meme_json[meme.id] if meme_json else _dumps(meme_object(meme, base))
+        source = share_source(site, shown, older, newer)
+        if made is not None and made(key) == source:
+            continue
+        page = page or template("share.html")  # once: each lookup would stat the file
         body = page.render(share_context(meme, older, newer, config, stylesheet))
-        pages.append(Document(page_key(meme.slug), body.encode("utf-8"), CONTENT_TYPES[PAGE_HTML]))
+        pages.append(Document(key, body.encode("utf-8"), CONTENT_TYPES[PAGE_HTML],
+                              source=source))  # fmt: skip
     return pages
+
+
+def share_source(site: tuple[str, ...], meme_json: str, older: Meme | None,
+                 newer: Meme | None) -> str:  # fmt: skip
+    """A digest of a share page's inputs: the engine (template and this module), the site
+    settings it shows, the meme's public JSON (every field of the meme a page shows is in
+    it: meme_object) and the slug and title of each neighbour it links."""
+    neighbours = [[m.slug, _item_title(m)] if m else None for m in (older, newer)]
+    shown = meme_json.encode("utf-8")
+    digest = hashlib.sha256(json.dumps(site).encode())
+    digest.update(b"%d:%s" % (len(shown), shown))  # length-prefixed: no two inputs run together
+    digest.update(json.dumps(neighbours).encode())
+    return digest.hexdigest()[:24]
+
+
+@cache
+def _share_engine() -> str:
+    """What turns a meme into its share page: share.html and this module (the context, the
+    CSP), so a new version of either builds every page once."""
+    digest = hashlib.sha256((TEMPLATES / "share.html").read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:24]
 
 
 def share_context(meme: Meme, older: Meme | None, newer: Meme | None, config: Config,

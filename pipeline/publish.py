@@ -361,11 +361,15 @@ def gallery_memes(library: Library, extra: Sequence[Meme] = ()) -> list[Meme]:
     return list(by_slug.values())  # build_documents puts them in publishing order
 
 
-def site_documents(library: Library, config: Config, extra: Sequence[Meme] = ()) -> list[Document]:
-    """The gallery documents and the newsletter archive (upload_documents orders them)."""
+def site_documents(library: Library, config: Config, extra: Sequence[Meme] = (),
+                   manifest: Manifest | None = None) -> list[Document]:  # fmt: skip
+    """The gallery documents and the newsletter archive (upload_documents orders them). With
+    the target's ``manifest``, share pages whose inputs have not changed since they went up
+    are left out (a publish builds only what changed); without it, every document."""
     memes = gallery_memes(library, extra)
     published = [m for m in memes if m.status == "published"]  # as this run leaves them
-    return gallery.build_documents(memes, config) + newsletter.archive_documents(
+    made = manifest.source_of if manifest is not None else None
+    return gallery.build_documents(memes, config, made) + newsletter.archive_documents(
         library.editions(), published, config
     )
 
@@ -479,7 +483,7 @@ def _dry_run(library: Library, config: Config, storage: Storage, memes: Sequence
         meme = by_slug[result.slug]
         shown.append(replace(meme, status="published", renditions=tuple(assets),
                              published_at=meme.published_at or when))  # fmt: skip
-    planned += site_documents(library, config, shown)
+    planned += site_documents(library, config, shown, manifest)
     max_age = config.storage.document_max_age
     for document in planned:
         if not manifest.is_current(document, cache_control_for(document, max_age)):
@@ -537,7 +541,7 @@ def _publish_run(
         if m.status == "queued"
     ]
     generation = library.generation
-    upload_documents(storage, manifest, site_documents(library, config, ready), report)
+    upload_documents(storage, manifest, site_documents(library, config, ready, manifest), report)
     if run is not None:
         library.run_step(run.id, "documents")
         library.mark_published([m.slug for m in ready], when)
@@ -679,7 +683,8 @@ def remove(library: Library, config: Config, slug: str, *, purge: bool = False,
         if meme.status == "published" or (purge and meme.status == "removed" and emailed):
             storage = storage or open_storage(config.storage)
             with owned_storage(library, config, storage) as manifest:
-                documents = site_documents(library, config, [replace(meme, status="removed")])
+                documents = site_documents(library, config, [replace(meme, status="removed")],
+                                           manifest)  # fmt: skip
                 upload_documents(storage, manifest, documents, PublishReport())
                 doomed = {a.key for a in meme.renditions} | {gallery.permalink_key(slug),
                                                           gallery.page_key(slug)}

@@ -107,11 +107,12 @@ class ObjectInfo:
     unreferenced_since: str | None = None  # set by gc when no index names the key any more
     writer: str | None = None  # id of the library that wrote it; gc deletes only its own
     acl: str | None = None  # the canned ACL it was given (storage.acl), if any
+    source: str | None = None  # digest of what it was made from (Document.source), if known
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         del data["key"]
-        for optional in ("unreferenced_since", "writer", "acl"):
+        for optional in ("unreferenced_since", "writer", "acl", "source"):
             if data[optional] is None:
                 del data[optional]
         return data
@@ -128,6 +129,7 @@ class ObjectInfo:
             unreferenced_since=_optional_time(data.get("unreferenced_since")),
             writer=data.get("writer"),
             acl=data.get("acl"),
+            source=data.get("source"),
         )
 
 
@@ -159,6 +161,11 @@ class Manifest:
 
     def get(self, key: str) -> ObjectInfo | None:
         return self._objects.get(key)
+
+    def source_of(self, key: str) -> str | None:
+        """What the object at ``key`` was made from (Document.source), if recorded."""
+        info = self._objects.get(key)
+        return info.source if info is not None else None
 
     def keys(self) -> list[str]:
         return sorted(self._objects)
@@ -360,6 +367,9 @@ class _Backend:
                 continue
             if manifest.is_current(document, cache_control):
                 report.skipped.append(document.key)
+                known = manifest.get(document.key)
+                if document.source and known is not None and known.source != document.source:
+                    manifest.put(replace(known, source=document.source))  # same bytes
                 continue
             todo[document.key] = (document, cache_control)
         if progress and report.skipped:
@@ -374,6 +384,7 @@ class _Backend:
                 cache_control=cache_control,
                 uploaded_at=self._now(),
                 acl=self.config.acl,
+                source=document.source or None,
             )
             manifest.put(info)
             report.uploaded.append(document.key)

@@ -940,3 +940,76 @@ class SharePages(RuleBasedStateMachine):
 
 SharePages.TestCase.settings = settings(max_examples=15, stateful_step_count=8, deadline=None)
 test_share_pages_follow_every_publish_edit_and_removal = SharePages.TestCase
+
+
+# --- share pages: built only when what they show changed --------------------------------------
+
+
+def built_share_pages(memes, cfg, before: dict[str, Document]) -> dict[str, Document]:
+    """The share pages a build makes when storage holds ``before`` (the manifest records the
+    inputs each page was made from); every other document is as a full build makes it."""
+    sources = {key: doc.source for key, doc in before.items()}
+    docs = {d.key: d for d in gallery.build_documents(memes, cfg, made=sources.get)}
+    full = build(memes, cfg)
+    pages = {k: d for k, d in docs.items() if re.fullmatch(r"m/[^/]+\.html", k)}
+    assert {k: d.data for k, d in docs.items() if k not in pages} == {
+        k: d.data for k, d in full.items() if k not in SHARE_PAGE_KEYS(full)}
+    for key, page in pages.items():
+        assert page.data == full[key].data, key  # the very bytes a full build makes
+    for key in SHARE_PAGE_KEYS(full):
+        if key not in pages:  # left out: storage's page is what a full build makes
+            assert key in before and before[key].data == full[key].data, key
+    return pages
+
+
+def test_only_the_share_pages_whose_inputs_changed_are_built(tmp_path):
+    cfg = make_config(tmp_path, page_size=10)
+    memes = [make_meme(i) for i in range(40)]
+    before = build(memes, cfg)
+    assert built_share_pages(memes, cfg, before) == {}  # nothing changed, nothing built
+
+    edited = list(memes)
+    edited[5] = replace(memes[5], caption="Edited caption", updated_at=T0 + timedelta(days=2))
+    pages = built_share_pages(edited, cfg, before)
+    assert set(pages) == {"m/meme-5.html"}  # neighbours show its title, not its caption
+    assert "Edited caption" in pages["m/meme-5.html"].data.decode()
+
+    retitled = list(memes)
+    retitled[5] = replace(memes[5], title="New title")
+    assert set(built_share_pages(retitled, cfg, before)) == {
+        "m/meme-4.html", "m/meme-5.html", "m/meme-6.html"}  # fmt: skip
+
+    more = [*memes, *(make_meme(i) for i in range(40, 52))]
+    assert set(built_share_pages(more, cfg, before)) == {
+        f"m/meme-{i}.html" for i in range(39, 52)}  # fmt: skip
+
+    removed = [replace(m, status="removed") if m.slug == "meme-7" else m for m in memes]
+    pages = built_share_pages(removed, cfg, before)
+    assert set(pages) == {"m/meme-6.html", "m/meme-8.html"}  # its page is not made at all
+    assert "meme-7" not in pages["m/meme-6.html"].data.decode()
+
+
+@pytest.mark.parametrize("setting", ["title", "base_url"])
+def test_a_site_setting_the_share_pages_show_builds_every_one(tmp_path, setting):
+    cfg = make_config(tmp_path)
+    memes = [make_meme(i) for i in range(12)]
+    before = build(memes, cfg)
+    value = {"title": "Renamed Memes", "base_url": "https://other.example.net/"}[setting]
+    changed = replace(cfg, site=replace(cfg.site, **{setting: value}))
+    pages = built_share_pages(memes, changed, before)
+    assert set(pages) == set(SHARE_PAGE_KEYS(before))
+    assert all(value in page.data.decode() for page in pages.values())
+
+
+@pytest.mark.parametrize("change", [
+    {"alt": "Another alt"}, {"credit": "@someone"}, {"category": "other"}, {"tags": ("new",)},
+    {"placeholder_color": "#112233"}, {"width": 1200}, {"updated_at": T0 + timedelta(days=9)},
+    {"published_at": T0 + timedelta(minutes=5, seconds=30)},
+    {"renditions": (RenditionAsset("og", "i/meme-5/og.new.jpg", 1200, 630, "image/jpeg", 1),)},
+])  # fmt: skip
+def test_whatever_a_share_page_shows_builds_it_again(tmp_path, change):
+    cfg = make_config(tmp_path)
+    memes = [make_meme(i) for i in range(10)]
+    before = build(memes, cfg)
+    memes[5] = replace(memes[5], **change)
+    assert "m/meme-5.html" in built_share_pages(memes, cfg, before)

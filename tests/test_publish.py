@@ -476,6 +476,82 @@ def test_share_pages_on_s3_unfurl_with_a_jpeg_that_exists_and_follow_edits_and_r
     assert run(cfg, "verify").exit_code == 0
 
 
+def test_a_publish_builds_only_the_share_pages_whose_inputs_changed(tmp_path, monkeypatch):
+    """Share pages are made again only when what they show changed (the manifest records what
+    each was made from): an unrelated publish leaves them alone, a caption edit makes that
+    meme's page, a site title change every page, and a removed meme's page goes. `verify`
+    (which builds every document from scratch) finds storage right after each step."""
+    from pipeline import gallery
+
+    cfg = make_site(tmp_path)
+    public = tmp_path / "public"
+    slugs = add_memes(cfg, 3)
+    run(cfg, "publish")
+    built: list[str] = []
+    real = gallery.share_context
+    monkeypatch.setattr(gallery, "share_context",
+                        lambda meme, *args: built.append(meme.slug) or real(meme, *args))
+
+    def step(*args: str) -> set[str]:
+        built.clear()
+        result = run(cfg, *args)
+        assert result.exit_code == 0, result.output
+        built_now = set(built)
+        built.clear()
+        assert run(cfg, "verify").exit_code == 0
+        return built_now
+
+    [fourth] = add_memes(cfg, 1, start=3)
+    assert step("publish") == {fourth, slugs[-1]}  # the new page and the one before it
+    assert step("edit", slugs[1], "--title", "Second", "--caption", "Before") == set()
+    assert step("publish") == {slugs[0], slugs[1], slugs[2]}  # neighbours show the title
+    assert step("edit", slugs[1], "--caption", "Edited <b>caption</b>") == set()
+    assert step("publish") == {slugs[1]}
+    assert "Edited &lt;b&gt;caption&lt;/b&gt;" in (public / f"m/{slugs[1]}.html").read_text()
+    assert step("publish") == set()  # nothing due, nothing changed
+
+    data = yaml.safe_load(cfg.read_text())
+    data["site"]["title"] = "Renamed memes"
+    cfg.write_text(yaml.safe_dump(data))
+    assert step("publish") == {*slugs, fourth}
+    for slug in (*slugs, fourth):
+        assert "Renamed memes" in (public / f"m/{slug}.html").read_text()
+
+    assert step("remove", slugs[1]) == {slugs[0], slugs[2]}  # its neighbours link each other
+    assert not (public / f"m/{slugs[1]}.html").exists()
+    assert f"{slugs[2]}.html" in (public / f"m/{slugs[0]}.html").read_text()
+    assert step("publish") == set()
+
+
+def test_share_pages_from_before_sources_were_recorded_are_built_once_not_uploaded(
+    tmp_path, monkeypatch
+):
+    from pipeline import gallery
+
+    cfg = make_site(tmp_path)
+    slugs = add_memes(cfg, 3)
+    run(cfg, "publish")
+    path = tmp_path / "public" / "_memes" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for key, entry in manifest["objects"].items():
+        is_share_page = key.startswith("m/") and key.endswith(".html")
+        assert bool(entry.pop("source", None)) == is_share_page, key
+    path.write_text(json.dumps(manifest))  # a manifest written before pages had sources
+    built: list[str] = []
+    real = gallery.share_context
+    monkeypatch.setattr(gallery, "share_context",
+                        lambda meme, *args: built.append(meme.slug) or real(meme, *args))
+    [fourth] = add_memes(cfg, 1, start=3)
+    summary = json.loads(run(cfg, "publish", "--json").stdout)
+    assert sorted(built) == sorted([*slugs, fourth])  # every page once, to learn its source
+    assert {k for k in summary["uploaded"] if k.endswith(".html")} == {
+        f"m/{fourth}.html", f"m/{slugs[-1]}.html"}  # fmt: skip
+    built.clear()
+    [fifth] = add_memes(cfg, 1, start=4)
+    run(cfg, "publish")
+    assert sorted(built) == sorted([fifth, fourth])
+
+
 def test_end_to_end_cli_from_a_fresh_folder(tmp_path, s3_server, s3_bucket):
     work = tmp_path / "fresh"
     work.mkdir()
