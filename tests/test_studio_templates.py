@@ -475,3 +475,16 @@ def test_published_search_finds_a_template_memes_box_texts(app, config):
     found = client.get("/published", query_string={"q": "purrfect guilty"}).text
     assert 'data-slug="a-cat-decides"' in found
     assert 'data-slug="a-cat-decides"' not in client.get("/published?q=innocent").text
+
+
+@pytest.mark.parametrize("evil", EVIL)
+def test_markup_in_box_texts_is_shown_as_text(app, config, evil):
+    client = sign_in(app, "ed")
+    assert make_from_template(client, texts=(evil, evil)).status_code == 303
+    meme = only_meme(config)
+    assert meme.texts == (evil, evil)
+    pages = [client.get(url).text for url in ("/queue", f"/memes/{meme.slug}")]
+    pages.append(make_from_template(client, texts=(evil, evil, evil)).text)  # refused, shown
+    for html in pages:
+        assert evil not in html and "<script>alert" not in html and "<img src=x" not in html
+    assert all("&lt;" in html or "%3C" in html for html in pages)

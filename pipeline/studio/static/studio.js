@@ -117,13 +117,60 @@ function setupTemplatePicker(refresh) {
   return () => (select.value ? select.selectedOptions[0].dataset.preview : "");
 }
 
+// --- uploads: a drop zone and its picker, sent one file at a time ----------------------------
+
+// `take` gets the files dropped on `drop` or picked with `picker` (then emptied: the form
+// posts the upload tokens, not the files again).
+function fileDrop(drop, picker, take) {
+  picker.addEventListener("change", () => {
+    take([...picker.files]);
+    picker.value = "";
+  });
+  for (const name of ["dragenter", "dragover"]) {
+    drop.addEventListener(name, (event) => { event.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const name of ["dragleave", "drop"]) {
+    drop.addEventListener(name, () => drop.classList.remove("over"));
+  }
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    take([...event.dataTransfer.files]);
+  });
+}
+
+// One file to the form's upload URL, checked and kept by the server (the same checks as
+// `memes add`): its answer ({token, name, width, height, preview}), or {error}.
+async function uploadFile(form, file) {
+  const maxBytes = Number(form.dataset.maxBytes);
+  if (file.size > maxBytes) {
+    return { error: `file is ${file.size} bytes, over limits.max_bytes (${maxBytes})` };
+  }
+  const body = new FormData();
+  body.append("file", file);
+  const response = await fetch(form.dataset.upload, {
+    method: "POST", body, credentials: "same-origin",
+    headers: { "X-CSRFToken": csrfToken(form) },
+  });
+  let data = {};
+  try { data = await response.json(); } catch (e) { data = {}; }
+  if (!response.ok || !data.token) return { error: data.error || `upload failed (${response.status})` };
+  return data;
+}
+
+function tokenField(token) {
+  const hidden = document.createElement("input");
+  hidden.type = "hidden";
+  hidden.name = "upload";
+  hidden.value = token;
+  return hidden;
+}
+
 // --- make: drop zone and uploads -------------------------------------------------------------
 
 function setupMake(form) {
   const list = document.getElementById("uploads");
   const picker = document.getElementById("files");
   const drop = document.getElementById("drop");
-  const maxBytes = Number(form.dataset.maxBytes);
   let previewSource = "";
   const first = list.querySelector("li[data-token]:not([data-token=''])");
   if (first) previewSource = `/uploads/${first.dataset.token}/preview`;
@@ -149,28 +196,13 @@ function setupMake(form) {
   }
   async function send(file) {
     const li = row(file.name);
-    if (file.size > maxBytes) {
-      fail(li, `file is ${file.size} bytes, over limits.max_bytes (${maxBytes})`);
-      return;
-    }
-    const body = new FormData();
-    body.append("file", file);
-    const response = await fetch(form.dataset.upload, {
-      method: "POST", body, credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken(form) },
-    });
-    let data = {};
-    try { data = await response.json(); } catch (e) { data = { error: `upload failed (${response.status})` }; }
-    if (!response.ok || !data.token) {
-      fail(li, data.error || `upload failed (${response.status})`);
+    const data = await uploadFile(form, file);
+    if (data.error) {
+      fail(li, data.error);
       return;
     }
     li.dataset.token = data.token;
-    const hidden = document.createElement("input");
-    hidden.type = "hidden";
-    hidden.name = "upload";
-    hidden.value = data.token;
-    li.append(hidden);
+    li.append(tokenField(data.token));
     const size = document.createElement("small");
     size.textContent = ` ${data.width}×${data.height}`;
     li.append(size);
@@ -179,23 +211,7 @@ function setupMake(form) {
       refresh();
     }
   }
-  function take(files) {
-    for (const file of files) send(file);
-  }
-  picker.addEventListener("change", () => {
-    take(picker.files);
-    picker.value = ""; // sent already: the form posts the tokens, not the files again
-  });
-  for (const name of ["dragenter", "dragover"]) {
-    drop.addEventListener(name, (event) => { event.preventDefault(); drop.classList.add("over"); });
-  }
-  for (const name of ["dragleave", "drop"]) {
-    drop.addEventListener(name, () => drop.classList.remove("over"));
-  }
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    take(event.dataTransfer.files);
-  });
+  fileDrop(drop, picker, (files) => { for (const file of files) send(file); });
   refresh();
 }
 
@@ -218,7 +234,6 @@ function setupTemplateForm(form) {
   const picker = document.getElementById("template-file");
   const drop = document.getElementById("template-drop");
   const uploadLine = document.getElementById("template-upload");
-  const maxBytes = Number(form.dataset.maxBytes);
   let drawing = null;
 
   const field = (li, key) => li.querySelector(`[name="box_${key}"]`);
@@ -322,48 +337,20 @@ function setupTemplateForm(form) {
     line.textContent = message;
   }
   async function send(file) {
-    if (file.size > maxBytes) {
-      fail(`${file.name}: file is ${file.size} bytes, over limits.max_bytes (${maxBytes})`);
-      return;
-    }
     uploadLine.textContent = `${file.name}: uploading…`;
-    const body = new FormData();
-    body.append("file", file);
-    const response = await fetch(form.dataset.upload, {
-      method: "POST", body, credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken(form) },
-    });
-    let data = {};
-    try { data = await response.json(); } catch (e) { data = {}; }
-    if (!response.ok || !data.token) {
+    const data = await uploadFile(form, file);
+    if (data.error) {
       uploadLine.textContent = "";
-      fail(`${file.name}: ${data.error || `upload failed (${response.status})`}`);
+      fail(`${file.name}: ${data.error}`);
       return;
     }
     const old = document.getElementById("image-error");
     if (old) old.remove();
-    const hidden = document.createElement("input");
-    hidden.type = "hidden";
-    hidden.name = "upload";
-    hidden.value = data.token;
-    uploadLine.replaceChildren(hidden, `${data.name} ${data.width}×${data.height}`);
+    uploadLine.replaceChildren(tokenField(data.token), `${data.name} ${data.width}×${data.height}`);
     image.src = `/uploads/${data.token}/picture`;
     canvas.hidden = false;
   }
-  picker.addEventListener("change", () => {
-    if (picker.files.length) send(picker.files[0]);
-    picker.value = ""; // sent already: the form posts the token, not the file again
-  });
-  for (const name of ["dragenter", "dragover"]) {
-    drop.addEventListener(name, (event) => { event.preventDefault(); drop.classList.add("over"); });
-  }
-  for (const name of ["dragleave", "drop"]) {
-    drop.addEventListener(name, () => drop.classList.remove("over"));
-  }
-  drop.addEventListener("drop", (event) => {
-    event.preventDefault();
-    if (event.dataTransfer.files.length) send(event.dataTransfer.files[0]);
-  });
+  fileDrop(drop, picker, (files) => { if (files.length) send(files[0]); });
   draw();
 }
 
