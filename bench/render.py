@@ -8,7 +8,8 @@ without it the script measures the other two and says so.
 Corpus, generated in a temp dir, in the proportions of issue 14's 55 stills (``--scale 10``
 is about that corpus): per scale unit 2 twelve-megapixel phone JPEGs (one stored rotated, EXIF
 Orientation 6), 2 PNG screenshots (1170x2532 and 1920x1080), 1 square 1080x1080 JPEG meme and
-1 WebP; and, reported apart, 2 animated GIFs (480x320, 24 frames).
+1 WebP; and, reported apart, animated GIFs (480x320, 24 frames): 2 per 5 scale units, at
+least 2 (4 at ``--scale 10``).
 
 Work, each a rendition config given to all three engines:
 - ``issue``: widths 1600, 800 and 320, aspect kept, never upscaled, EXIF orientation applied,
@@ -30,7 +31,8 @@ measurement is a fresh process running one engine on one work and corpus with a 
 2 processes (the same pool for every engine); engines are interleaved, rotating their order
 each round, and the medians of the rounds are printed with the load average they ran under.
 CPU s per image counts the pool's workers too; peak RSS is the largest single process
-(VmHWM, or the workers' ru_maxrss).
+(VmHWM, or the workers' ru_maxrss). Under each table, the pool-1 CPU s per image by kind of
+file (photo, shot, square, web): where the ratio comes from.
 
 Then: PSNR of the 800 px JPEG (no watermark) against a LANCZOS resize of the full-resolution
 decode, per engine (median over the stills; target >= 38 dB), and the peak RSS of each engine
@@ -138,7 +140,7 @@ def make_corpus(folder: Path, scale: int = 1) -> tuple[list[Path], list[Path]]:
         stills.append(folder / f"web{i}.webp")
         web.save(stills[-1], "WEBP", quality=85)
     animated: list[Path] = []
-    for i in range(2):  # 24 frames, 480x320
+    for i in range(2 * max(1, scale // 5)):  # 24 frames, 480x320
         base = samples[i % len(samples)].resize((480, 320))
         frames = []
         for f in range(24):
@@ -357,13 +359,15 @@ def _one(path: Path) -> dict[str, tuple[int, int, int]]:
 
 def measure(engine: str, work: str, pool: int, paths: list[Path]) -> dict:
     """Wall s, CPU s (this process + its workers), peak RSS MB and each rendition's (width,
-    height, bytes) of one run."""
+    height, bytes) of one run; with a pool of 1, also each file's CPU s (in file order)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started, cpu = time.perf_counter(), time.process_time()
+    ticks = [cpu]  # CPU clock as each file is done (one process: files in order)
     if engine == "render_many":
         results, failures = render_many(
-            [RenderJob(p.stem, p) for p in paths], WORKS[work](), cache_dir=None, workers=pool
-        )
+            [RenderJob(p.stem, p) for p in paths], WORKS[work](), cache_dir=None, workers=pool,
+            progress=lambda _: ticks.append(time.process_time()),
+        )  # fmt: skip
         assert not failures, failures
         sizes = {
             r.slug: {i.name: (i.width, i.height, len(i.data)) for i in r.renditions}
@@ -371,7 +375,10 @@ def measure(engine: str, work: str, pool: int, paths: list[Path]) -> dict:
         }
     elif pool <= 1:
         _init(engine, work)
-        sizes = {p.stem: _one(p) for p in paths}
+        sizes = {}
+        for p in paths:
+            sizes[p.stem] = _one(p)
+            ticks.append(time.process_time())
     else:
         with process_pool(pool, _init, (engine, work)) as workers:
             sizes = dict(zip([p.stem for p in paths], workers.map(_one, paths), strict=True))
@@ -382,7 +389,8 @@ def measure(engine: str, work: str, pool: int, paths: list[Path]) -> dict:
     own = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
     # VmHWM, not ru_maxrss, for this process: Linux carries a parent's peak across exec.
     rss = max(own, after.ru_maxrss if pool > 1 else 0) / 1024
-    return {"wall": wall, "cpu": cpu, "rss": rss, "sizes": sizes}
+    per_file = [b - a for a, b in zip(ticks, ticks[1:], strict=False)] if pool <= 1 else []
+    return {"wall": wall, "cpu": cpu, "rss": rss, "sizes": sizes, "per_file": per_file}
 
 
 def run_fresh(engine: str, work: str, pool: int, paths: list[Path]) -> dict:
@@ -485,6 +493,26 @@ def report(title: str, runs: dict[tuple[str, int], list[dict]], count: int) -> N
                   f"{written / count / 1000:6.0f}  {load}")  # fmt: skip
 
 
+def report_kinds(runs: dict[tuple[str, int], list[dict]], paths: list[Path]) -> None:
+    """Pool 1, CPU s per image by kind of file (medians of the rounds): where the ratios come
+    from. A JPEG photo can be decoded at a DCT reduction and each width made from the
+    previous; a PNG or WebP is decoded in full by every engine."""
+    kinds = [p.stem.rstrip("0123456789") for p in paths]
+    engines = [e for e in ENGINES if (e, 1) in runs]
+    print("  pool 1, CPU s/img by kind of file:")
+    for kind in dict.fromkeys(kinds):
+        cpu = {}
+        for engine in engines:
+            rounds = [
+                sum(t for t, k in zip(r["per_file"], kinds, strict=True) if k == kind)
+                for r in runs[engine, 1]
+            ]
+            cpu[engine] = statistics.median(rounds) / kinds.count(kind)
+        figures = "  ".join(f"{e} {c:.3f}" for e, c in cpu.items())
+        ratio = cpu["naive"] / cpu["render_many"]
+        print(f"    {kind:7} x{kinds.count(kind):<3} {figures}  ({ratio:.2f}x naive)")
+
+
 def dimensions(run: dict) -> dict[str, dict[str, tuple[int, int]]]:
     """Each file's renditions' (width, height) in one measurement."""
     sizes = run["sizes"].items()
@@ -567,6 +595,7 @@ def main() -> None:
             assert ours == naive, f"{work} {kind}: rendition sizes differ from the naive loop's"
             paths = stills if kind == "stills" else animated
             report(f"{work} work, {kind}", group, len(paths))
+            report_kinds(group, paths)
         print("\nrendition sizes: render_many == naive loop on every file and rendition")
 
         scores = psnr_800(stills, engines)
