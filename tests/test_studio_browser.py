@@ -211,7 +211,8 @@ def test_make_queue_publish_and_see_it_in_the_gallery(studio, browser, size, tmp
 def test_the_gallery_shows_its_images_whatever_the_base_url(browser, tmp_path):
     """The site's base_url is another origin (the bundled config's http.server, say): the
     studio's /gallery/ still shows the published memes' images, on the gallery page and on a
-    share page, with nothing loaded from that origin."""
+    share page, with nothing loaded from that origin. Then a meme taken down from the site is
+    restored from the Queue page's Removed list."""
     from selenium.webdriver.common.by import By
 
     root = tmp_path / "elsewhere"
@@ -241,6 +242,16 @@ def test_the_gallery_shows_its_images_whatever_the_base_url(browser, tmp_path):
             assert all(src.startswith((base + "/gallery/", "data:")) for src in sources), sources
             name = page.strip("/").replace("/", "-")
             driver.save_screenshot(str(shots(tmp_path) / f"elsewhere-{name}.png"))
+        # taken down from the site, then restored from the Queue page's Removed list
+        subprocess.run([MEMES, "remove", "far-away"], env=env, check=True, cwd=root,
+                       capture_output=True)  # fmt: skip
+        driver.get(base + "/queue")
+        row = driver.find_element(By.CSS_SELECTOR, '#removed-list tr[data-slug="far-away"]')
+        assert "published" in row.text
+        row.find_element(By.CSS_SELECTOR, "button").click()
+        wait(driver, lambda d: "Restored far-away" in d.find_element(By.TAG_NAME, "body").text)
+        driver.find_element(By.CSS_SELECTOR, '#queue-list tr[data-slug="far-away"]')
+        assert not driver.find_elements(By.ID, "removed-list")
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == [], severe
 
