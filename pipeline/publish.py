@@ -24,7 +24,7 @@ import hashlib
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
@@ -321,12 +321,13 @@ def sent_images(library: Library) -> set[str]:
 
 
 def _carry_over(library: Library, config: Config, storage: Storage, manifest: Manifest,
-                report: PublishReport) -> None:  # fmt: skip
-    """On a new target, copy from the previous one the images sent editions show that it
-    lacks: an image renamed by a later re-render cannot be made again, and mail keeps its URL.
-    The previous target out of reach is a warning (verify names what is missing)."""
+                report: PublishReport, keys: Iterable[str]) -> None:  # fmt: skip
+    """On a new target, copy from the previous one those of ``keys`` it lacks: the images
+    sent editions show (an image renamed by a later re-render cannot be made again, and mail
+    keeps its URL), and the live renditions of a published meme that could not be rendered
+    again. The previous target out of reach is a warning (verify names what is missing)."""
     previous = library.get_meta(STORAGE_TARGET)
-    wanted = sorted(k for k in sent_images(library) if k not in manifest)
+    wanted = sorted(k for k in set(keys) if k not in manifest)
     if previous is None or previous == storage_target(config) or not wanted:
         return
     url, endpoint = json.loads(previous)
@@ -510,7 +511,7 @@ def _publish_run(
     # The journal's start time is the publish time: a resumed run rebuilds the very same
     # documents, so finishing it uploads nothing that is already there.
     when = run.started_at if run is not None else utcnow()
-    _carry_over(library, config, storage, manifest, report)
+    _carry_over(library, config, storage, manifest, report, sent_images(library))
     again = {m.slug for m in refresh}
     refresh = [*refresh, *(
         m for m in library.published()
@@ -522,6 +523,10 @@ def _publish_run(
     keys = {job.slug: render_key(job, fingerprint) for job in render_jobs(library, to_render)}
     library.mark_failed(report.failed)
     library.mark_render_failed([(slug, why, keys[slug]) for slug, why in report.not_updated])
+    # Not rendered again, so what stays live is what it had: a new target gets it copied.
+    kept = library.by_slugs(slug for slug, _ in report.not_updated)
+    _carry_over(library, config, storage, manifest, report,
+                (a.key for m in kept for a in m.renditions))  # fmt: skip
     asset_documents: list[Document] = []
     rendered: dict[str, tuple[list[RenditionAsset], Placeholder]] = {}
     for result in results:

@@ -520,6 +520,31 @@ def test_a_published_meme_failing_after_a_settings_change_is_tried_again_on_the_
     assert run(cfg, "list", "--status", "failed").stdout == ""
 
 
+def test_a_meme_that_cannot_be_rendered_again_moves_to_a_new_target_with_its_live_images(
+    tmp_path,
+):
+    """Found by the state machine: a storage switch, then a published meme whose new render
+    fails: the new target gets its old renditions (copied from the previous target), so its
+    index names nothing missing."""
+    cfg = make_site(tmp_path)
+    [slug] = add_memes(cfg, 1)
+    assert run(cfg, "publish").exit_code == 0
+    before = rendition_keys(index_entries(tmp_path / "public")[0])
+    with Library(tmp_path / "memes") as library:
+        original = library.original_path(library.get(slug))
+    original.write_bytes(original.read_bytes()[:200])
+    assert run(cfg, "edit", slug, "--top", "NEW WORDS").exit_code == 0
+    set_config(cfg, storage={"url": "file://public2"})
+    moved = run(cfg, "publish", "--json")
+    assert moved.exit_code == 1
+    assert [f["slug"] for f in json.loads(moved.stdout)["not_updated"]] == [slug]
+    public2 = tmp_path / "public2"
+    assert rendition_keys(index_entries(public2)[0]) == before
+    assert all((public2 / key).is_file() for key in before)
+    checked = run(cfg, "verify")
+    assert checked.exit_code == 0, checked.output
+
+
 def test_no_edition_goes_out_while_a_new_storage_lacks_its_images(tmp_path):
     cfg = make_site(tmp_path)
     [slug] = add_memes(cfg, 1)
