@@ -398,3 +398,57 @@ def test_draw_a_template_then_make_a_meme_of_it(studio, browser, size, tmp_path)
     assert driver.find_element(By.ID, "f-text-2").get_attribute("value") == "EDITED IN THE STUDIO"
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert severe == [], severe
+
+
+def line_count(driver, element) -> int:
+    """How many lines the text of `element` is laid out on."""
+    return driver.execute_script(
+        "const r = document.createRange(); r.selectNodeContents(arguments[0]);"
+        "return new Set([...r.getClientRects()].map(c => Math.round(c.top))).size", element)
+
+
+def test_a_phone_shows_only_what_a_page_means_to_show(browser, tmp_path):
+    """At phone width: the Make page shows no broken template picture before a template is
+    picked (a hidden element stays hidden), a table's text is not squeezed into the queue's
+    thumbnail column ("None yet." on one line, a removed meme's title as wide as the page),
+    and renditions use the page's width (no figure indent)."""
+    from selenium.webdriver.common.by import By
+
+    root = tmp_path / "phone"
+    root.mkdir()
+    with serving(root) as (base, env):
+        image = jpeg(tmp_path / "one.jpg", 800, 600, seed=4)
+        for args in (["add", str(image), "--caption", "A phone check", "--title", "Kept",
+                      "--publish-at", "2031-01-01T00:00"],
+                     ["add", str(jpeg(tmp_path / "two.jpg", 640, 480, seed=5)), "--caption",
+                      "Taken out", "--title", "A removed meme with a long title"],
+                     ["remove", "a-removed-meme-with-a-long-title"]):  # fmt: skip
+            subprocess.run([MEMES, *args], env=env, cwd=root, check=True, capture_output=True)
+        driver = browser
+        driver.set_window_size(*SIZES["phone"])
+        driver.get(base + "/login")
+        driver.delete_all_cookies()
+        driver.get_log("browser")
+        sign_in(driver, base)
+        width = driver.execute_script("return document.querySelector('main').clientWidth")
+
+        assert not driver.find_element(By.ID, "template-picture").is_displayed()
+        assert not driver.find_element(By.ID, "box-texts").is_displayed()
+
+        driver.get(base + "/newsletter")
+        empty = driver.find_element(By.XPATH, "//td[normalize-space()='None yet.']")
+        assert line_count(driver, empty) == 1
+
+        driver.get(base + "/queue")
+        title = driver.find_element(By.CSS_SELECTOR, '#removed-list tr[data-slug] td')
+        assert title.size["width"] > width * 0.6, (title.size, width)
+        assert too_wide(driver) == []
+
+        driver.get(base + "/memes/kept/renditions")
+        figure = driver.find_element(By.CSS_SELECTOR, "figure.rendition")
+        grid = driver.find_element(By.CSS_SELECTOR, ".grid")
+        assert abs(figure.rect["x"] - grid.rect["x"]) < 1
+        assert abs(figure.rect["width"] - grid.rect["width"]) < 1
+        driver.save_screenshot(str(shots(tmp_path) / "phone-renditions.png"))
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == [], severe
