@@ -488,6 +488,34 @@ def test_edit_reschedule_and_see_every_rendition(app, config):
     assert client.get("/memes/edit-me/renditions/nope").status_code == 404
 
 
+def test_a_refused_edit_previews_the_texts_as_typed(app, config):
+    """The edit page shown again with an error previews the texts in its fields, not the
+    stored ones (the picture and the fields would disagree)."""
+    client = sign_in(app, "ed")
+    add_meme(client, title="Typed", top="STORED TOP")
+    response = client.post("/memes/typed", data={
+        "csrf_token": token(client, "/memes/typed"), "caption": " ", "title": "Typed",
+        "category": "funny", "tags": "", "alt": "", "credit": "", "top": "TYPED TOP",
+        "bottom": "", "publish_at": ""})  # fmt: skip
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    source = re.search(r'<img id="preview"[^>]* src="([^"]+)"', html).group(1)
+    assert "top=TYPED+TOP" in source and "STORED" not in source
+    assert client.get(source.replace("&amp;", "&")).status_code == 200
+
+
+def test_published_search_takes_a_tag_as_shown(app, config):
+    """The list shows tags as #tag; searching for '#launch' or 'Launch' finds them."""
+    client = sign_in(app, "ada")
+    add_meme(client, title="Tagged", tags="launch")
+    _publish(client)
+    for typed in ("launch", "#launch", "Launch", " #launch "):
+        listing = client.get("/published", query_string={"tag": typed}).get_data(as_text=True)
+        assert 'data-slug="tagged"' in listing, typed
+    assert 'data-slug="tagged"' not in client.get(
+        "/published", query_string={"tag": "#other"}).get_data(as_text=True)  # fmt: skip
+
+
 def test_publish_now_shows_the_report_and_the_meme_everywhere(app, config):
     client = sign_in(app, "ada")
     add_meme(client, title="Going out", tags="launch")

@@ -509,6 +509,7 @@ def _matches(meme: Meme, text: str, tag: str, category: str) -> bool:
 @blueprint.route("/published")
 def published() -> Any:
     query = {k: request.args.get(k, "").strip() for k in ("q", "tag", "category")}
+    query["tag"] = query["tag"].lstrip("#").strip()  # as the list shows it: #tag
     memes = [m for m in reversed(library().published())
              if _matches(m, query["q"], query["tag"], query["category"])]  # fmt: skip
     page = max(1, request.args.get("page", 1, type=int) or 1)
