@@ -574,6 +574,28 @@ def test_gallery_documents_name_the_studio_whatever_the_base_url(app, config):
         assert client.get("/gallery/" + bad).status_code == 404, bad
 
 
+def test_newsletter_preview_shows_its_images_from_the_studio(app, config):
+    """file:// storage: the preview's images and links under site.base_url (another origin
+    here, as http.server's in the bundled config) come from the studio's /gallery/, so the
+    preview shows its pictures; the edition itself is not changed."""
+    client = sign_in(app, "ada")
+    add_meme(client, title="Pictured", seed=7)
+    _publish(client)  # every: 2, so one meme is pending
+    response = client.get("/newsletter/preview")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "127.0.0.1:8080" not in html
+    images = re.findall(r'<img[^>]* src="([^"]+)"', html)
+    assert images and all(src.startswith("http://localhost/gallery/i/") for src in images)
+    for src in images:
+        assert client.get(src.removeprefix("http://localhost")).status_code == 200
+    assert 'href="http://localhost/gallery/m/pictured.html"' in html
+    with Library(config.library) as library:
+        from pipeline import newsletter
+
+        assert "http://127.0.0.1:8080/gallery/i/" in newsletter.preview(library, config)
+
+
 def test_publish_page_says_when_a_publish_runs(app, config):
     from pipeline.publish import publish_lock
 

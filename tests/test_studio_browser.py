@@ -411,7 +411,8 @@ def test_a_phone_shows_only_what_a_page_means_to_show(browser, tmp_path):
     """At phone width: the Make page shows no broken template picture before a template is
     picked (a hidden element stays hidden), a table's text is not squeezed into the queue's
     thumbnail column ("None yet." on one line, a removed meme's title as wide as the page),
-    and renditions use the page's width (no figure indent)."""
+    the next edition's preview shows its pictures, and renditions use the page's width (no
+    figure indent)."""
     from selenium.webdriver.common.by import By
 
     root = tmp_path / "phone"
@@ -422,7 +423,10 @@ def test_a_phone_shows_only_what_a_page_means_to_show(browser, tmp_path):
                       "--publish-at", "2031-01-01T00:00"],
                      ["add", str(jpeg(tmp_path / "two.jpg", 640, 480, seed=5)), "--caption",
                       "Taken out", "--title", "A removed meme with a long title"],
-                     ["remove", "a-removed-meme-with-a-long-title"]):  # fmt: skip
+                     ["remove", "a-removed-meme-with-a-long-title"],
+                     ["add", str(jpeg(tmp_path / "three.jpg", 640, 480, seed=6)), "--caption",
+                      "Out now", "--title", "Sent soon"],
+                     ["publish"]):  # fmt: skip
             subprocess.run([MEMES, *args], env=env, cwd=root, check=True, capture_output=True)
         driver = browser
         driver.set_window_size(*SIZES["phone"])
@@ -438,6 +442,14 @@ def test_a_phone_shows_only_what_a_page_means_to_show(browser, tmp_path):
         driver.get(base + "/newsletter")
         empty = driver.find_element(By.XPATH, "//td[normalize-space()='None yet.']")
         assert line_count(driver, empty) == 1
+
+        # the preview of the next edition shows its pictures (sandboxed, it still sends the
+        # session cookie for them)
+        driver.get(base + "/newsletter/preview")
+        wait(driver, lambda d: d.execute_script(
+            "return document.images.length > 0 && [...document.images].every(i => i.complete)"))
+        assert driver.execute_script(
+            "return [...document.images].map(i => i.naturalWidth)")[0] > 0  # fmt: skip
 
         driver.get(base + "/queue")
         title = driver.find_element(By.CSS_SELECTOR, '#removed-list tr[data-slug] td')

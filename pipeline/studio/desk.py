@@ -52,9 +52,11 @@ GALLERY_CSP = (
     "connect-src 'self' http: https:; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
+#: The next edition's preview: mail HTML, no script, sandboxed; the sandbox keeps the studio's
+#: origin (no script may run to use it) so the pictures it loads from /gallery/ are signed in.
 NEWSLETTER_CSP = (
     "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'none'; sandbox"
+    "form-action 'none'; frame-ancestors 'none'; sandbox allow-same-origin"
 )
 
 
@@ -533,12 +535,16 @@ def newsletter_page() -> Any:
 
 @blueprint.route("/newsletter/preview")
 def newsletter_preview() -> Any:
-    html = newsletter.preview(library(), studio_config())
-    if html is None:
+    page = newsletter.preview(library(), studio_config())
+    if page is None:
         message = "Nothing pending: no meme published since the last edition."
         return render_template("error.html", code=404, message=message), 404
     g.csp = NEWSLETTER_CSP  # the mail's own inline styles; no script, sandboxed
-    return Response(html, content_type="text/html; charset=utf-8")
+    data = page.encode("utf-8")
+    config = studio_config()
+    if not config.storage.is_s3:  # its images and links, from this studio's /gallery/
+        data = rebase(data, config.site.base_url, request.url_root + "gallery/")
+    return Response(data, content_type="text/html; charset=utf-8")
 
 
 def _newsletter_step(action: Callable[[], tuple[list[Edition], PublishReport]],
