@@ -32,7 +32,10 @@ measurement is a fresh process running one engine on one work and corpus with a 
 each round, and the medians of the rounds are printed with the load average they ran under.
 CPU s per image counts the pool's workers too; peak RSS is the largest single process
 (VmHWM, or the workers' ru_maxrss). Under each table, the pool-1 CPU s per image by kind of
-file (photo, shot, square, web): where the ratio comes from.
+file (photo, shot, square, web, all): where the ratio comes from; for stills also the CPU s
+of encoding alone (the engine's output pixels saved again with the same settings, the part
+no engine can skip) and the ceiling it sets, naive / encoding: with every engine on the same
+encoder settings, no engine can be further ahead of naive than that.
 
 Then: PSNR of the 800 px JPEG (no watermark) against a LANCZOS resize of the full-resolution
 decode, per engine (median over the stills; target >= 38 dB), and the peak RSS of each engine
@@ -462,6 +465,30 @@ def jpeg_settings(paths: list[Path], rounds: int = 3) -> None:
               f"{t * 1000:6.0f} ms CPU ({t / base[0]:.2f}x)")  # fmt: skip
 
 
+def encode_floor(work: str, paths: list[Path], rounds: int = 3) -> list[float]:
+    """Each still's CPU s spent in encoding alone: the engine's renditions of it, decoded back
+    to pixels outside the clock, then saved again with ``encoder_options`` (median of
+    ``rounds``, this process). Every engine saves these pixels with these settings, so no
+    engine can go below this: naive / floor is the most any engine can be ahead of naive."""
+    config = WORKS[work]()
+    specs = {spec.name: spec for spec in config.renditions}
+    floors = []
+    for path in paths:
+        made = render_meme(RenderJob(path.stem, path), config).renditions
+        pixels = [(specs[r.name], Image.open(io.BytesIO(r.data))) for r in made]
+        for _, img in pixels:
+            img.load()
+        times = []
+        for _ in range(rounds):
+            started = time.process_time()
+            for spec, img in pixels:
+                img.save(io.BytesIO(), spec.format.upper(),
+                         **encoder_options(spec.format, spec.quality))  # fmt: skip
+            times.append(time.process_time() - started)
+        floors.append(statistics.median(times))
+    return floors
+
+
 # --- the report ------------------------------------------------------------------------------
 
 
@@ -493,24 +520,30 @@ def report(title: str, runs: dict[tuple[str, int], list[dict]], count: int) -> N
                   f"{written / count / 1000:6.0f}  {load}")  # fmt: skip
 
 
-def report_kinds(runs: dict[tuple[str, int], list[dict]], paths: list[Path]) -> None:
+def report_kinds(
+    runs: dict[tuple[str, int], list[dict]], paths: list[Path], floor: list[float] | None = None
+) -> None:
     """Pool 1, CPU s per image by kind of file (medians of the rounds): where the ratios come
     from. A JPEG photo can be decoded at a DCT reduction and each width made from the
-    previous; a PNG or WebP is decoded in full by every engine."""
+    previous; a PNG or WebP is decoded in full by every engine. With ``floor`` (encode_floor),
+    also the encoding alone and the ceiling it sets: naive / floor."""
     kinds = [p.stem.rstrip("0123456789") for p in paths]
     engines = [e for e in ENGINES if (e, 1) in runs]
     print("  pool 1, CPU s/img by kind of file:")
-    for kind in dict.fromkeys(kinds):
+    for kind in [*dict.fromkeys(kinds), "all"]:
+        mine = [kind in ("all", k) for k in kinds]
         cpu = {}
         for engine in engines:
-            rounds = [
-                sum(t for t, k in zip(r["per_file"], kinds, strict=True) if k == kind)
-                for r in runs[engine, 1]
-            ]
-            cpu[engine] = statistics.median(rounds) / kinds.count(kind)
+            rounds = [sum(t for t, m in zip(r["per_file"], mine, strict=True) if m)
+                      for r in runs[engine, 1]]  # fmt: skip
+            cpu[engine] = statistics.median(rounds) / sum(mine)
         figures = "  ".join(f"{e} {c:.3f}" for e, c in cpu.items())
         ratio = cpu["naive"] / cpu["render_many"]
-        print(f"    {kind:7} x{kinds.count(kind):<3} {figures}  ({ratio:.2f}x naive)")
+        bound = ""
+        if floor is not None:
+            encode = sum(f for f, m in zip(floor, mine, strict=True) if m) / sum(mine)
+            bound = f"; encoding alone {encode:.3f}, ceiling {cpu['naive'] / encode:.2f}x naive"
+        print(f"    {kind:7} x{sum(mine):<3} {figures}  ({ratio:.2f}x naive{bound})")
 
 
 def dimensions(run: dict) -> dict[str, dict[str, tuple[int, int]]]:
@@ -595,7 +628,7 @@ def main() -> None:
             assert ours == naive, f"{work} {kind}: rendition sizes differ from the naive loop's"
             paths = stills if kind == "stills" else animated
             report(f"{work} work, {kind}", group, len(paths))
-            report_kinds(group, paths)
+            report_kinds(group, paths, encode_floor(work, paths) if kind == "stills" else None)
         print("\nrendition sizes: render_many == naive loop on every file and rendition")
 
         scores = psnr_800(stills, engines)
