@@ -317,6 +317,7 @@ def import_(app: App, manifest: Path, as_json: bool) -> None:
     type=click.Choice([*STATUSES, "all"]),
     default="all",
     show_default=True,
+    help="Only the memes in this state (failed: those that could not be rendered, and why).",
 )
 @json_option()
 @pass_app
@@ -365,11 +366,11 @@ def show(app: App, slug: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("slug")
-@click.option("--caption")
-@click.option("--title")
-@click.option("--alt")
-@click.option("--credit")
-@click.option("--category")
+@click.option("--caption", help="What the meme says, in words.")
+@click.option("--title", help="Title (the slug stays as it is).")
+@click.option("--alt", help="Alt text ('' follows the caption and overlay text again).")
+@click.option("--credit", help="Credit line (photographer, source).")
+@click.option("--category", help="One of config `categories`.")
 @click.option("--tag", "tags", multiple=True, help="Replaces the tags; repeat for several.")
 @click.option("--top", help="Overlay text at the top ('' removes it).")
 @click.option("--bottom", help="Overlay text at the bottom ('' removes it).")
@@ -439,7 +440,7 @@ def template_add(app: App, image: Path, name: str, boxes_file: Path | None, lice
 
 
 @template_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_app
 def template_list(app: App, as_json: bool) -> None:
     """The templates: bundled starters, then this library's."""
@@ -783,7 +784,8 @@ def newsletter_status(app: App, as_json: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the HTML here (default: stdout).",
 )
-@click.option("--extra", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--extra", type=click.Path(dir_okay=False, path_type=Path),
+              help="A plain-text file: an extra block for this edition.")
 @pass_app
 def newsletter_preview(app: App, out: Path | None, extra: Path | None) -> None:
     """Render the next edition without sending or recording anything."""
@@ -809,7 +811,8 @@ def newsletter_preview(app: App, out: Path | None, extra: Path | None) -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port to listen on (0: any free one).")
 @pass_app
 def serve(app: App, host: str, port: int) -> None:
     """Run the studio (the desk's web app) under waitress until Ctrl-C or SIGTERM."""
@@ -831,7 +834,8 @@ def _read_password(from_stdin: bool) -> str:
 
 @user_group.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["editor", "admin"]), default="editor", show_default=True)
+@click.option("--role", type=click.Choice(["editor", "admin"]), default="editor", show_default=True,
+              help="Editors make, edit and queue memes; admins also publish and take them down.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin's first line.")
 @pass_app
 def user_add(app: App, name: str, role: str, password_stdin: bool) -> None:

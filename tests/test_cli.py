@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from factories import jpeg
@@ -37,6 +38,32 @@ def test_readme_command_reference_matches_the_cli(words, options):
     assert result.exit_code == 0, f"memes {' '.join(words)}: {result.output}"
     for option in options:
         assert option in result.output, f"memes {' '.join(words)} has no {option}"
+
+
+def _leaf_commands(command=cli, words=()):
+    """(command words, click command) for every command that does something."""
+    if hasattr(command, "commands"):
+        for name, sub in command.commands.items():
+            yield from _leaf_commands(sub, (*words, name))
+    else:
+        yield words, command
+
+
+def test_every_option_is_in_the_readme_and_says_what_it_does():
+    """The reverse of the check above: each option a command takes is in its README row, and
+    its --help line says what it is for (not a bare `--caption TEXT`)."""
+    documented: dict[str, set[str]] = {}
+    for words, options in readme_command_rows():
+        documented.setdefault(" ".join(words), set()).update(options)
+    for words, command in _leaf_commands():
+        name = " ".join(words)
+        for param in command.params:
+            if not isinstance(param, click.Option) or "--help" in param.opts:
+                continue
+            option = next(o for o in param.opts if o.startswith("--"))
+            assert any(option in documented.get(" ".join(words[:n]), ())
+                       for n in range(len(words), 0, -1)), f"README: memes {name} {option}"
+            assert param.help, f"memes {name} --help: {option} says nothing"
 
 
 def test_every_command_is_in_the_readme():
