@@ -829,6 +829,9 @@ def user_group() -> None:
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():  # cron, a pipe: nobody to ask
+        raise UsageError("password: no terminal to ask it on; give it on stdin with "
+                         "--password-stdin")  # fmt: skip
     return click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
 
 

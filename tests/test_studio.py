@@ -668,9 +668,8 @@ def test_cli_user_commands(tmp_path):
     added = run(cli, [*base, "add", "ada", "--role", "admin", "--password-stdin"],
                 input=PASSWORD + "\n")  # fmt: skip
     assert added.exit_code == 0 and added.output == "ada\tadmin\n"
-    prompted = run(cli, [*base, "add", "ed"], input=f"{PASSWORD}\n{PASSWORD}\n")
-    assert prompted.exit_code == 0 and "ed\teditor" in prompted.output
-    assert PASSWORD not in prompted.output
+    added = run(cli, [*base, "add", "ed", "--password-stdin"], input=PASSWORD + "\n")
+    assert added.exit_code == 0 and added.output == "ed\teditor\n"  # prompted: a test below
     listed = run(cli, [*base, "list"])
     assert [line.split("\t")[:2] for line in listed.output.splitlines()] == [
         ["ada", "admin"], ["ed", "editor"]]  # fmt: skip
@@ -695,6 +694,64 @@ def test_cli_user_commands(tmp_path):
         assert library.user("ed").password_hash.startswith("$argon2id$")
     assert run(cli, [*base, "remove", "ed"]).exit_code == 0
     assert run(cli, [*base, "list"]).output.count("\n") == 1
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str], cwd, typed: list[str]) -> tuple[int, str]:
+    """Run `memes ARGS` with a pseudo-terminal as its stdin and stdout (a person at a
+    terminal), typing each of `typed` when a prompt appears; (exit code, what it showed)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    main, side = pty.openpty()
+    memes = Path(sys.executable).with_name("memes")
+    process = subprocess.Popen([memes, *args], stdin=side, stdout=side, stderr=side, env=env,
+                               cwd=cwd, close_fds=True)  # fmt: skip
+    os.close(side)
+    shown, deadline = b"", time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if select.select([main], [], [], 0.2)[0]:
+            try:
+                shown += os.read(main, 4096)
+            except OSError:
+                break
+            if typed and shown.endswith(b": "):  # a prompt waits (not yet answered)
+                os.write(main, typed.pop(0).encode() + b"\n")
+    code = process.wait(30)
+    os.close(main)
+    return code, shown.decode(errors="replace")
+
+
+def test_user_add_prompts_on_a_terminal_and_says_so_without_one(tmp_path):
+    """`memes user add NAME` asks for the password twice on a terminal; with no terminal
+    (cron, a pipe) it says in one line to use --password-stdin, stores nothing, exit 2."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    studio_config(tmp_path)
+    env = {**os.environ, "MEMES_CONFIG": str(tmp_path / "config.yaml")}
+    memes = Path(sys.executable).with_name("memes")
+    for stdin in (subprocess.DEVNULL, PASSWORD + "\n"):
+        piped = subprocess.run([memes, "user", "add", "ed"], env=env, cwd=tmp_path, text=True,
+                               capture_output=True,
+                               **({"input": stdin} if isinstance(stdin, str) else {"stdin": stdin}))
+        assert piped.returncode == 2, piped.stderr
+        assert piped.stderr.splitlines() == [
+            "memes: password: no terminal to ask it on; give it on stdin with --password-stdin"]
+        assert piped.stdout == "" and PASSWORD not in piped.stderr
+    with Library(tmp_path / "memes") as library:
+        assert library.user("ed") is None
+    code, shown = _on_a_terminal(["user", "add", "ed"], env, tmp_path, [PASSWORD, PASSWORD])
+    assert code == 0, shown
+    assert "Password" in shown and "ed\teditor" in shown and PASSWORD not in shown
+    with Library(tmp_path / "memes") as library:
+        assert accounts.authenticate(library, "ed", PASSWORD) is not None
 
 
 def test_published_list_pages(app, config, monkeypatch):
