@@ -754,6 +754,29 @@ def test_user_add_prompts_on_a_terminal_and_says_so_without_one(tmp_path):
         assert accounts.authenticate(library, "ed", PASSWORD) is not None
 
 
+def test_serve_on_a_busy_port_names_the_address(tmp_path):
+    """Another program holds the port: one line naming the address and what to do, exit 1."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    studio_config(tmp_path)
+    env = {**os.environ, "MEMES_CONFIG": str(tmp_path / "config.yaml")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([Path(sys.executable).with_name("memes"), "serve", "--port",
+                                 str(port)], env=env, cwd=tmp_path, capture_output=True,
+                                text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"memes: serve: 127.0.0.1:{port}: address already in use (another studio running? "
+        "stop it, or give another --port)"]  # fmt: skip
+
+
 def test_published_list_pages(app, config, monkeypatch):
     from pipeline.studio import desk
 
