@@ -464,3 +464,39 @@ def test_a_phone_shows_only_what_a_page_means_to_show(browser, tmp_path):
         driver.save_screenshot(str(shots(tmp_path) / "phone-renditions.png"))
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == [], severe
+
+
+def test_a_dropped_file_can_be_taken_off_before_queueing(studio, browser, tmp_path):
+    """Drop two files, take the first (the previewed one) off the list: the preview moves to
+    the other, and Queue queues only that one."""
+    from selenium.webdriver.common.by import By
+
+    base, root = studio
+    driver = browser
+    driver.set_window_size(*SIZES["desktop"])
+    driver.get(base + "/login")
+    driver.delete_all_cookies()
+    driver.get_log("browser")
+    sign_in(driver, base)
+    drop_file(driver, "drop", jpeg(tmp_path / "wrong.jpg", 700, 500, seed=21))
+    drop_file(driver, "drop", jpeg(tmp_path / "right.jpg", 700, 500, seed=22))
+    rows = wait(driver, lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#uploads li")
+                                   if r.get_attribute("data-token")][1:] and
+                d.find_elements(By.CSS_SELECTOR, "#uploads li"))  # fmt: skip
+    names = [r.find_element(By.CLASS_NAME, "name").text for r in rows]
+    assert names == ["wrong.jpg", "right.jpg"]
+    right = rows[1].get_attribute("data-token")
+    preview = driver.find_element(By.ID, "preview")
+    wait(driver, lambda d: preview.get_attribute("data-rendered"))
+    rows[0].find_element(By.CSS_SELECTOR, "button.remove-upload").click()
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#uploads li")) == 1)
+    wait(driver, lambda d: right in (preview.get_attribute("data-source") or ""))
+    driver.find_element(By.NAME, "caption").send_keys("Only the right one")
+    driver.find_element(By.NAME, "title").send_keys("Taken off")
+    driver.find_element(By.ID, "queue").click()
+    wait(driver, lambda d: "/queue" in d.current_url)
+    queued = [r.get_attribute("data-slug")
+              for r in driver.find_elements(By.CSS_SELECTOR, "#queue-list tr[data-slug]")]
+    assert [s for s in queued if s.startswith("taken-off")] == ["taken-off"], queued
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == [], severe

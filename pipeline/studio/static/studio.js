@@ -172,8 +172,11 @@ function setupMake(form) {
   const picker = document.getElementById("files");
   const drop = document.getElementById("drop");
   let previewSource = "";
-  const first = list.querySelector("li[data-token]:not([data-token=''])");
-  if (first) previewSource = `/uploads/${first.dataset.token}/preview`;
+  const firstSource = () => {
+    const first = list.querySelector("li[data-token]:not([data-token=''])");
+    return first ? `/uploads/${first.dataset.token}/preview` : "";
+  };
+  previewSource = firstSource();
   let templateSource = () => "";
   const refresh = setupPreview(form, () => templateSource() || previewSource);
   templateSource = setupTemplatePicker(refresh);
@@ -183,10 +186,26 @@ function setupMake(form) {
     const label = document.createElement("span");
     label.className = "name";
     label.textContent = name;
-    li.append(label);
+    const off = document.createElement("button");
+    off.type = "button";
+    off.className = "danger remove-upload";
+    off.textContent = "Remove";
+    off.setAttribute("aria-label", `Remove ${name}`);
+    li.append(off, label);
     list.append(li);
     return li;
   }
+  // a file dropped by mistake comes off the list (its token with it: it is not queued)
+  list.addEventListener("click", (event) => {
+    const button = event.target.closest("button.remove-upload");
+    if (!button) return;
+    button.closest("li").remove();
+    const source = firstSource();
+    if (source !== previewSource) {
+      previewSource = source;
+      refresh();
+    }
+  });
   function fail(li, message) {
     const span = document.createElement("span");
     span.className = "error";
@@ -197,6 +216,7 @@ function setupMake(form) {
   async function send(file) {
     const li = row(file.name);
     const data = await uploadFile(form, file);
+    if (!li.isConnected) return; // taken off the list while it uploaded
     if (data.error) {
       fail(li, data.error);
       return;
