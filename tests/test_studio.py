@@ -514,6 +514,29 @@ def test_published_search_takes_a_tag_as_shown(app, config):
         assert 'data-slug="tagged"' in listing, typed
     assert 'data-slug="tagged"' not in client.get(
         "/published", query_string={"tag": "#other"}).get_data(as_text=True)  # fmt: skip
+    # a meme's tags and category are links to the memes that share them
+    listing = client.get("/published").get_data(as_text=True)
+    assert '<a href="/published?tag=launch">#launch</a>' in listing
+    assert '<a href="/published?category=funny">funny</a>' in listing
+
+
+def test_edit_page_says_when_a_queued_meme_goes_out(app, config):
+    """A meme due already goes out at the next run (not 'at' a time that has passed); a
+    scheduled one at its time, in the site's zone."""
+    client = sign_in(app, "ed")
+    add_meme(client, title="Due now")
+    add_meme(client, title="Later", seed=2, publish_at="2031-05-06T07:08")
+    due = client.get("/memes/due-now").get_data(as_text=True)
+    assert "Due: it goes out at the next publish run." in due and "Goes out at" not in due
+    later = client.get("/memes/later").get_data(as_text=True)
+    assert "Goes out at 2031-05-06 07:08 UTC." in later
+
+
+def test_the_page_shown_is_marked_in_the_menu(app):
+    client = sign_in(app, "ed")
+    for path in ("/make", "/queue", "/publish", "/published", "/newsletter", "/templates"):
+        html = client.get(path).get_data(as_text=True)
+        assert re.findall(r'<a href="([^"]+)" aria-current="page"', html) == [path], path
 
 
 def test_publish_now_shows_the_report_and_the_meme_everywhere(app, config):

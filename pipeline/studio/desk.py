@@ -332,7 +332,7 @@ def _edit_page(meme: Meme, values: dict[str, Any], errors: dict[str, str],
                status: int = 200) -> tuple[str, int]:  # fmt: skip
     boxes = meme_boxes(meme)
     return render_template("edit.html", meme=meme, values=values, errors=errors,
-                           boxes=len(boxes) if boxes else 0,
+                           boxes=len(boxes) if boxes else 0, due=meme.publish_at <= utcnow(),
                            categories=studio_config().categories), status  # fmt: skip
 
 
