@@ -71,6 +71,7 @@ def serving(root: Path, base_url: str | None = None, *, port: int | None = None)
         assert code == 143 or code == 0, text
         assert "Traceback" not in text, text
         assert '"POST /login" 303' in text  # one log line per request
+        assert text.rstrip().endswith("memes studio: stopped"), text[-300:]  # SIGTERM: cleanly
 
 
 @pytest.fixture(scope="module")

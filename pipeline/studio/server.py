@@ -49,8 +49,9 @@ def serve(config: Config, host: str, port: int) -> None:
     bound = getattr(server, "effective_port", port)
     log.info("memes studio: http://%s:%s/ (Ctrl-C stops it)", host, bound)
     try:
-        server.run()
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI turns it into Terminated)
-        log.info("memes studio: stopped")
+        server.run()  # returns on Ctrl-C or SIGTERM (the CLI turns it into Terminated)
+    except KeyboardInterrupt:  # one that lands outside waitress's loop
+        pass
     finally:
         server.close()
+        log.info("memes studio: stopped")
