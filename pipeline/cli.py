@@ -832,7 +832,10 @@ def _read_password(from_stdin: bool) -> str:
     if not sys.stdin.isatty():  # cron, a pipe: nobody to ask
         raise UsageError("password: no terminal to ask it on; give it on stdin with "
                          "--password-stdin")  # fmt: skip
-    return click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    from pipeline.studio.accounts import MIN_PASSWORD
+
+    return click.prompt(f"Password ({MIN_PASSWORD}+ characters)", hide_input=True,
+                        confirmation_prompt=True, err=True)  # fmt: skip
 
 
 @user_group.command("add")

@@ -772,7 +772,8 @@ def test_user_add_prompts_on_a_terminal_and_says_so_without_one(tmp_path):
         assert library.user("ed") is None
     code, shown = _on_a_terminal(["user", "add", "ed"], env, tmp_path, [PASSWORD, PASSWORD])
     assert code == 0, shown
-    assert "Password" in shown and "ed\teditor" in shown and PASSWORD not in shown
+    assert "Password (10+ characters):" in shown  # the rule before typing, not after
+    assert "ed\teditor" in shown and PASSWORD not in shown
     with Library(tmp_path / "memes") as library:
         assert accounts.authenticate(library, "ed", PASSWORD) is not None
 
