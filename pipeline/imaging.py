@@ -11,6 +11,8 @@ Speed: the still renditions of a meme are planned together. The original is deco
 the largest rendition) and captioned; each scale the renditions need is made as the whole frame,
 largest first, each from the previous one (LANCZOS with reducing_gap); renditions of one
 geometry share their pixels (cut, padded and watermarked once, then encoded to each format);
+a cover padded to keep a meme's texts whole is one of those scales; the blurred pad bands
+come from one small copy of the image without its words, and only the bands are painted;
 the watermark tile is made once per size. An animation's frames are decoded once, resized and
 marked once per geometry, kept RGB unless they have transparent pixels, and renditions of one
 geometry and encoder settings are encoded once.
@@ -47,7 +49,7 @@ from pipeline.errors import RenderError
 from pipeline.files import write_atomic
 from pipeline.workers import process_pool
 
-ENGINE_VERSION = "5"  # bump when output bytes change for the same inputs (invalidates caches)
+ENGINE_VERSION = "6"  # bump when output bytes change for the same inputs (invalidates caches)
 ANIMATED_FORMATS = ("webp", "gif")
 # The largest side each output format can encode (WebP's is a hard limit of the format).
 FORMAT_MAX_SIDE = {"webp": 16383, "jpeg": 65535, "gif": 65535, "png": 2**31 - 1, "avif": 65535}
@@ -343,6 +345,33 @@ class _Geometry:
     box: tuple[float, float, float, float]  # source box in the base
 
 
+def _window(
+    plan: _Plan, size: tuple[int, int], source_size: tuple[int, int]
+) -> tuple[float, float]:
+    """The size of the plan's crop window in a whole frame of ``size``."""
+    k = size[0] / source_size[0]
+    return min(size[0], plan.region[0] * k), min(size[1], plan.region[1] * k)
+
+
+def _keeping_texts(
+    plan: _Plan,
+    spec: RenditionSpec,
+    size: tuple[int, int],
+    source_size: tuple[int, int],
+    keep: Sequence[Box],
+) -> _Plan:
+    """``plan``, or the padded plan of ``spec`` when no crop window of the plan's shape in a
+    whole frame of ``size`` holds every box in ``keep`` (the texts, in its pixels)."""
+    rw, rh = _window(plan, size, source_size)
+    if keep and (rw < size[0] - 0.5 or rh < size[1] - 0.5):
+        ux0, uy0 = max(0.0, min(b[0] for b in keep)), max(0.0, min(b[1] for b in keep))
+        ux1 = min(float(size[0]), max(b[2] for b in keep))
+        uy1 = min(float(size[1]), max(b[3] for b in keep))
+        if ux1 - ux0 > rw + 0.5 or uy1 - uy0 > rh + 0.5:
+            return plan_rendition(replace(spec, fit="pad"), *source_size)
+    return plan
+
+
 def _geometry(
     plan: _Plan,
     base: Image.Image,
@@ -354,16 +383,15 @@ def _geometry(
     ``keep`` (the texts, in base pixels) whole inside its window, moved as little as it must
     from the most interesting one; when no window of its shape holds them all, the rendition
     is padded instead, so no text is ever cut."""
-    k = base.width / source_size[0]
-    rw, rh = min(base.width, plan.region[0] * k), min(base.height, plan.region[1] * k)
+    resolved = _keeping_texts(plan, spec, base.size, source_size, keep)
+    if resolved != plan:
+        return _Geometry(plan=resolved, box=(0.0, 0.0, float(base.width), float(base.height)))
+    rw, rh = _window(plan, base.size, source_size)
     x0, y0 = _interest_origin(base, rw, rh)
     if keep and (rw < base.width - 0.5 or rh < base.height - 0.5):
         ux0, uy0 = max(0.0, min(b[0] for b in keep)), max(0.0, min(b[1] for b in keep))
         ux1 = min(float(base.width), max(b[2] for b in keep))
         uy1 = min(float(base.height), max(b[3] for b in keep))
-        if ux1 - ux0 > rw + 0.5 or uy1 - uy0 > rh + 0.5:
-            padded = plan_rendition(replace(spec, fit="pad"), *source_size)
-            return _Geometry(plan=padded, box=(0.0, 0.0, float(base.width), float(base.height)))
         x0 = min(max(0.0, base.width - rw), max(0.0, min(max(x0, ux1 - rw), ux0)))
         y0 = min(max(0.0, base.height - rh), max(0.0, min(max(y0, uy1 - rh), uy0)))
     return _Geometry(plan=plan, box=(x0, y0, x0 + rw, y0 + rh))
@@ -392,19 +420,36 @@ def _compose(
     on a blurred, darkened copy of ``pad_source`` (the whole frame, any size) for pad."""
     if plan.content == plan.out:
         return content
+    offset = ((plan.out[0] - plan.content[0]) // 2, (plan.out[1] - plan.content[1]) // 2)
     if spec.pad_color:
         canvas = Image.new("RGB", plan.out, spec.pad_color)
-    else:
-        canvas = _pad_canvas(pad_source, plan.out)
+    else:  # under opaque content only the bands show: the hole is left unpainted
+        hole = None if content.mode == "RGBA" else (*offset, *plan.content)
+        canvas = _pad_canvas(pad_source, plan.out, hole)
     if content.mode == "RGBA":
         canvas = canvas.convert("RGBA")
-    offset = ((plan.out[0] - plan.content[0]) // 2, (plan.out[1] - plan.content[1]) // 2)
     canvas.paste(content, offset, content if content.mode == "RGBA" else None)
     return canvas
 
 
-def _pad_canvas(img: Image.Image, out: tuple[int, int]) -> Image.Image:
-    """A blurred, darkened copy of ``img`` filling a box of ``out``: the pad bands."""
+_PAD_SHADE = 0.45  # how far the pad bands are darkened towards black
+# Image.blend(band, black, _PAD_SHADE) as a lookup table (the same bytes, for the bands alone).
+_PAD_DARKEN = (
+    list(
+        Image.blend(
+            Image.frombytes("L", (256, 1), bytes(range(256))), Image.new("L", (256, 1)), _PAD_SHADE
+        ).tobytes()
+    )
+    * 3
+)
+
+
+def _pad_canvas(
+    img: Image.Image, out: tuple[int, int], hole: tuple[int, int, int, int] | None = None
+) -> Image.Image:
+    """A blurred, darkened copy of ``img`` filling a box of ``out``: the pad bands. With
+    ``hole`` (x, y, width, height: where opaque content will be pasted) only the bands around
+    it are painted; each is the very pixels the whole canvas would have there."""
     w, h = out
     f = max(w / img.width, h / img.height)
     small = img.convert("RGB").resize(
@@ -416,8 +461,30 @@ def _pad_canvas(img: Image.Image, out: tuple[int, int]) -> Image.Image:
     cw, ch = max(1, round(w / 8)), max(1, round(h / 8))
     small = small.crop(((sw - cw) // 2, (sh - ch) // 2, (sw - cw) // 2 + cw, (sh - ch) // 2 + ch))
     small = small.filter(ImageFilter.GaussianBlur(radius=max(1, min(cw, ch) / 30)))
-    canvas = small.resize(out, Image.Resampling.BICUBIC)
-    return Image.blend(canvas, Image.new("RGB", out, (0, 0, 0)), 0.45)
+    if hole is None:
+        return small.resize(out, Image.Resampling.BICUBIC).point(_PAD_DARKEN)
+    x, y, hw, hh = hole
+    bands = [(0, 0, w, y), (0, y + hh, w, h), (0, y, x, y + hh), (x + hw, y, w, y + hh)]
+    canvas = Image.new("RGB", out)
+    kx, ky = cw / w, ch / h
+    for x0, y0, x1, y1 in bands:
+        if x1 > x0 and y1 > y0:
+            band = small.resize(
+                (x1 - x0, y1 - y0),
+                Image.Resampling.BICUBIC,
+                box=(x0 * kx, y0 * ky, x1 * kx, y1 * ky),
+            )
+            canvas.paste(band.point(_PAD_DARKEN), (x0, y0))
+    return canvas
+
+
+def _pad_source(img: Image.Image, plans: Sequence[_Plan], size: tuple[int, int]) -> Image.Image:
+    """``img`` (the whole frame, of an original of ``size``) reduced once, by a whole factor
+    (Image.reduce: box averages), to no less than any pad band of ``plans`` can use: twice
+    the 1/8 scale _pad_canvas blurs at."""
+    f = max(max(p.out[0] / size[0], p.out[1] / size[1]) for p in plans) / 4
+    n = math.floor(min(img.width / (size[0] * f), img.height / (size[1] * f)))
+    return img.reduce(n) if n >= 2 else img
 
 
 def _flatten(img: Image.Image, background: str) -> Image.Image:
@@ -808,11 +875,18 @@ def _stills(
     share their pixels: cut, padded and watermarked once, then encoded to each format.
     """
     plans = {spec.name: plan_rendition(spec, *source.size) for spec in specs}
+    if layout:  # a cover that would cut a text is padded: its scale is one the frame is made at
+        for spec in specs:
+            size = _level_size(plans[spec.name], source.size)
+            keep = captions.caption_boxes(layout, *size)
+            plans[spec.name] = _keeping_texts(plans[spec.name], spec, size, source.size, keep)
     small = plan_rendition(RenditionSpec(name="placeholder", width=PLACEHOLDER_SIZE), *source.size)
     needs = [*plans.values(), small]
     factor = min(_reduction(p, source.jpeg) for p in needs)
     img = _captioned_base(source, factor, layout)
-    backdrop = source.base(factor) if layout else None  # pad bands without the words
+    # The pad bands, blurred at 1/8 of their rendition, come from the image without its words
+    # reduced once (not from the whole base, resized again for every padded rendition).
+    backdrop: Image.Image | None = None
     levels: dict[tuple[int, int], Image.Image] = {}
     for size in sorted({_level_size(p, source.size) for p in needs}, key=_area, reverse=True):
         if img.size != size:
@@ -830,6 +904,8 @@ def _stills(
             level = levels[_level_size(plan, source.size)]
             keep = captions.caption_boxes(layout, *level.size) if layout else []
             geo = _geometry(plan, level, source.size, spec, keep)
+            if backdrop is None and geo.plan.content != geo.plan.out and not spec.pad_color:
+                backdrop = _pad_source(source.base(factor), list(plans.values()), source.size)
             img = _apply(geo, level, spec, backdrop=backdrop)
             if spec.watermark and wm.enabled and geo.plan.out[0] >= wm.min_width:
                 avoid = _caption_boxes(geo, level.size, layout)

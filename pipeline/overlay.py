@@ -704,8 +704,14 @@ def draw_overlay(image: Image.Image, plan: Layout) -> Image.Image:
         w, h = placed.extent
         tile = Image.new("RGBA", (math.ceil(w), math.ceil(h)))
         _draw_block(tile, placed, (0.0, 0.0))
+        # Only the inked part is turned (rotating costs per pixel of the turned tile), its
+        # centre carried round the block's centre by the same angle.
+        x0, y0, x1, y1 = tile.getbbox() or (0, 0, tile.width, tile.height)
+        dx, dy = (x0 + x1 - tile.width) / 2, (y0 + y1 - tile.height) / 2
+        angle = math.radians(placed.block.box.angle)
+        cx = placed.origin[0] + w / 2 + dx * math.cos(angle) + dy * math.sin(angle)
+        cy = placed.origin[1] + h / 2 - dx * math.sin(angle) + dy * math.cos(angle)
+        tile = tile.crop((x0, y0, x1, y1))
         tile = tile.rotate(placed.block.box.angle, Image.Resampling.BICUBIC, expand=True)
-        cx = placed.origin[0] + w / 2
-        cy = placed.origin[1] + h / 2
         _composite(out, tile, (round(cx - tile.width / 2), round(cy - tile.height / 2)))
     return out

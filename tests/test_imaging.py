@@ -685,6 +685,26 @@ def test_pad_bands_are_made_from_the_image_before_its_text(tmp_path):
         assert max(hi - lo for lo, hi in band.getextrema()) <= 6  # flat: no blurred words
 
 
+def test_pad_bands_show_through_where_the_padded_image_is_transparent(tmp_path):
+    """The bands are painted only around opaque content; under content with transparent
+    pixels the whole blurred canvas is made, so no unpainted hole shows through them."""
+    source = tmp_path / "half.png"
+    img = Image.new("RGBA", (400, 200), (40, 90, 250, 96))  # the left half see-through blue
+    img.paste((250, 200, 40, 255), (200, 0, 400, 200))
+    img.save(source)
+    cfg = make_config(
+        tmp_path, {"sq": {"width": 300, "height": 300, "fit": "pad", "format": "png"}}
+    )
+    out = opened(render(source, cfg), "sq").convert("RGBA")
+    band, under = pixel(out, (40, 20)), pixel(out, (40, 150))  # above / in the content
+    a = 96 / 255  # the blue laid over the same blurred, darkened canvas the band shows
+    assert close(
+        under,
+        tuple(round(a * c + (1 - a) * b) for c, b in zip((40, 90, 250), band, strict=True)),
+        4,
+    )
+
+
 def test_an_animation_over_the_memory_budget_is_refused_naming_the_figures(tmp_path):
     """Every frame of every animated rendition is held at once: over ANIMATION_BUDGET pixels
     the meme is refused with the figures, before the frames held pass the budget."""

@@ -384,6 +384,37 @@ def test_box_angle_turns_the_text():
     assert cover[0] <= tl + 1 and cover[1] <= tt + 1 and cover[2] >= tr - 1 and cover[3] >= tb - 1
 
 
+def _ink_centre(plain: Image.Image, captioned: Image.Image) -> tuple[float, float]:
+    ink = ImageChops.difference(plain, captioned).convert("L").point(lambda v: 255 if v else 0)
+    columns = list(ink.resize((ink.width, 1), Image.Resampling.BOX).tobytes())
+    rows = list(ink.resize((1, ink.height), Image.Resampling.BOX).tobytes())
+    return (
+        sum(x * v for x, v in enumerate(columns)) / sum(columns),
+        sum(y * v for y, v in enumerate(rows)) / sum(rows),
+    )
+
+
+@pytest.mark.parametrize("angle", [30, -75])
+def test_a_turned_text_turns_round_its_box_centre(angle):
+    """A turned text is its flat drawing turned round its block's centre: the ink's centre
+    lands where the flat ink's centre goes (also when the ink sits off the block's middle, as
+    capitals do above a line's descent)."""
+    import math
+
+    options = {"y": 0.3, "height": 0.2, "align": "left"}
+    plain, flat = drawn_box("HELLO WORLD", **options)
+    _, turned = drawn_box("HELLO WORLD", angle=angle, **options)
+    plan = overlay.layout(800, 600, ("HELLO WORLD",), OVERLAY, (box(angle=angle, **options),))
+    [(x0, y0, x1, y1)] = overlay.caption_boxes(plan, 800, 600)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    fx, fy = _ink_centre(plain, flat)
+    a = math.radians(angle)  # counter-clockwise on screen, y pointing down
+    want = (cx + (fx - cx) * math.cos(a) + (fy - cy) * math.sin(a),
+            cy - (fx - cx) * math.sin(a) + (fy - cy) * math.cos(a))  # fmt: skip
+    got = _ink_centre(plain, turned)
+    assert math.dist(got, want) < 1.5, (got, want)
+
+
 def test_more_texts_than_boxes_is_an_error():
     with pytest.raises(overlay.OverlayTextError, match="3 texts for 2 text boxes"):
         overlay.layout(800, 600, ("a", "b", "c"), OVERLAY)
