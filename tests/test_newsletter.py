@@ -1027,12 +1027,14 @@ def cli_run(cfg: Path, *args: str):
     return CliRunner().invoke(cli, ["--config", str(cfg), *args], catch_exceptions=False)
 
 
-def cli_site(tmp_path: Path, port: int | None = None) -> Path:
+def cli_site(tmp_path: Path, port: int | None = None, username: str | None = None) -> Path:
     """A config whose library is the `memes` fixture's (tmp_path/memes): delivery to the
-    outbox (config.yaml), or to an SMTP server (smtp-PORT.yaml)."""
+    outbox (config.yaml), or to an SMTP server (smtp-PORT.yaml), signing in as ``username``."""
     news: dict[str, Any] = {"recipients": ["list@example.org"]}
     if port is not None:
         news["smtp"] = {"host": "127.0.0.1", "port": port, "timeout": 5}
+        if username is not None:
+            news["smtp"]["username"] = username
     data = {"site": {"title": "Memes", "base_url": BASE_URL}, "storage": {"url": "file://public"},
             "newsletter": news}  # fmt: skip
     path = tmp_path / ("config.yaml" if port is None else f"smtp-{port}.yaml")
@@ -1246,10 +1248,7 @@ def test_smtp_auth_takes_the_password_from_the_environment_and_never_prints_it(
                base64.b64encode(f"\0memes\0{password}".encode()).decode()]  # fmt: skip
     try:
         memes.publish(12)
-        cfg = cli_site(tmp_path, server.port)
-        data = yaml.safe_load(cfg.read_text())
-        data["newsletter"]["smtp"]["username"] = "memes"
-        cfg.write_text(yaml.safe_dump(data), encoding="utf-8")
+        cfg = cli_site(tmp_path, server.port, username="memes")
         env = {k: v for k, v in os.environ.items() if k != "MEMES_SMTP_PASSWORD"}
 
         unset = memes_cli(cfg, "newsletter", "send", env=env)
@@ -1296,10 +1295,7 @@ def test_smtp_auth_over_starttls_sends_the_password_only_inside_tls(tmp_path, me
     env = {**os.environ, "MEMES_SMTP_PASSWORD": password, "SSL_CERT_FILE": str(cert)}
     try:
         memes.publish(12)
-        cfg = cli_site(tmp_path, server.port)
-        data = yaml.safe_load(cfg.read_text())
-        data["newsletter"]["smtp"]["username"] = "memes"
-        cfg.write_text(yaml.safe_dump(data), encoding="utf-8")
+        cfg = cli_site(tmp_path, server.port, username="memes")
 
         clear = memes_cli(cfg, "newsletter", "send", env=env)
         assert clear.returncode == 1
@@ -1309,6 +1305,7 @@ def test_smtp_auth_over_starttls_sends_the_password_only_inside_tls(tmp_path, me
         ]  # AUTH is offered only inside TLS: no password went over the plain connection
         assert not log.exists() and server.messages() == []
 
+        data = yaml.safe_load(cfg.read_text())
         data["newsletter"]["smtp"]["starttls"] = True
         cfg.write_text(yaml.safe_dump(data), encoding="utf-8")
         sent = memes_cli(cfg, "newsletter", "send", "--json", env=env)
