@@ -97,7 +97,10 @@ class Command(click.Command):
         return super().get_short_help_str(limit)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        """Remembers whether the command was asked for --json, for MemesGroup's errors."""
+        """Remembers whether the command was asked for --json, for MemesGroup's errors (also
+        for an error in the arguments themselves)."""
+        takes_json = any(p.name == "as_json" for p in self.params)
+        ctx.meta[JSON_META] = takes_json and "--json" in args
         rest = super().parse_args(ctx, args)
         ctx.meta[JSON_META] = bool(ctx.params.get("as_json"))
         return rest
@@ -107,12 +110,37 @@ class Group(Command, click.Group):
     command_class = Command
 
 
+def usage_line(exc: click.UsageError) -> str:
+    """Click's complaint about the command line as one line: the command, what is wrong,
+    where to read more (click would print the usage, a hint and the error on 4 lines)."""
+    words = exc.ctx.command_path.split()[1:] if exc.ctx else []
+    where = " ".join(["memes", *words, "--help"])
+    return ": ".join([*([" ".join(words)] if words else []),
+                      f"{' '.join(exc.format_message().split())} ({where})"])  # fmt: skip
+
+
 class MemesGroup(Group):
     group_class = Group
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # memes --bogus
+            say(f"memes: {usage_line(exc)}", err=True)
+            raise click.exceptions.Exit(exc.exit_code) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:  # a subcommand's options or arguments
+            self._fail(ctx, usage_line(exc), exc.exit_code)
         except MemesError as exc:
             self._fail(ctx, str(exc), exc.exit_code)
         except OSError as exc:  # an I/O error nothing below turned into a sentence

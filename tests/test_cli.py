@@ -88,6 +88,38 @@ def test_a_config_error_is_one_line_exit_2_without_traceback(tmp_path):
     )
 
 
+@pytest.mark.parametrize(("args", "names"), [
+    (["list", "--status", "bogus"], "list: Invalid value for '--status': 'bogus'"),
+    (["add", "a.jpg"], "add: Missing option '--caption'"),
+    (["add", "a.jpg", "--caption", "x", "--publish-at", "tomorrow"], "add: Invalid value for "
+     "'--publish-at': expected an ISO 8601 date-time, got 'tomorrow'"),
+    (["publish", "--limit", "0", "--json"], "publish: Invalid value for '--limit'"),
+    (["lsit"], "No such command 'lsit'"),
+    (["--bogus"], "No such option '--bogus'"),
+    (["template", "show"], "template show: Missing argument 'NAME'"),
+    (["user", "add", "ed", "--role", "root"], "user add: Invalid value for '--role'"),
+])  # fmt: skip
+def test_a_usage_error_is_one_line(tmp_path, monkeypatch, args, names):
+    """What click finds wrong on the command line is one line too (README: errors are one
+    line naming the thing and the reason), exit 2; a --json command also prints the JSON."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("memes: " + names), line
+    if "--json" in args:
+        assert json.loads(result.stdout) == {"error": line.removeprefix("memes: "), "exit": 2}
+    else:
+        assert result.stdout == ""
+
+
+def test_memes_alone_shows_the_help(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, [])
+    assert "Commands:" in result.output and "publish" in result.output
+
+
 def test_unknown_slug_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.yaml").write_text("")
