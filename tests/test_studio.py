@@ -619,6 +619,19 @@ def test_newsletter_preview_shows_its_images_from_the_studio(app, config):
         assert "http://127.0.0.1:8080/gallery/i/" in newsletter.preview(library, config)
 
 
+def test_before_the_first_publish_the_gallery_and_published_say_so(app):
+    """A fresh library (the README's desk section before any `memes publish`): the Gallery
+    link and the Published page say nothing is published yet, not 'URL not found'."""
+    client = sign_in(app, "ed")
+    gallery = client.get("/gallery/")
+    assert gallery.status_code == 404
+    html = gallery.get_data(as_text=True)
+    assert "Nothing is published yet" in html and "requested URL" not in html
+    assert "Nothing is published yet" in client.get("/published").get_data(as_text=True)
+    add_meme(client, title="Queued only")
+    assert "Nothing is published yet" in client.get("/published").get_data(as_text=True)
+
+
 def test_publish_page_says_when_a_publish_runs(app, config):
     from pipeline.publish import publish_lock
 

@@ -494,6 +494,9 @@ def publish_now() -> Any:
 
 # --- published -------------------------------------------------------------------------------
 
+NOTHING_PUBLISHED = ("Nothing is published yet: the gallery shows here after the first publish "
+                     "(Publish now, or `memes publish`).")  # fmt: skip
+
 
 def _matches(meme: Meme, text: str, tag: str, category: str) -> bool:
     if category and meme.category != category:
@@ -512,13 +515,14 @@ def _matches(meme: Meme, text: str, tag: str, category: str) -> bool:
 def published() -> Any:
     query = {k: request.args.get(k, "").strip() for k in ("q", "tag", "category")}
     query["tag"] = query["tag"].lstrip("#").strip()  # as the list shows it: #tag
-    memes = [m for m in reversed(library().published())
+    everything = library().published()
+    memes = [m for m in reversed(everything)
              if _matches(m, query["q"], query["tag"], query["category"])]  # fmt: skip
     page = max(1, request.args.get("page", 1, type=int) or 1)
     pages = max(1, -(-len(memes) // PAGE_SIZE))
     shown = memes[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     return render_template("published.html", memes=shown, query=query, page=page, pages=pages,
-                           total=len(memes),
+                           total=len(memes), nothing="" if everything else NOTHING_PUBLISHED,
                            categories=studio_config().categories,
                            specs=studio_config().renditions)  # fmt: skip
 
@@ -633,7 +637,7 @@ def gallery(key: str) -> Any:
         return send_from_directory(config.storage.local_path, key, max_age=60)
     path = safe_join(str(config.storage.local_path), key)
     if path is None or not Path(path).is_file():
-        abort(404)
+        abort(404, NOTHING_PUBLISHED if key == "index.html" else None)
     data = rebase(Path(path).read_bytes(), config.site.base_url, request.url_root + "gallery/")
     mimetype = mimetypes.guess_type(key)[0] or "application/octet-stream"
     response = send_file(io.BytesIO(data), mimetype=mimetype, max_age=60,
