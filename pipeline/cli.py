@@ -7,6 +7,7 @@ no traceback ever reaches staff or cron.
 from __future__ import annotations
 
 import json
+import select
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -143,6 +144,10 @@ class MemesGroup(Group):
             self._fail(ctx, usage_line(exc), exc.exit_code)
         except MemesError as exc:
             self._fail(ctx, str(exc), exc.exit_code)
+        except BrokenPipeError as exc:
+            if stdout_gone():  # `memes list | head`: click ends quietly (exit 1)
+                raise
+            self._fail(ctx, describe_os_error(exc), EXIT_FAILED)  # a socket, say
         except OSError as exc:  # an I/O error nothing below turned into a sentence
             self._fail(ctx, describe_os_error(exc), EXIT_FAILED)
         except Terminated:
@@ -157,6 +162,16 @@ class MemesGroup(Group):
         if ctx.meta.get(JSON_META):
             emit_json({"error": message, "exit": code})
         ctx.exit(code)
+
+
+def stdout_gone() -> bool:
+    """Whether nobody reads our stdout any more (the pipe's reader closed it)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # not a file (a test runner's buffer)
+        return False
 
 
 def describe_os_error(exc: OSError) -> str:

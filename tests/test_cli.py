@@ -120,6 +120,23 @@ def test_memes_alone_shows_the_help(tmp_path, monkeypatch):
     assert "Commands:" in result.output and "publish" in result.output
 
 
+def test_output_to_a_reader_that_went_away_is_not_an_error_message(tmp_path):
+    """`memes list | head -1`: the reader closes the pipe; memes stops without a 'memes:
+    Broken pipe' line on the terminal (exit 1, as click does for --help)."""
+    (tmp_path / "config.yaml").write_text("")
+    memes = Path(sys.executable).with_name("memes")
+    subprocess.run([memes, "add", str(jpeg(tmp_path / "a.jpg")), "--caption", "Piped"],
+                   cwd=tmp_path, check=True, capture_output=True)  # fmt: skip
+    for args in (["list"], ["list", "--json"], ["show", "piped"], ["--help"]):
+        process = subprocess.Popen([memes, *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)  # fmt: skip
+        process.stdout.close()  # before memes writes: every write meets a closed pipe
+        errors = process.stderr.read()
+        process.stderr.close()
+        assert process.wait(60) == 1, args
+        assert errors == b"", (args, errors)
+
+
 def test_unknown_slug_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.yaml").write_text("")
