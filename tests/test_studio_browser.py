@@ -137,6 +137,16 @@ def sign_in(driver, base: str) -> None:
     wait(driver, lambda d: "/make" in d.current_url)
 
 
+def new_session(driver, base: str, size: str) -> None:
+    """The shared browser at `size`, signed out of any earlier test, its console emptied,
+    then signed in as the admin."""
+    driver.set_window_size(*SIZES[size])
+    driver.get(base + "/login")  # a page with nothing left loading that could set a cookie
+    driver.delete_all_cookies()
+    driver.get_log("browser")
+    sign_in(driver, base)
+
+
 @pytest.mark.parametrize("size", list(SIZES))
 def test_make_queue_publish_and_see_it_in_the_gallery(studio, browser, size, tmp_path):
     from selenium.webdriver.common.by import By
@@ -144,11 +154,7 @@ def test_make_queue_publish_and_see_it_in_the_gallery(studio, browser, size, tmp
     base, root = studio
     folder = shots(tmp_path)
     driver = browser
-    driver.set_window_size(*SIZES[size])
-    driver.get(base + "/login")  # a page with nothing left loading that could set a cookie
-    driver.delete_all_cookies()
-    driver.get_log("browser")
-    sign_in(driver, base)
+    new_session(driver, base, size)
     title = f"Studio {size} meme"
 
     image = jpeg(tmp_path / f"{size}.jpg", 1080, 1080, seed=len(size))
@@ -228,11 +234,7 @@ def test_the_gallery_shows_its_images_whatever_the_base_url(browser, tmp_path):
                            capture_output=True)  # fmt: skip
         subprocess.run([MEMES, "publish"], env=env, check=True, cwd=root, capture_output=True)
         driver = browser
-        driver.set_window_size(*SIZES["desktop"])
-        driver.get(base + "/login")
-        driver.delete_all_cookies()
-        driver.get_log("browser")
-        sign_in(driver, base)
+        new_session(driver, base, "desktop")
         for page in ("/gallery/", "/gallery/m/far-away.html", "/gallery/newsletter/1.html"):
             driver.get(base + page)
             wait(driver, lambda d: "Far away" in d.find_element(By.TAG_NAME, "body").text)
@@ -303,11 +305,7 @@ def test_draw_a_template_then_make_a_meme_of_it(studio, browser, size, tmp_path)
 
     base, root = studio
     driver = browser
-    driver.set_window_size(*SIZES[size])
-    driver.get(base + "/login")
-    driver.delete_all_cookies()
-    driver.get_log("browser")
-    sign_in(driver, base)
+    new_session(driver, base, size)
     name = f"drawn-{size}"
 
     driver.get(base + "/templates")
@@ -430,11 +428,7 @@ def test_a_phone_shows_only_what_a_page_means_to_show(browser, tmp_path):
                      ["publish"]):  # fmt: skip
             subprocess.run([MEMES, *args], env=env, cwd=root, check=True, capture_output=True)
         driver = browser
-        driver.set_window_size(*SIZES["phone"])
-        driver.get(base + "/login")
-        driver.delete_all_cookies()
-        driver.get_log("browser")
-        sign_in(driver, base)
+        new_session(driver, base, "phone")
         width = driver.execute_script("return document.querySelector('main').clientWidth")
 
         assert not driver.find_element(By.ID, "template-picture").is_displayed()
@@ -474,11 +468,7 @@ def test_a_dropped_file_can_be_taken_off_before_queueing(studio, browser, tmp_pa
 
     base, root = studio
     driver = browser
-    driver.set_window_size(*SIZES["desktop"])
-    driver.get(base + "/login")
-    driver.delete_all_cookies()
-    driver.get_log("browser")
-    sign_in(driver, base)
+    new_session(driver, base, "desktop")
     drop_file(driver, "drop", jpeg(tmp_path / "wrong.jpg", 700, 500, seed=21))
     drop_file(driver, "drop", jpeg(tmp_path / "right.jpg", 700, 500, seed=22))
     rows = wait(driver, lambda d: [r for r in d.find_elements(By.CSS_SELECTOR, "#uploads li")
