@@ -482,6 +482,8 @@ def test_edit_reschedule_and_see_every_rendition(app, config):
     page = client.get("/memes/edit-me/renditions").get_data(as_text=True)
     for name in ("thumb", "social"):
         assert f"/memes/edit-me/renditions/{name}" in page
+    assert '<a href="/memes/edit-me">Edit it</a>' in page  # and back to the queue
+    assert '<a href="/queue">' in page.split("</nav>", 1)[1]
     social = client.get("/memes/edit-me/renditions/social?download=1")
     assert social.status_code == 200 and social.content_type == "image/jpeg"
     assert "attachment" in social.headers["Content-Disposition"]
