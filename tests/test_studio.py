@@ -849,28 +849,41 @@ def test_throttle_counts_the_proxy_address_only_when_trusted(tmp_path, trust):
 
 @pytest.mark.parametrize("trust", [True, False])
 def test_waitress_passes_the_proxy_headers_only_when_trusted(tmp_path, trust):
-    """Under the real server: a proxy's X-Forwarded-Proto: https makes the cookie Secure."""
-    import threading
+    """Under the real server (`memes serve`, its own process): a proxy's X-Forwarded-Proto:
+    https makes the cookie Secure only with studio.trust_proxy. (Run in a thread of the test
+    process, waitress's shutdown raced its select loop: EBADF, one run in a few hundred.)"""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
     import urllib.request
+    from pathlib import Path
 
-    from waitress import wasyncore
-
-    from pipeline.studio.server import make_server
-
-    config = studio_config(tmp_path, studio={"secure_cookies": False, "trust_proxy": trust})
-    server = make_server(config, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    studio_config(tmp_path, studio={"secure_cookies": False, "trust_proxy": trust})
+    env = {**os.environ, "MEMES_CONFIG": str(tmp_path / "config.yaml")}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([Path(sys.executable).with_name("memes"), "serve", "--port",
+                               str(port)], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/login",
+                                     headers={"X-Forwarded-Proto": "https"})  # fmt: skip
     try:
-        url = f"http://127.0.0.1:{server.effective_port}/login"
-        request = urllib.request.Request(url, headers={"X-Forwarded-Proto": "https"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            cookie = response.headers["Set-Cookie"]
-            assert response.headers["X-Frame-Options"] == "DENY"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    cookie = response.headers["Set-Cookie"]
+                    assert response.headers["X-Frame-Options"] == "DENY"
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "no studio"
+                time.sleep(0.2)
     finally:
-        # Closed from its own loop thread: a close from this thread raced the loop's select()
-        # (EBADF in the server thread).
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(5)
-    assert not thread.is_alive()
+        server.send_signal(signal.SIGTERM)
+        _, errors = server.communicate(timeout=20)
+    assert "Traceback" not in errors, errors
     assert ("Secure" in cookie) is trust
