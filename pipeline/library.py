@@ -948,6 +948,14 @@ class Library:
             )  # fmt: skip
         return self.template(template.name)
 
+    def templates_in_use(self) -> set[str]:
+        """The names of the templates that memes (other than removed ones) are drawn with;
+        a meme with its own copy of the boxes needs its template no more."""
+        return {r["template"] for r in self._db.execute(
+            "SELECT DISTINCT template FROM memes "
+            "WHERE template IS NOT NULL AND status != 'removed' AND own_boxes = ''"
+        )}  # fmt: skip
+
     def remove_template(self, name: str, *, keep_copies: bool = False) -> list[str]:
         """Forget a template; refused while memes (other than removed ones) use it, unless
         ``keep_copies``: then every meme made from it keeps its own copy of its boxes (its

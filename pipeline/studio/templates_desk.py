@@ -90,9 +90,8 @@ def _page(values: dict[str, str], boxes: list[dict[str, str]], errors: dict[str,
           upload: dict[str, Any] | None = None, status: int = 200) -> tuple[str, int]:  # fmt: skip
     lib = library()
     config = studio_config()
-    used = {m.template for m in lib.memes(renditions=False)
-            if m.status != "removed" and not m.own_boxes}  # fmt: skip
-    return render_template("templates.html", templates=lib.templates(), used=used,
+    return render_template("templates.html", templates=lib.templates(),
+                           used=lib.templates_in_use(),
                            version=version, values=values, boxes=boxes, errors=errors,
                            upload=upload, aligns=ALIGNS, valigns=VALIGNS,
                            max_bytes=config.limits.max_bytes), status  # fmt: skip
