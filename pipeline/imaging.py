@@ -353,6 +353,13 @@ def _window(
     return min(size[0], plan.region[0] * k), min(size[1], plan.region[1] * k)
 
 
+def _union(boxes: Sequence[Box], size: tuple[int, int]) -> Box:
+    """The box round all of ``boxes``, clipped to a frame of ``size``."""
+    return (max(0.0, min(b[0] for b in boxes)), max(0.0, min(b[1] for b in boxes)),
+            min(float(size[0]), max(b[2] for b in boxes)),
+            min(float(size[1]), max(b[3] for b in boxes)))  # fmt: skip
+
+
 def _keeping_texts(
     plan: _Plan,
     spec: RenditionSpec,
@@ -364,9 +371,7 @@ def _keeping_texts(
     whole frame of ``size`` holds every box in ``keep`` (the texts, in its pixels)."""
     rw, rh = _window(plan, size, source_size)
     if keep and (rw < size[0] - 0.5 or rh < size[1] - 0.5):
-        ux0, uy0 = max(0.0, min(b[0] for b in keep)), max(0.0, min(b[1] for b in keep))
-        ux1 = min(float(size[0]), max(b[2] for b in keep))
-        uy1 = min(float(size[1]), max(b[3] for b in keep))
+        ux0, uy0, ux1, uy1 = _union(keep, size)
         if ux1 - ux0 > rw + 0.5 or uy1 - uy0 > rh + 0.5:
             return plan_rendition(replace(spec, fit="pad"), *source_size)
     return plan
@@ -389,9 +394,7 @@ def _geometry(
     rw, rh = _window(plan, base.size, source_size)
     x0, y0 = _interest_origin(base, rw, rh)
     if keep and (rw < base.width - 0.5 or rh < base.height - 0.5):
-        ux0, uy0 = max(0.0, min(b[0] for b in keep)), max(0.0, min(b[1] for b in keep))
-        ux1 = min(float(base.width), max(b[2] for b in keep))
-        uy1 = min(float(base.height), max(b[3] for b in keep))
+        ux0, uy0, ux1, uy1 = _union(keep, base.size)
         x0 = min(max(0.0, base.width - rw), max(0.0, min(max(x0, ux1 - rw), ux0)))
         y0 = min(max(0.0, base.height - rh), max(0.0, min(max(y0, uy1 - rh), uy0)))
     return _Geometry(plan=plan, box=(x0, y0, x0 + rw, y0 + rh))
