@@ -9,7 +9,7 @@ IPTC, comments or ICC; pixels are sRGB). Animated GIF/WebP stay animated for web
 Speed: the still renditions of a meme are planned together. The original is decoded once
 (a JPEG with DCT scaling, Image.draft, to the smallest power-of-two reduction that still covers
 the largest rendition) and captioned; each scale the renditions need is made as the whole frame,
-largest first, each from the previous one (LANCZOS with reducing_gap); renditions of one
+largest first, each from the previous one (Lanczos3, run with SIMD: _resample); renditions of one
 geometry share their pixels (cut, padded and watermarked once, then encoded to each format);
 a cover padded to keep a meme's texts whole is one of those scales; the blurred pad bands
 come from one small copy of the image without its words, and only the bands are painted;
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import cast
 
 import blurhash
+from cykooz_resizer import CropBox, FilterType, ResizeAlg, ResizeOptions, Resizer
 from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageFilter, ImageOps
 
 from pipeline import heif  # noqa: F401 - Pillow opens HEIC/HEIF originals
@@ -49,7 +50,7 @@ from pipeline.errors import RenderError
 from pipeline.files import write_atomic
 from pipeline.workers import process_pool
 
-ENGINE_VERSION = "6"  # bump when output bytes change for the same inputs (invalidates caches)
+ENGINE_VERSION = "7"  # bump when output bytes change for the same inputs (invalidates caches)
 ANIMATED_FORMATS = ("webp", "gif")
 # The largest side each output format can encode (WebP's is a hard limit of the format).
 FORMAT_MAX_SIDE = {"webp": 16383, "jpeg": 65535, "gif": 65535, "png": 2**31 - 1, "avif": 65535}
@@ -60,6 +61,13 @@ ANIMATION_BUDGET = 60_000_000
 PLACEHOLDER_SIZE = 64
 _RESAMPLE = Image.Resampling.LANCZOS
 _REDUCING_GAP = 3.0  # Image.reduce first, then LANCZOS: fast and indistinguishable
+# Renditions are resampled by fast_image_resize (cykooz_resizer): the Lanczos3 convolution of
+# Pillow's LANCZOS, with SIMD (AVX2, SSE4.1 or NEON, chosen at run time) where Pillow's is
+# scalar. On the bench corpus it is 6-8x faster (2000x1500 -> 1600x1200: 8.6 ms against 54)
+# and its pixels are within 2 levels of Pillow's; resizing was ~70 ms of a photo's 140 ms
+# outside the encoders.
+_RESIZER = Resizer()
+_LANCZOS3 = ResizeAlg.convolution(FilterType.lanczos3)
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -400,6 +408,22 @@ def _geometry(
     return _Geometry(plan=plan, box=(x0, y0, x0 + rw, y0 + rh))
 
 
+def _resample(
+    img: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float] | None = None
+) -> Image.Image:
+    """``img`` (its ``box`` region, in its pixels, or all of it) resized to ``size`` with
+    Lanczos3: a new image. RGBA is resized premultiplied, as Pillow does, so no colour bleeds
+    from transparent pixels."""
+    options = ResizeOptions(resize_alg=_LANCZOS3)
+    if box is not None:
+        x0, y0 = max(0.0, box[0]), max(0.0, box[1])
+        x1, y1 = min(float(img.width), box[2]), min(float(img.height), box[3])
+        options.crop_box = CropBox(x0, y0, x1 - x0, y1 - y0)
+    out = Image.new(img.mode, size)
+    _RESIZER.resize_pil(img, out, options)
+    return out
+
+
 def _apply(
     geo: _Geometry, img: Image.Image, spec: RenditionSpec, backdrop: Image.Image | None = None
 ) -> Image.Image:
@@ -412,7 +436,7 @@ def _apply(
         left, top = round(x0), round(y0)
         content = img.crop((left, top, left + geo.plan.content[0], top + geo.plan.content[1]))
     else:
-        content = img.resize(geo.plan.content, _RESAMPLE, box=geo.box, reducing_gap=_REDUCING_GAP)
+        content = _resample(img, geo.plan.content, geo.box)
     return _compose(content, img if backdrop is None else backdrop, geo.plan, spec)
 
 
@@ -893,7 +917,7 @@ def _stills(
     levels: dict[tuple[int, int], Image.Image] = {}
     for size in sorted({_level_size(p, source.size) for p in needs}, key=_area, reverse=True):
         if img.size != size:
-            img = img.resize(size, _RESAMPLE, reducing_gap=_REDUCING_GAP)
+            img = _resample(img, size)
         levels[size] = img
     wm = config.watermark
     shared: dict[tuple, Image.Image] = {}

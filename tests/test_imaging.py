@@ -267,9 +267,9 @@ def test_an_opaque_animation_is_worked_on_in_rgb_each_frame_resized_once_per_geo
         watermark={"text": "@memes", "min_width": 100},
     )
     rgba, resizes, encodes = [], [], []
-    real_convert, real_resize, real_encode = (
+    real_convert, real_resample, real_encode = (
         Image.Image.convert,
-        Image.Image.resize,
+        imaging._resample,
         imaging._encode,
     )
 
@@ -278,16 +278,16 @@ def test_an_opaque_animation_is_worked_on_in_rgb_each_frame_resized_once_per_geo
             rgba.append((self.mode, self.size))
         return real_convert(self, mode, *args, **kwargs)
 
-    def resize(self, size, *args, **kwargs):
-        resizes.append((self.size, tuple(size)))
-        return real_resize(self, size, *args, **kwargs)
+    def resample(img, size, *args, **kwargs):
+        resizes.append((img.size, tuple(size)))
+        return real_resample(img, size, *args, **kwargs)
 
     def encode(frames, spec, anim):
         encodes.append((spec.name, len(frames), frames[0].mode))
         return real_encode(frames, spec, anim)
 
     monkeypatch.setattr(Image.Image, "convert", convert)
-    monkeypatch.setattr(Image.Image, "resize", resize)
+    monkeypatch.setattr(imaging, "_resample", resample)
     monkeypatch.setattr(imaging, "_encode", encode)
     result = render(source, cfg)
     assert rgba == []
@@ -790,18 +790,18 @@ def test_renditions_sharing_a_geometry_are_made_once_each_from_the_larger(tmp_pa
     Image.open(SAMPLES / "chelsea.png").convert("RGB").resize((4000, 3000)).save(source)
     cfg = configuration.parse({"renditions": WIDTHS_TWICE}, root=tmp_path)
     resizes, decodes = [], []
-    real_resize, real_draft = Image.Image.resize, JpegImagePlugin.JpegImageFile.draft
+    real_resample, real_draft = imaging._resample, JpegImagePlugin.JpegImageFile.draft
 
-    def resize(self, size, *args, **kwargs):
-        if size[0] >= 320:  # renditions, not the crop finder's or placeholder's small copies
-            resizes.append((self.size, tuple(size)))
-        return real_resize(self, size, *args, **kwargs)
+    def resample(img, size, *args, **kwargs):
+        if size[0] >= 320:  # renditions, not the placeholder's small copy
+            resizes.append((img.size, tuple(size)))
+        return real_resample(img, size, *args, **kwargs)
 
     def draft(self, mode, size):
         decodes.append(size)
         return real_draft(self, mode, size)
 
-    monkeypatch.setattr(Image.Image, "resize", resize)
+    monkeypatch.setattr(imaging, "_resample", resample)
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", draft)
     imaging._mark_tile.cache_clear()
     result = render(source, cfg)
@@ -878,3 +878,34 @@ def test_cached_renditions_match_a_fresh_render_when_renditions_are_added(tmp_pa
     fresh = render(source, both)
     assert [r.sha256 for r in cached.renditions] == [r.sha256 for r in fresh.renditions]
     assert cached.placeholder == fresh.placeholder
+
+
+@pytest.mark.parametrize(
+    ("size", "box"),
+    [((1600, 1067), None), ((333, 222), None), ((300, 300), (250.5, 10.25, 790.5, 550.25))],
+)
+def test_renditions_are_resampled_with_lanczos3_like_pillows(size, box):
+    """The engine resamples with fast_image_resize (SIMD); its pixels are Pillow's LANCZOS
+    ones within rounding (2 levels), for a whole image and for a cover's fractional window."""
+    photo = Image.open(SAMPLES / "chelsea.png").convert("RGB").resize((2000, 1333))
+    made = imaging._resample(photo, size, box)
+    pillow = photo.resize(size, Image.Resampling.LANCZOS, box=box)
+    assert made.mode == "RGB" and made.size == size
+    diff = ImageChops.difference(made, pillow).convert("L")
+    assert diff.getextrema()[1] <= 2
+    assert ImageStat.Stat(diff).mean[0] < 0.5
+
+
+def test_transparent_pixels_lend_no_colour_when_resampled():
+    """RGBA is resampled premultiplied (as Pillow does): the colour hidden under alpha 0 does
+    not bleed into the visible edge, and alpha itself is resampled like Pillow's."""
+    img = Image.new("RGBA", (400, 200), (255, 0, 0, 0))  # invisible red
+    ImageDraw.Draw(img).rectangle((200, 0, 399, 199), fill=(0, 0, 255, 255))
+    made = imaging._resample(img, (100, 50))
+    pillow = img.resize((100, 50), Image.Resampling.LANCZOS)
+    assert made.mode == "RGBA"
+    for x in range(100):
+        r, _, b, a = made.getpixel((x, 25))
+        if a >= 8:  # wherever a colour shows at all, it is the visible blue, not red
+            assert r <= 2 and b >= 250, (x, made.getpixel((x, 25)))
+    assert ImageChops.difference(made.getchannel("A"), pillow.getchannel("A")).getextrema()[1] <= 2
