@@ -41,13 +41,14 @@ from typing import cast
 
 import blurhash
 from cykooz_resizer import CropBox, FilterType, ResizeAlg, ResizeOptions, Resizer
-from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageChops, ImageCms, ImageFilter, ImageOps
 
 from pipeline import heif  # noqa: F401 - Pillow opens HEIC/HEIF originals
 from pipeline import overlay as captions
 from pipeline.config import Config, RenditionSpec, WatermarkConfig
 from pipeline.errors import RenderError
 from pipeline.files import write_atomic
+from pipeline.overlay import Box
 from pipeline.workers import process_pool
 
 ENGINE_VERSION = "7"  # bump when output bytes change for the same inputs (invalidates caches)
@@ -564,7 +565,7 @@ def _mark_tile(
         chain = (Path(wm.font),) if wm.font else (captions.WATERMARK_FONT, *captions.FALLBACK_FONTS)
         fonts = captions.assign_fonts(text, chain, "watermark.text")
         px = max(1, round(wm.size * width))
-        runs = captions._runs(text, fonts)
+        runs = captions.text_runs(text, fonts)
         while True:
             stroke = max(1, round(px * 0.08))
             total = sum(captions.get_font(f, px).getlength(t) for f, t in runs) + 2 * stroke
@@ -573,28 +574,15 @@ def _mark_tile(
                 break
             px -= 1
         tile = Image.new("RGBA", (max(1, math.ceil(total)), ascent + descent + 2 * stroke))
-        draw = ImageDraw.Draw(tile)
-        for outline in (True, False):  # outline then fill: reads on light and dark alike
-            x: float = stroke
-            for path, run in runs:
-                font = captions.get_font(path, px)
-                if outline:
-                    draw.text(
-                        (x, stroke + ascent), run, font=font, anchor="ls", fill=(0, 0, 0, 255),
-                        stroke_width=stroke, stroke_fill=(0, 0, 0, 255),
-                    )  # fmt: skip
-                else:
-                    draw.text((x, stroke + ascent), run, font=font, anchor="ls", fill=(255,) * 4)
-                x += font.getlength(run)
+        # white on a black outline: reads on light and dark pictures alike
+        captions.draw_lines(tile, [((stroke, stroke + ascent), runs)], px, stroke,
+                            fill=(255, 255, 255, 255), outline=(0, 0, 0, 255))  # fmt: skip
         bbox = tile.getchannel("A").getbbox()
         if bbox:
             tile = tile.crop(bbox)
     alpha = tile.getchannel("A").point(lambda a: round(a * wm.opacity))
     tile.putalpha(alpha)
     return tile
-
-
-Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 
 
 def _mark_position(

@@ -360,7 +360,8 @@ class Layout:
         return self.blocks[1] if len(self.blocks) > 1 else None
 
 
-def _runs(text: str, fonts: Sequence[Path | None]) -> tuple[Run, ...]:
+def text_runs(text: str, fonts: Sequence[Path | None]) -> tuple[Run, ...]:
+    """``text`` cut where its font (from assign_fonts) changes; characters without one dropped."""
     runs: list[list] = []
     for c, f in zip(text, fonts, strict=True):
         if f is None:
@@ -410,7 +411,7 @@ class _Paragraph:
     def runs(self, a: int, b: int) -> tuple[Run, ...]:
         found = self.known.get((a, b))
         if found is None:
-            found = self.known[(a, b)] = _runs(self.text[a:b], self.fonts[a:b])
+            found = self.known[(a, b)] = text_runs(self.text[a:b], self.fonts[a:b])
         return found
 
 
@@ -655,20 +656,21 @@ def _colour(value: str, mode: str) -> tuple[int, ...]:
     return (*rgb, 255) if mode == "RGBA" else rgb
 
 
-def _draw_block(image: Image.Image, placed: _Placed, at: tuple[float, float]) -> None:
-    """Outline pass for every run first, then the fill pass, so one run's outline never covers
-    the neighbouring run's letters. Every run of a line shares its size and baseline; colour
-    emoji are pasted in the fill pass, outlined by their own artwork."""
-    draw, mode = ImageDraw.Draw(image), image.mode
-    box, size, stroke = placed.block.box, placed.size, placed.stroke
-    fill, outline = _colour(box.color, mode), _colour(box.outline, mode)
-    text_w = placed.extent[0]
+def draw_lines(
+    image: Image.Image,
+    lines: Sequence[tuple[tuple[float, float], Sequence[Run]]],
+    size: int,
+    stroke: int,
+    fill: tuple[int, ...],
+    outline: tuple[int, ...],
+) -> None:
+    """Each line's runs from its (x, baseline), in fonts of ``size``: the outline pass
+    (``stroke`` px; none when 0) for every line first, then the fill pass, so one run's outline
+    never covers a neighbouring run's letters. Colour emoji are pasted in the fill pass,
+    outlined by their own artwork. Captions and the text watermark are drawn by this."""
+    draw = ImageDraw.Draw(image)
     for outline_pass in ((True, False) if stroke else (False,)):
-        for i, line in enumerate(placed.block.lines):
-            lw = placed.widths[i]
-            offset = {"left": 0.0, "right": text_w - lw}.get(box.align, (text_w - lw) / 2)
-            x = at[0] + offset + stroke
-            baseline = at[1] + placed.first + i * placed.pitch
+        for (x, baseline), line in lines:
             for path, text in line:
                 font = _face(path, size)
                 if isinstance(font, _ColourFace):
@@ -681,6 +683,19 @@ def _draw_block(image: Image.Image, placed: _Placed, at: tuple[float, float]) ->
                 else:
                     draw.text((x, baseline), text, font=font, anchor="ls", fill=fill)
                 x += font.getlength(text)
+
+
+def _draw_block(image: Image.Image, placed: _Placed, at: tuple[float, float]) -> None:
+    """A placed block's lines, aligned in its box; every run of a line shares its size and
+    baseline."""
+    box, stroke, text_w = placed.block.box, placed.stroke, placed.extent[0]
+    lines = []
+    for i, line in enumerate(placed.block.lines):
+        lw = placed.widths[i]
+        offset = {"left": 0.0, "right": text_w - lw}.get(box.align, (text_w - lw) / 2)
+        lines.append(((at[0] + offset + stroke, at[1] + placed.first + i * placed.pitch), line))
+    colours = _colour(box.color, image.mode), _colour(box.outline, image.mode)
+    draw_lines(image, lines, placed.size, stroke, *colours)
 
 
 def _composite(image: Image.Image, tile: Image.Image, corner: tuple[int, int]) -> None:
