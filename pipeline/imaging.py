@@ -414,13 +414,21 @@ def _resample(
 ) -> Image.Image:
     """``img`` (its ``box`` region, in its pixels, or all of it) resized to ``size`` with
     Lanczos3: a new image. RGBA is resized premultiplied, as Pillow does, so no colour bleeds
-    from transparent pixels."""
+    from transparent pixels. A reduction of 6x or more is first box-averaged (Image.reduce)
+    to within 3x of ``size``, as Pillow's reducing_gap does: a full Lanczos window over a
+    50 MP original costs more than the SIMD saves (8660 px wide to 64: 290 ms, not 93)."""
+    x0, y0, x1, y1 = box if box is not None else (0.0, 0.0, float(img.width), float(img.height))
+    fx = max(1, int((x1 - x0) / size[0] / _REDUCING_GAP))
+    fy = max(1, int((y1 - y0) / size[1] / _REDUCING_GAP))
+    if fx > 1 or fy > 1:  # the box scaled exactly: a reduced edge pixel may average fewer
+        img = (img.convert("RGBa") if img.mode == "RGBA" else img).reduce((fx, fy))
+        box = (x0 / fx, y0 / fy, x1 / fx, y1 / fy)
     options = ResizeOptions(resize_alg=_LANCZOS3)
     if box is not None:
         x0, y0 = max(0.0, box[0]), max(0.0, box[1])
         x1, y1 = min(float(img.width), box[2]), min(float(img.height), box[3])
         options.crop_box = CropBox(x0, y0, x1 - x0, y1 - y0)
-    out = Image.new(img.mode, size)
+    out = Image.new("RGBA" if img.mode == "RGBa" else img.mode, size)  # RGBa: premultiplied
     _RESIZER.resize_pil(img, out, options)
     return out
 
