@@ -69,6 +69,7 @@ _REDUCING_GAP = 3.0  # Image.reduce first, then LANCZOS: fast and indistinguisha
 # outside the encoders.
 _RESIZER = Resizer()
 _LANCZOS3 = ResizeAlg.convolution(FilterType.lanczos3)
+_BICUBIC = ResizeAlg.convolution(FilterType.catmull_rom)  # Pillow's BICUBIC kernel (a = -0.5)
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -410,20 +411,24 @@ def _geometry(
 
 
 def _resample(
-    img: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float] | None = None
+    img: Image.Image,
+    size: tuple[int, int],
+    box: tuple[float, float, float, float] | None = None,
+    kernel: ResizeAlg = _LANCZOS3,
 ) -> Image.Image:
     """``img`` (its ``box`` region, in its pixels, or all of it) resized to ``size`` with
-    Lanczos3: a new image. RGBA is resized premultiplied, as Pillow does, so no colour bleeds
-    from transparent pixels. A reduction of 6x or more is first box-averaged (Image.reduce)
-    to within 3x of ``size``, as Pillow's reducing_gap does: a full Lanczos window over a
-    50 MP original costs more than the SIMD saves (8660 px wide to 64: 290 ms, not 93)."""
+    ``kernel`` (Lanczos3; _BICUBIC for the blurred pad bands): a new image. RGBA is resized
+    premultiplied, as Pillow does, so no colour bleeds from transparent pixels. A reduction
+    of 6x or more is first box-averaged (Image.reduce) to within 3x of ``size``, as Pillow's
+    reducing_gap does: a full Lanczos window over a 50 MP original costs more than the SIMD
+    saves (8660 px wide to 64: 290 ms, not 93)."""
     x0, y0, x1, y1 = box if box is not None else (0.0, 0.0, float(img.width), float(img.height))
     fx = max(1, int((x1 - x0) / size[0] / _REDUCING_GAP))
     fy = max(1, int((y1 - y0) / size[1] / _REDUCING_GAP))
     if fx > 1 or fy > 1:  # the box scaled exactly: a reduced edge pixel may average fewer
         img = (img.convert("RGBa") if img.mode == "RGBA" else img).reduce((fx, fy))
         box = (x0 / fx, y0 / fy, x1 / fx, y1 / fy)
-    options = ResizeOptions(resize_alg=_LANCZOS3)
+    options = ResizeOptions(resize_alg=kernel)
     if box is not None:
         x0, y0 = max(0.0, box[0]), max(0.0, box[1])
         x1, y1 = min(float(img.width), box[2]), min(float(img.height), box[3])
@@ -498,18 +503,15 @@ def _pad_canvas(
     small = small.crop(((sw - cw) // 2, (sh - ch) // 2, (sw - cw) // 2 + cw, (sh - ch) // 2 + ch))
     small = small.filter(ImageFilter.GaussianBlur(radius=max(1, min(cw, ch) / 30)))
     if hole is None:
-        return small.resize(out, Image.Resampling.BICUBIC).point(_PAD_DARKEN)
+        return _resample(small, out, kernel=_BICUBIC).point(_PAD_DARKEN)
     x, y, hw, hh = hole
     bands = [(0, 0, w, y), (0, y + hh, w, h), (0, y, x, y + hh), (x + hw, y, w, y + hh)]
     canvas = Image.new("RGB", out)
     kx, ky = cw / w, ch / h
     for x0, y0, x1, y1 in bands:
         if x1 > x0 and y1 > y0:
-            band = small.resize(
-                (x1 - x0, y1 - y0),
-                Image.Resampling.BICUBIC,
-                box=(x0 * kx, y0 * ky, x1 * kx, y1 * ky),
-            )
+            box = (x0 * kx, y0 * ky, x1 * kx, y1 * ky)
+            band = _resample(small, (x1 - x0, y1 - y0), box, kernel=_BICUBIC)
             canvas.paste(band.point(_PAD_DARKEN), (x0, y0))
     return canvas
 

@@ -898,6 +898,15 @@ def test_renditions_are_resampled_with_lanczos3_like_pillows(size, box):
     assert ImageStat.Stat(diff).mean[0] < 0.5
 
 
+def test_pad_bands_are_resampled_with_pillows_bicubic_kernel():
+    """The blurred pad bands are enlarged with Catmull-Rom, Pillow's BICUBIC, also in SIMD."""
+    small = Image.open(SAMPLES / "chelsea.png").convert("RGB").resize((60, 40))
+    for size, box in (((1080, 240), None), ((500, 700), (5.5, 2.25, 30.5, 38.0))):
+        made = imaging._resample(small, size, box, kernel=imaging._BICUBIC)
+        pillow = small.resize(size, Image.Resampling.BICUBIC, box=box)
+        assert ImageChops.difference(made, pillow).convert("L").getextrema()[1] <= 2
+
+
 @pytest.mark.parametrize("size", [(100, 50), (20, 10)])  # (20, 10): box-averaged first
 def test_transparent_pixels_lend_no_colour_when_resampled(size):
     """RGBA is resampled premultiplied (as Pillow does): the colour hidden under alpha 0 does
