@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import cast
 
 import blurhash
-from cykooz_resizer import CropBox, FilterType, ResizeAlg, ResizeOptions, Resizer
 from PIL import Image, ImageChops, ImageCms, ImageFilter, ImageOps
 
 from pipeline import heif  # noqa: F401 - Pillow opens HEIC/HEIF originals
@@ -62,14 +61,20 @@ ANIMATION_BUDGET = 60_000_000
 PLACEHOLDER_SIZE = 64
 _RESAMPLE = Image.Resampling.LANCZOS
 _REDUCING_GAP = 3.0  # Image.reduce first, then LANCZOS: fast and indistinguishable
-# Renditions are resampled by fast_image_resize (cykooz_resizer): the Lanczos3 convolution of
+# Renditions are resampled by fast_image_resize (cykooz.resizer): the Lanczos3 convolution of
 # Pillow's LANCZOS, with SIMD (AVX2, SSE4.1 or NEON, chosen at run time) where Pillow's is
 # scalar. On the bench corpus it is 6-8x faster (2000x1500 -> 1600x1200: 8.6 ms against 54)
 # and its pixels are within 2 levels of Pillow's; resizing was ~70 ms of a photo's 140 ms
-# outside the encoders.
-_RESIZER = Resizer()
-_LANCZOS3 = ResizeAlg.convolution(FilterType.lanczos3)
-_BICUBIC = ResizeAlg.convolution(FilterType.catmull_rom)  # Pillow's BICUBIC kernel (a = -0.5)
+# outside the encoders. It has wheels for x86-64 (Linux, macOS, Windows) and macOS arm64
+# only (pyproject installs it there): elsewhere Pillow resizes, a little slower, alike.
+try:
+    import cykooz_resizer as simd
+except ImportError:  # pragma: no cover - platforms without a wheel
+    simd = None
+_RESIZER = simd.Resizer() if simd else None
+# kernel name -> (Pillow's filter, fast_image_resize's): Catmull-Rom is Pillow's BICUBIC
+_KERNELS = {"lanczos": (Image.Resampling.LANCZOS, "lanczos3"),
+            "bicubic": (Image.Resampling.BICUBIC, "catmull_rom")}  # fmt: skip
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -414,25 +419,30 @@ def _resample(
     img: Image.Image,
     size: tuple[int, int],
     box: tuple[float, float, float, float] | None = None,
-    kernel: ResizeAlg = _LANCZOS3,
+    kernel: str = "lanczos",
 ) -> Image.Image:
     """``img`` (its ``box`` region, in its pixels, or all of it) resized to ``size`` with
-    ``kernel`` (Lanczos3; _BICUBIC for the blurred pad bands): a new image. RGBA is resized
+    ``kernel`` (lanczos; bicubic for the blurred pad bands): a new image. RGBA is resized
     premultiplied, as Pillow does, so no colour bleeds from transparent pixels. A reduction
     of 6x or more is first box-averaged (Image.reduce) to within 3x of ``size``, as Pillow's
     reducing_gap does: a full Lanczos window over a 50 MP original costs more than the SIMD
     saves (8660 px wide to 64: 290 ms, not 93)."""
+    pillow_filter, simd_filter = _KERNELS[kernel]
+    if _RESIZER is None:
+        return img.resize(size, pillow_filter, box=box, reducing_gap=_REDUCING_GAP)
     x0, y0, x1, y1 = box if box is not None else (0.0, 0.0, float(img.width), float(img.height))
     fx = max(1, int((x1 - x0) / size[0] / _REDUCING_GAP))
     fy = max(1, int((y1 - y0) / size[1] / _REDUCING_GAP))
     if fx > 1 or fy > 1:  # the box scaled exactly: a reduced edge pixel may average fewer
         img = (img.convert("RGBa") if img.mode == "RGBA" else img).reduce((fx, fy))
         box = (x0 / fx, y0 / fy, x1 / fx, y1 / fy)
-    options = ResizeOptions(resize_alg=kernel)
+    options = simd.ResizeOptions(
+        resize_alg=simd.ResizeAlg.convolution(simd.FilterType[simd_filter])
+    )
     if box is not None:
         x0, y0 = max(0.0, box[0]), max(0.0, box[1])
         x1, y1 = min(float(img.width), box[2]), min(float(img.height), box[3])
-        options.crop_box = CropBox(x0, y0, x1 - x0, y1 - y0)
+        options.crop_box = simd.CropBox(x0, y0, x1 - x0, y1 - y0)
     out = Image.new("RGBA" if img.mode == "RGBa" else img.mode, size)  # RGBa: premultiplied
     _RESIZER.resize_pil(img, out, options)
     return out
@@ -503,7 +513,7 @@ def _pad_canvas(
     small = small.crop(((sw - cw) // 2, (sh - ch) // 2, (sw - cw) // 2 + cw, (sh - ch) // 2 + ch))
     small = small.filter(ImageFilter.GaussianBlur(radius=max(1, min(cw, ch) / 30)))
     if hole is None:
-        return _resample(small, out, kernel=_BICUBIC).point(_PAD_DARKEN)
+        return _resample(small, out, kernel="bicubic").point(_PAD_DARKEN)
     x, y, hw, hh = hole
     bands = [(0, 0, w, y), (0, y + hh, w, h), (0, y, x, y + hh), (x + hw, y, w, y + hh)]
     canvas = Image.new("RGB", out)
@@ -511,7 +521,7 @@ def _pad_canvas(
     for x0, y0, x1, y1 in bands:
         if x1 > x0 and y1 > y0:
             box = (x0 * kx, y0 * ky, x1 * kx, y1 * ky)
-            band = _resample(small, (x1 - x0, y1 - y0), box, kernel=_BICUBIC)
+            band = _resample(small, (x1 - x0, y1 - y0), box, kernel="bicubic")
             canvas.paste(band.point(_PAD_DARKEN), (x0, y0))
     return canvas
 
