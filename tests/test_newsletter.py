@@ -1020,6 +1020,19 @@ def test_without_an_unsubscribe_setting_every_edition_says_how_to_unsubscribe(tm
     assert message["List-Unsubscribe-Post"] is None  # one-click needs an https URL
 
 
+def test_without_an_unsubscribe_setting_both_parts_show_the_headers_mailto(tmp_path, memes):
+    """A reader whose mail program hides List-Unsubscribe still finds the way out in the
+    body: the same mailto the header names, in the text part and as the HTML part's link."""
+    memes.publish(12)
+    config = make_config(tmp_path, unsubscribe_url=None, unsubscribe_mailto=None)
+    newsletter.run_rule(memes.library, config)
+    raw = (tmp_path / "outbox" / "regular-1.eml").read_bytes()
+    message = email.message_from_bytes(raw, policy=default_policy)
+    target = "mailto:memes@example.org?subject=unsubscribe"
+    assert f"Unsubscribe: {target}" in text_part(message)
+    assert target in Images(html_part(message)).links
+
+
 # --- every `memes newsletter` subcommand: success and failure exit codes -----------------------
 
 

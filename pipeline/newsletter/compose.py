@@ -118,14 +118,19 @@ def regular_subject(memes: Sequence[Meme], config: Config, *, number: int) -> st
     )
 
 
-def unsubscribe_header(config: Config) -> str:
-    """List-Unsubscribe: the configured URL and mailto; with neither, a mailto to the sender
-    asking to unsubscribe (every edition carries one, as mail providers require)."""
+def unsubscribe_mailto(config: Config) -> str | None:
+    """The mailto an edition offers: the configured one; with neither it nor a URL, one to
+    the sender asking to unsubscribe (every edition carries one, as mail providers require)."""
     news = config.newsletter
-    targets = [f"<{url}>" for url in (news.unsubscribe_url, news.unsubscribe_mailto) if url]
-    if not targets:
-        targets.append(f"<mailto:{quote(parseaddr(news.sender)[1], safe='@')}?subject=unsubscribe>")
-    return ", ".join(targets)
+    if news.unsubscribe_mailto or news.unsubscribe_url:
+        return news.unsubscribe_mailto
+    return f"mailto:{quote(parseaddr(news.sender)[1], safe='@')}?subject=unsubscribe"
+
+
+def unsubscribe_header(config: Config) -> str:
+    """List-Unsubscribe: the configured URL, then the mailto (unsubscribe_mailto)."""
+    targets = [config.newsletter.unsubscribe_url, unsubscribe_mailto(config)]
+    return ", ".join(f"<{url}>" for url in targets if url)
 
 
 def compose(
@@ -354,7 +359,7 @@ def _context(
         "gallery_url": base + gallery.PAGE_HTML,
         "archive_url": base + ARCHIVE_PREFIX + gallery.PAGE_HTML,
         "unsubscribe_url": news.unsubscribe_url,
-        "unsubscribe_mailto": news.unsubscribe_mailto,
+        "unsubscribe_mailto": unsubscribe_mailto(config),
     }
 
 
