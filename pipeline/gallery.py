@@ -400,7 +400,7 @@ def feed_xml(visible: Sequence[Meme], config: Config) -> Document:
     fg.title(_xml_text(config.site.title))
     # feedgen takes the channel <link> from the last link given: the site goes last
     fg.link(href=base + FEED_XML, rel="self", type=CONTENT_TYPES[FEED_XML])
-    fg.link(href=base, rel="alternate")
+    fg.link(href=base + PAGE_HTML, rel="alternate")
     fg.description(_xml_text(f"The latest memes from {config.site.title}"))
     fg.generator("memes-pipeline")
     fg.lastBuildDate(_newest(visible))  # never the clock: same memes, same bytes
@@ -451,7 +451,7 @@ def feed_json(visible: Sequence[Meme], config: Config) -> Document:
     feed = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": config.site.title,
-        "home_page_url": base,
+        "home_page_url": base + PAGE_HTML,
         "feed_url": base + FEED_JSON,
         "items": items,
     }
@@ -552,7 +552,7 @@ def share_context(meme: Meme, older: Meme | None, newer: Meme | None, config: Co
         "dateModified": iso(updated_at(meme)),
         "keywords": list(meme.tags),
         "genre": meme.category,
-        "isPartOf": {"@type": "WebSite", "name": config.site.title, "url": base},
+        "isPartOf": {"@type": "WebSite", "name": config.site.title, "url": base + PAGE_HTML},
     }
     primary = primary_rendition(meme)
     if primary is not None:

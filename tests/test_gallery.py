@@ -707,6 +707,19 @@ def test_every_published_meme_has_a_share_page_a_link_preview_can_read(tmp_path)
     assert not soup(docs["m/meme-0.html"]).select("a.older")
 
 
+def test_the_feeds_and_share_pages_point_readers_at_the_gallery_page_itself(tmp_path):
+    """The site's home in the RSS channel, the JSON Feed and a share page's JSON-LD is the
+    gallery page, a document the build produces, like every other gallery link (newsletter,
+    sitemap, share pages): a bare bucket or CDN root serves no index document."""
+    docs = build([make_meme(i) for i in range(3)], make_config(tmp_path))
+    home = BASE + "index.html"
+    assert "index.html" in docs
+    rss = feedparser.parse(docs["feed.xml"].data)
+    assert rss.feed.link == home
+    assert load(docs["feed.json"])["home_page_url"] == home
+    assert json_ld(soup(docs["m/meme-1.html"]))["isPartOf"]["url"] == home
+
+
 def test_share_page_stylesheet_is_the_gallery_one_and_nothing_comes_from_elsewhere(tmp_path):
     docs = build([make_meme(0)], make_config(tmp_path))
     page = soup(docs["m/meme-0.html"])
