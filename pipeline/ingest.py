@@ -28,7 +28,7 @@ from pipeline import (
     textcheck,
 )
 from pipeline.config import Config, LimitsConfig
-from pipeline.errors import IngestError, RenderError, UsageError
+from pipeline.errors import IngestError, NotFoundError, RenderError, UsageError
 from pipeline.files import NotRegularFile, TooBig, Unreadable, read_capped, read_text_capped
 from pipeline.library import (
     MEME_FIELD_COLUMNS,
@@ -333,8 +333,9 @@ def add_files(
                 path = library.template_path(template)
             good.append((path, checked))
             boxes.append(template.boxes if checked.template else None)
-        except (IngestError, UsageError) as exc:
-            report.rejected.append((str(path), str(exc)))
+        except (IngestError, UsageError, NotFoundError) as exc:  # this one, not the others
+            label = f"template {fields.template}" if fields.template else str(path)
+            report.rejected.append((label, str(exc)))
             if progress:
                 progress(1)
     library_root = str(library.root)

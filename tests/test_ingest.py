@@ -551,6 +551,21 @@ def test_import_rows_with_template_and_texts(workdir):
     ]  # fmt: skip
 
 
+def test_an_import_row_naming_an_unknown_template_is_refused_and_the_others_go_in(workdir):
+    (workdir / "m.yaml").write_text(
+        "- {template: no-such, texts: [A], caption: Gone}\n"
+        "- {template: launch-day, texts: [A, B], caption: Too many}\n"
+        "- {template: launch-day, texts: [Liftoff], caption: Kept}\n", encoding="utf-8"
+    )
+    result = memes("import", "m.yaml")
+    assert result.exit_code == 1, result.output
+    assert [m.caption for m in records(workdir)] == ["Kept"]
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("memes: template no-such: ") and "no such template" in lines[0]
+    assert lines[1].startswith("memes: template launch-day: ")
+    assert lines[-1].startswith("1 added, 2 rejected")
+
+
 def test_a_schema_2_catalog_is_migrated(workdir):
     """A catalog made before templates: one meme per image (sha256 UNIQUE); it opens, keeps
     its memes, and takes a second meme of the same image."""
