@@ -62,12 +62,25 @@ class _CappedLoader(yaml.SafeLoader):
         self._weight[id(node)] = self._nodes - before
         return node
 
+    def construct_yaml_timestamp(self, node: Any) -> Any:
+        # PyYAML raises a bare ValueError for a date-shaped scalar that is no date
+        # (2030-02-30, an offset of +25:00): keep the text, so the caller's check names it.
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
     def _count(self, n: int) -> None:
         self._nodes += n
         if self._nodes > self._max_nodes:
             raise YamlLimitError(
                 f"more than {self._max_nodes:,} values once its aliases are expanded"
             )
+
+
+_CappedLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", _CappedLoader.construct_yaml_timestamp
+)
 
 
 def load(text: str, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> Any:

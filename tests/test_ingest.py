@@ -566,6 +566,21 @@ def test_an_import_row_naming_an_unknown_template_is_refused_and_the_others_go_i
     assert lines[-1].startswith("1 added, 2 rejected")
 
 
+def test_an_import_row_with_an_impossible_yaml_date_is_refused_alone(workdir):
+    png(workdir / "a.png")
+    (workdir / "m.yaml").write_text(
+        "- {file: a.png, caption: Bad, top: A, publish_at: 2030-02-30}\n"
+        "- {file: a.png, caption: Good, top: B, publish_at: 2030-01-01T10:00:00+02:00}\n",
+        encoding="utf-8",
+    )
+    result = memes("import", "m.yaml")
+    assert result.exit_code == 1, result.output
+    assert "m.yaml row 1: publish_at: expected an ISO 8601 date-time, got '2030-02-30'" in (
+        result.stderr
+    )
+    assert [m.caption for m in records(workdir)] == ["Good"]
+
+
 def test_a_schema_2_catalog_is_migrated(workdir):
     """A catalog made before templates: one meme per image (sha256 UNIQUE); it opens, keeps
     its memes, and takes a second meme of the same image."""

@@ -38,3 +38,11 @@ def test_the_caps_are_the_callers_to_choose():
     with pytest.raises(safeyaml.YamlLimitError):
         safeyaml.load("[1, 2, 3, 4]", max_nodes=4)
     assert safeyaml.load("[1, 2, 3, 4]", max_nodes=5) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("text", ["2030-02-30", "2030-01-01T10:00:00+25:00", "2030-13-01 10:00"])
+def test_a_timestamp_that_is_no_date_is_read_as_the_text_typed_not_a_value_error(text):
+    """PyYAML raises a bare ValueError (a traceback in `memes import`) for a date-shaped scalar
+    that is no date; read as text, the caller's own check names it."""
+    assert safeyaml.load(f"- {{publish_at: {text}}}") == [{"publish_at": text}]
+    assert safeyaml.load("when: 2030-01-01") == {"when": yaml.safe_load("when: 2030-01-01")["when"]}
