@@ -213,6 +213,21 @@ def progress_bar(total: int, label: str, enabled: bool) -> Iterator[Callable[[in
         yield bar.update
 
 
+class Seconds(click.FloatRange):
+    """A finite number of seconds or days, from 0 to ``max`` (nan and inf are refused too)."""
+
+    name = "number"
+
+    def __init__(self, max: float) -> None:
+        super().__init__(min=0, max=max)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number:  # nan passes every comparison a range makes
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
 def parse_datetime_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """An ISO 8601 time; without an offset, a wall-clock time in the config's site.timezone."""
     if value is None:
@@ -595,7 +610,7 @@ def render(app: App, slugs: tuple[str, ...], out: Path) -> None:
 @click.option("--dry-run", is_flag=True, help="List what would be uploaded; change nothing.")
 @click.option(
     "--wait",
-    type=click.FloatRange(min=0),
+    type=Seconds(max=86_400),
     default=0,
     show_default=True,
     help="Seconds to wait for another run's lock before giving up (exit 75).",
@@ -692,7 +707,7 @@ def verify(app: App, repair: bool, as_json: bool) -> None:
 @cli.command()
 @click.option(
     "--grace-days",
-    type=click.FloatRange(min=0),
+    type=Seconds(max=36_500),
     default=None,
     help="Override storage.gc_grace_days.",
 )

@@ -94,6 +94,11 @@ def test_a_config_error_is_one_line_exit_2_without_traceback(tmp_path):
     (["add", "a.jpg", "--caption", "x", "--publish-at", "tomorrow"], "add: Invalid value for "
      "'--publish-at': expected an ISO 8601 date-time, got 'tomorrow'"),
     (["publish", "--limit", "0", "--json"], "publish: Invalid value for '--limit'"),
+    (["gc", "--grace-days", "inf", "--json"], "gc: Invalid value for '--grace-days'"),
+    (["gc", "--grace-days", "nan"], "gc: Invalid value for '--grace-days'"),
+    (["gc", "--grace-days", "1e300"], "gc: Invalid value for '--grace-days'"),
+    (["publish", "--wait", "nan"], "publish: Invalid value for '--wait'"),
+    (["publish", "--wait", "inf"], "publish: Invalid value for '--wait'"),
     (["lsit"], "No such command 'lsit'"),
     (["--bogus"], "No such option '--bogus'"),
     (["template", "show"], "template show: Missing argument 'NAME'"),
