@@ -284,7 +284,8 @@ class StorageConfig:
         "policy (see S3-compatible storage)")
     document_max_age: Count = Field(
         default=300, description="Cache-Control max-age of index, pages, feeds")
-    gc_grace_days: Count = 7
+    gc_grace_days: Annotated[int, BeforeValidator(_checked(  # a timedelta must hold it
+        "an integer from 0 to 36500", lambda v: _is_int(v, 0) and v <= 36_500))] = 7
     lock_ttl: PositiveInt = Field(
         default=3600, description="a storage lock older than this is taken over")
     timeout: Annotated[float, _number(0.1, 600)] = Field(
