@@ -599,6 +599,7 @@ class FileStorage(_Backend):
         return False
 
     def _create_lock(self, path: Path, owner: str, ttl_seconds: int) -> bool:
+        body = _lock_body(owner, ttl_seconds)  # before the file exists: nothing to undo
         self._count("PutObject")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -606,8 +607,12 @@ class FileStorage(_Backend):
             return False
         except OSError as exc:
             raise self._fail("create", LOCK_KEY, exc) from None
-        with os.fdopen(fd, "wb") as out:
-            out.write(_lock_body(owner, ttl_seconds))
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(body)
+        except OSError as exc:  # a full disk: an empty lock would hold every run off
+            path.unlink(missing_ok=True)
+            raise self._fail("create", LOCK_KEY, exc) from None
         return True
 
     def _break_stale(self, path: Path, stale: bytes) -> bool:

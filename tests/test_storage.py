@@ -544,6 +544,13 @@ def test_a_stale_lock_is_taken_over(backend: Backend) -> None:
     assert not backend.storage().try_lock("third", 3600)
 
 
+def test_a_lock_that_could_not_be_written_is_not_left_behind(backend: Backend) -> None:
+    """A failure while taking the lock (here a ttl no clock holds) leaves no empty lock file
+    that makes every later run exit 75 ("another host holds the publish lock") for lock_ttl."""
+    with pytest.raises(OverflowError):
+        backend.storage().try_lock("crashed-host", 10**15)
+    assert backend.storage().try_lock("next-run", 3600)
+
 def test_exactly_one_of_many_racing_hosts_gets_the_lock(backend: Backend) -> None:
     hosts = [backend.storage() for _ in range(5)]
     barrier = threading.Barrier(len(hosts))
