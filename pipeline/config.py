@@ -139,6 +139,11 @@ def _number(low: float, high: float, then: Check = float) -> BeforeValidator:
                                     then))  # fmt: skip
 
 
+def _int_range(low: int, high: int) -> BeforeValidator:
+    return BeforeValidator(_checked(f"an integer from {low} to {high}",
+                                    lambda v: _is_int(v, low) and v <= high))  # fmt: skip
+
+
 def _one_of(choices: tuple[str, ...]) -> BeforeValidator:
     return BeforeValidator(_checked("one of " + ", ".join(choices), lambda v: v in choices))
 
@@ -284,9 +289,8 @@ class StorageConfig:
         "policy (see S3-compatible storage)")
     document_max_age: Count = Field(
         default=300, description="Cache-Control max-age of index, pages, feeds")
-    gc_grace_days: Annotated[int, BeforeValidator(_checked(  # a timedelta must hold it
-        "an integer from 0 to 36500", lambda v: _is_int(v, 0) and v <= 36_500))] = 7
-    lock_ttl: PositiveInt = Field(
+    gc_grace_days: Annotated[int, _int_range(0, 36_500)] = 7  # a timedelta must hold them
+    lock_ttl: Annotated[int, _int_range(1, 30 * 86_400)] = Field(
         default=3600, description="a storage lock older than this is taken over")
     timeout: Annotated[float, _number(0.1, 600)] = Field(
         default=30, description="seconds to connect, and to wait for each answer")

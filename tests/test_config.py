@@ -92,6 +92,8 @@ def test_relative_paths_are_relative_to_the_config_folder(tmp_path, monkeypatch)
         ("site: {base_url: 'ftp://x'}", "site.base_url: expected an http(s) URL"),
         ("storage: {url: 'gs://bucket'}", "storage.url: expected file://PATH or s3://BUCKET"),
         ("storage: {colour: red}", "storage.colour: unknown key"),
+        ("storage: {lock_ttl: 1000000000000000}",
+         "storage.lock_ttl: expected an integer from 1 to 2592000, got 1000000000000000"),
         ("storage: {gc_grace_days: 10000000000}",
          "storage.gc_grace_days: expected an integer from 0 to 36500, got 10000000000"),
         ("nonsense: 1", "nonsense: unknown key"),
