@@ -37,13 +37,15 @@ from typing import Any
 import yaml
 from PIL import Image, ImageColor, ImageDraw, ImageOps
 
-from pipeline import overlay
+from pipeline import overlay, safeyaml
 from pipeline.errors import UsageError
+from pipeline.files import Unreadable, read_text_capped
 from pipeline.overlay import TextBox
 
 STARTER_DIR = Path(__file__).resolve().parent / "starters"
 NAME_MAX = 60
 MAX_BOXES = 20
+MAX_BOXES_FILE_BYTES = 1_048_576  # a page of YAML, like a config file
 _BOX_KEYS = {f.name for f in fields(TextBox)}
 
 
@@ -183,11 +185,11 @@ def parse_boxes(data: Any, where: str, base: Path | None = None) -> tuple[TextBo
 def read_boxes_file(path: Path) -> tuple[TextBox, ...]:
     """The boxes of a YAML file (a list of boxes, or a mapping with a ``boxes`` list)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such boxes file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read boxes file ({exc})") from None
+        data = safeyaml.load(read_text_capped(Path(path), MAX_BOXES_FILE_BYTES))
+    except Unreadable as exc:
+        if str(exc) == "not found":
+            raise UsageError(f"{path}: no such boxes file") from None
+        raise UsageError(f"{path}: boxes file {exc}") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
     if isinstance(data, Mapping) and "boxes" in data:

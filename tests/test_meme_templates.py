@@ -104,6 +104,36 @@ def test_bad_boxes_are_refused_naming_file_box_and_key(tmp_path, text, complaint
     assert str(path) in str(caught.value)
 
 
+BOMB = "".join(  # 9 levels of 9 aliases: a few hundred bytes, 9**9 strings once expanded
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
+    for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+) + "boxes: [{x: *i, y: 0, width: 1, height: 1}]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        (BOMB, "invalid YAML \\(more than 1,000,000 values"),
+        ("[" * 10_000 + "]" * 10_000, "invalid YAML \\(nested more than 50 levels"),
+        ("- {x: 0, y: 0, width: 1, height: 1, when: 2030-02-30}\n", r"unknown key\(s\) when"),
+    ],
+)
+def test_a_boxes_file_is_read_with_bounded_work_and_never_a_traceback(tmp_path, text, complaint):
+    """`memes template add --boxes` reads YAML from people like a manifest (safeyaml): an alias
+    bomb or deep nesting is one line at once, a date that is no date is text."""
+    path = write_boxes(tmp_path, text)
+    with pytest.raises(UsageError, match=complaint) as caught:
+        meme_templates.read_boxes_file(path)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+
+
+def test_a_boxes_file_that_is_a_device_or_huge_is_refused_unread(tmp_path):
+    with pytest.raises(UsageError, match="/dev/zero: boxes file cannot be read"):
+        meme_templates.read_boxes_file(Path("/dev/zero"))
+    huge = write_boxes(tmp_path, "- {x: 0, y: 0, width: 1, height: 1}\n" + "#" * 2_000_000)
+    with pytest.raises(UsageError, match="boxes file is 2,000,03[0-9] bytes, over 1,048,576"):
+        meme_templates.read_boxes_file(huge)
+
 def test_template_names_are_checked():
     assert meme_templates.check_name(" two-cats ") == "two-cats"
     for bad in ("", "Two Cats", "a/b", "x" * 61, "émoji"):
