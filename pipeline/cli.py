@@ -732,13 +732,19 @@ def newsletter_group() -> None:
     """The memes newsletter: an edition after every `newsletter.every` published memes."""
 
 
+MAX_TEXT_FILE_BYTES = 1_048_576  # an edition's words; Gmail clips a message at 100 KB anyway
+
+
 def _read_text_file(path: Path | None, what: str) -> str | None:
+    """The text of a --body or --extra file: read capped (never a device), UTF-8."""
+    from pipeline.files import Unreadable, read_text_capped
+
     if path is None:
         return None
     try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{what} {path}: {exc.strerror}") from None
+        return read_text_capped(path, MAX_TEXT_FILE_BYTES)
+    except Unreadable as exc:
+        raise UsageError(f"{path}: {what} file {exc}") from None
 
 
 @newsletter_group.command("send")

@@ -43,6 +43,8 @@ def read_text_capped(path: Path, max_bytes: int, encoding: str = "utf-8") -> str
         return read_capped(path, max_bytes).decode(encoding)
     except FileNotFoundError:
         raise Unreadable("not found") from None
+    except NotRegularFile:  # its message names the path, which the caller names already
+        raise Unreadable("cannot be read (not a regular file)") from None
     except OSError as exc:
         raise Unreadable(f"cannot be read ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:

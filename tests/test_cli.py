@@ -372,3 +372,25 @@ def test_a_command_that_draws_nothing_starts_without_pillow_or_font_tools(tmp_pa
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", [["newsletter", "preview"],
+                                     ["newsletter", "send", "--special", "--subject", "S"]])
+@pytest.mark.parametrize(("name", "complaint"), [
+    ("/dev/zero", "/dev/zero: {option} file cannot be read (not a regular file)"),
+    ("latin1.txt", "latin1.txt: {option} file is not UTF-8 text (byte 4)"),
+    ("huge.txt", "huge.txt: {option} file is 2,000,000 bytes, over 1,048,576"),
+])  # fmt: skip
+def test_a_newsletter_text_file_that_cannot_be_text_is_one_line(tmp_path, monkeypatch, command,
+                                                                name, complaint):
+    """--extra and --body are read capped: a device is never read (it would fill the memory),
+    a file that is not UTF-8 or too big is one line, exit 2, never a traceback."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("")
+    (tmp_path / "latin1.txt").write_bytes("Caf\xe9".encode("latin-1"))
+    (tmp_path / "huge.txt").write_text("x" * 2_000_000)
+    option = "--body" if "--special" in command else "--extra"
+    result = CliRunner().invoke(cli, [*command, option, name])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.splitlines()
+    assert line == "memes: " + complaint.format(option=option)
