@@ -476,7 +476,13 @@ def read_manifest(
 def _manifest_row(row: Any, base: Path, zone: tzinfo) -> tuple[Path, MemeFields]:
     if not isinstance(row, Mapping):
         raise UsageError("expected a mapping")
-    unknown = [k for k in row if k not in MANIFEST_KEYS and k is not None]
+    extra = row.get(None)  # csv.DictReader: the values past the header's last column
+    if isinstance(extra, list):
+        raise UsageError(
+            f"{len(row) - 1 + len(extra)} values, but the header names {len(row) - 1} columns "
+            '(quote a value that holds a comma: "Hello, world")'
+        )
+    unknown = [k for k in row if k not in MANIFEST_KEYS]
     if unknown:
         raise UsageError(f"unknown column(s): {', '.join(map(str, unknown))}")
     file = textcheck.as_text(row.get("file"), "file").strip()

@@ -581,6 +581,22 @@ def test_an_import_row_with_an_impossible_yaml_date_is_refused_alone(workdir):
     assert [m.caption for m in records(workdir)] == ["Good"]
 
 
+def test_a_csv_row_with_more_values_than_the_header_is_refused_not_cut(workdir):
+    """An unquoted comma in a caption makes one value more than the header names: the row is
+    refused, naming the fix, instead of the caption's end being dropped without a word."""
+    png(workdir / "a.png")
+    (workdir / "m.csv").write_text(
+        'file,caption,top\na.png,Hello, world,A\na.png,"Hello, world",B\n', encoding="utf-8"
+    )
+    result = memes("import", "m.csv")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines()[0] == (
+        "memes: m.csv row 2: 4 values, but the header names 3 columns "
+        '(quote a value that holds a comma: "Hello, world")'
+    )
+    assert [(m.caption, m.top_text) for m in records(workdir)] == [("Hello, world", "B")]
+
+
 def test_a_schema_2_catalog_is_migrated(workdir):
     """A catalog made before templates: one meme per image (sha256 UNIQUE); it opens, keeps
     its memes, and takes a second meme of the same image."""
