@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 import yaml
+from bs4 import BeautifulSoup
 from click.testing import CliRunner
 from test_publish import MEMES, add_memes, make_site, s3_storage_config
 
@@ -387,6 +388,23 @@ def test_captions_are_escaped_in_html_and_kept_as_text(tmp_path, smtp, memes):
     assert "Hello &lt;b&gt;friends&lt;/b&gt;<br>second line" in html
     assert caption in text_part(message)
     assert "Hello <b>friends</b>\nsecond line" in text_part(message)
+
+
+def test_right_to_left_titles_and_captions_read_in_their_own_direction(tmp_path, memes):
+    """As on the share pages (unicode-bidi: plaintext), each title, caption and credit in the
+    HTML part takes its direction from its own first strong letter (dir="auto"): a Hebrew
+    caption in the left-to-right mail keeps its full stop on the left, featured or compact."""
+    memes.publish(4, title="כותרת בעברית", caption="שלום עולם!\nשורה שנייה.")
+    message = newsletter.compose(memes.library.published(), make_config(tmp_path), number=1,
+                                 kind="regular", subject="s", extra="הערה\nnote",
+                                 message_id="<x@example.org>")  # fmt: skip
+    page = BeautifulSoup(html_part(message), "html5lib")
+    texts = [t for t in page.body.find_all(string=True) if re.search("[\u0590-\u05ff]", t)]
+    assert len(texts) >= 4 * 2 + 1  # each meme's title and caption, and the note
+    for text in texts:
+        holder = text.find_parent(attrs={"dir": True})
+        assert holder is not None and holder["dir"] == "auto", text.parent
+        assert holder.name not in ("html", "body", "table", "td"), holder.name  # its own block
 
 
 def test_compose_is_pure_and_follows_the_subject_template(tmp_path, memes):
