@@ -358,7 +358,8 @@ def shorten(text: str, limit: int) -> str:
 
 
 def _item_html(meme: Meme, base_url: str) -> str:
-    """A small HTML body for feed readers; every text is escaped, never trusted."""
+    """A small HTML body for feed readers; every text is escaped, never trusted, and takes
+    its direction from its own letters (dir="auto": right-to-left captions read as such)."""
     parts = []
     image = primary_rendition(meme)
     if image is not None:
@@ -367,9 +368,9 @@ def _item_html(meme: Meme, base_url: str) -> str:
             f'height="{image.height}" alt="{html.escape(meme.alt)}"></p>'
         )
     if meme.caption:
-        parts.append("<p>" + html.escape(meme.caption).replace("\n", "<br>") + "</p>")
+        parts.append('<p dir="auto">' + html.escape(meme.caption).replace("\n", "<br>") + "</p>")
     if meme.credit:
-        parts.append("<p><small>" + html.escape(meme.credit) + "</small></p>")
+        parts.append('<p dir="auto"><small>' + html.escape(meme.credit) + "</small></p>")
     return "".join(parts)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from bs4 import BeautifulSoup
 from jsonschema import Draft202012Validator, FormatChecker
 
 from pipeline import config as configuration
@@ -414,6 +415,19 @@ def test_a_script_caption_is_kept_verbatim_in_json_and_escaped_in_feed_html(tmp_
     assert "<script" not in item.description
 
 
+def test_feed_html_lets_a_right_to_left_caption_and_credit_read_in_their_own_direction(tmp_path):
+    """Feed readers show content_html / description as it comes: the caption and credit
+    paragraphs carry dir="auto", as the share pages' plaintext bidi does."""
+    memes = [make_meme(0, caption="שלום עולם!", credit="צילום: דנה")]
+    docs = build(memes, make_config(tmp_path))
+    rss = feedparser.parse(docs["feed.xml"].data).entries[0].description
+    for body in (load(docs["feed.json"])["items"][0]["content_html"], rss):
+        page = BeautifulSoup(body, "html5lib")
+        for text in ("שלום עולם!", "צילום: דנה"):
+            holder = page.find(string=text).find_parent(attrs={"dir": True})
+            assert holder is not None and holder["dir"] == "auto", body
+
+
 def test_text_xml_cannot_carry_is_dropped_from_the_rss_feed_only(tmp_path):
     text = "bell\x07 and nul\x00 here"
     docs = build([make_meme(0, caption=text, title=text)], make_config(tmp_path))
@@ -613,8 +627,6 @@ def test_each_meme_carries_its_template_and_box_texts_in_reading_order(tmp_path)
 
 def soup(doc: Document):
     """The page as a browser parses it (html5lib follows the WHATWG parsing rules)."""
-    from bs4 import BeautifulSoup
-
     return BeautifulSoup(doc.data.decode("utf-8"), "html5lib")
 
 
