@@ -407,6 +407,20 @@ def test_right_to_left_titles_and_captions_read_in_their_own_direction(tmp_path,
         assert holder.name not in ("html", "body", "table", "td"), holder.name  # its own block
 
 
+def test_a_bidi_override_in_a_title_cannot_reverse_the_rest_of_the_subject(tmp_path, memes):
+    """A header has no end of paragraph to close an override (U+202E) or an isolate: one in
+    the first meme's title would show '... and 2 more' reversed in every inbox (the CLI
+    escapes the same characters). The subject keeps the title's letters, not its controls."""
+    memes.publish(3, title="Launch \u202eday\u2067 \u202a")
+    published = memes.library.published()
+    config = make_config(tmp_path)
+    subject = newsletter.regular_subject(published, config, number=1)
+    message = newsletter.compose(published, config, number=1, kind="regular", subject=subject,
+                                 extra=None, message_id="<x@example.org>")  # fmt: skip
+    parsed = email.message_from_bytes(message.as_bytes(), policy=default_policy)
+    assert parsed["Subject"] == "Memes #1: Launch day and 2 more"
+
+
 def test_compose_is_pure_and_follows_the_subject_template(tmp_path, memes):
     memes.publish(3)
     config = make_config(

@@ -57,7 +57,9 @@ POLICY = default_policy.clone(cte_type="7bit")
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 # C0 and C1 control characters and DEL: never in a header, never in a one-line field.
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0, DEL, C1, and the bidi embeddings, overrides and isolates: a header (or a one-line field)
+# has no paragraph end to close one, so it would reorder whatever follows it.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -375,5 +377,5 @@ def _domain(config: Config) -> str:
 
 def one_line(text: str) -> str:
     """Collapse whitespace and drop control characters: header values (and one-line fields)
-    never carry a newline, a NUL or an escape."""
+    never carry a newline, a NUL, an escape or a bidi override."""
     return " ".join(_CONTROLS.sub("", " ".join(text.split())).split())
