@@ -507,6 +507,19 @@ def share_source(site: tuple[str, ...], meme_json: str, older: Meme | None,
 
 
 @cache
+def engine_version() -> str:
+    """What turns memes into the gallery documents: this module and the share page template
+    (_share_engine), the schema and the viewer's files. Publish compares it with the one the
+    documents in storage were written by, so an upgrade that changes them reaches the site at
+    the next run, also when no meme is due."""
+    digest = hashlib.sha256(_share_engine().encode())
+    digest.update(schema_bytes())
+    for document in static_documents():
+        digest.update(document.data)
+    return digest.hexdigest()[:24]
+
+
+@cache
 def _share_engine() -> str:
     """What turns a meme into its share page: share.html and this module (the context, the
     CSP), so a new version of either builds every page once."""

@@ -67,7 +67,7 @@ from pipeline.storage import (
 # Catalog meta: what the live documents were written from. A publish compares them with the
 # catalog and the config to know, without a single storage request, whether anything changed.
 WRITTEN_GENERATION = "written_generation"
-DOCUMENT_SETTINGS = "document_settings"  # site and gallery settings: rewrite the documents
+DOCUMENT_SETTINGS = "document_settings"  # site and gallery settings, document code: rewrite them
 STORAGE_TARGET = "storage_target"  # url + endpoint: a new target gets everything it lacks
 HEADER_SETTINGS = "header_settings"  # acl, document max-age: applied to existing objects
 
@@ -493,8 +493,10 @@ def _dry_run(library: Library, config: Config, storage: Storage, memes: Sequence
 
 
 def document_settings(config: Config) -> str:
-    """A digest of the settings the gallery documents are made from (not the renditions)."""
-    return hashlib.sha256(repr((config.site, config.gallery)).encode()).hexdigest()
+    """A digest of the settings the gallery documents are made from (not the renditions),
+    and of the code that makes them (a new version rewrites what it changes, once)."""
+    made_by = (config.site, config.gallery, gallery.engine_version())
+    return hashlib.sha256(repr(made_by).encode()).hexdigest()
 
 
 def _publish_run(

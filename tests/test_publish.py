@@ -26,6 +26,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from PIL import Image
 
 from pipeline import config as config_module
+from pipeline import gallery
 from pipeline.cli import cli
 from pipeline.library import Library
 from pipeline.publish import publish, publish_lock
@@ -737,6 +738,24 @@ def test_a_site_url_change_rewrites_the_documents_only(tmp_path):
     assert not any(key.startswith("i/") for key in summary["uploaded"])
     index = json.loads((tmp_path / "public" / "index.json").read_text())
     assert index["memes"][0]["url"].startswith("https://memes.example.net/")
+
+
+def test_a_new_version_of_the_document_code_reaches_storage_at_the_next_publish(
+    tmp_path, monkeypatch
+):
+    """An upgrade that changes what the gallery documents say (a template, the feed code)
+    is published by the next run even when no meme is due, once; then runs are quiet again."""
+    cfg = make_site(tmp_path)
+    add_memes(cfg, 1)
+    run(cfg, "publish")
+    # the upgrade: robots.txt comes out differently, and the code's version says so
+    monkeypatch.setattr(gallery, "robots_txt", lambda base: "User-agent: *\nAllow: /\n# v2\n")
+    monkeypatch.setattr(gallery, "engine_version", lambda: "the next version")
+    summary = json.loads(run(cfg, "publish", "--json").stdout)
+    assert summary["published"] == [] and summary["uploaded"] == ["robots.txt"]
+    assert (tmp_path / "public" / "robots.txt").read_text().endswith("# v2\n")
+    summary = json.loads(run(cfg, "publish", "--json").stdout)
+    assert summary["requests"] == 0 and summary["uploaded_objects"] == 0
 
 
 def test_render_writes_every_rendition_to_look_at_and_publishes_nothing(tmp_path):
