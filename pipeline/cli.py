@@ -891,15 +891,26 @@ def user_group() -> None:
 
 
 def _read_password(from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
+    from pipeline.studio.accounts import MAX_PASSWORD, MIN_PASSWORD
+
+    if from_stdin:  # as bytes: a script's locale may not be UTF-8 (surrogate escapes)
+        line = sys.stdin.buffer.readline(4 * MAX_PASSWORD + 2)  # UTF-8: 4 bytes a character
+        if len(line) > 4 * MAX_PASSWORD + 1 and not line.endswith(b"\n"):
+            raise UsageError(f"password: at most {MAX_PASSWORD} characters")
+        try:
+            return line.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise UsageError("password: not UTF-8 text") from None
     if not sys.stdin.isatty():  # cron, a pipe: nobody to ask
         raise UsageError("password: no terminal to ask it on; give it on stdin with "
                          "--password-stdin")  # fmt: skip
-    from pipeline.studio.accounts import MIN_PASSWORD
-
-    return click.prompt(f"Password ({MIN_PASSWORD}+ characters)", hide_input=True,
-                        confirmation_prompt=True, err=True)  # fmt: skip
+    password: str = click.prompt(f"Password ({MIN_PASSWORD}+ characters)", hide_input=True,
+                                 confirmation_prompt=True, err=True)  # fmt: skip
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:  # a terminal that is not UTF-8
+        raise UsageError("password: not UTF-8 text") from None
+    return password
 
 
 @user_group.command("add")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -394,3 +395,22 @@ def test_a_newsletter_text_file_that_cannot_be_text_is_one_line(tmp_path, monkey
     assert result.exit_code == 2, result.output
     [line] = result.stderr.splitlines()
     assert line == "memes: " + complaint.format(option=option)
+
+
+@pytest.mark.parametrize(("stdin", "complaint"), [
+    (b"\xff\xfe not UTF-8 at all\n", "memes: password: not UTF-8 text"),
+    (b"x" * 5000 + b"\n", "memes: password: at most 1024 characters"),
+    (b"\xc3\xa9" * 1500 + b"\n", "memes: password: at most 1024 characters"),
+])  # fmt: skip
+def test_a_password_on_stdin_that_cannot_be_one_is_one_line(tmp_path, stdin, complaint):
+    """`memes user add --password-stdin` in a script (no UTF-8 locale, so Python reads stdin
+    with surrogate escapes): bytes that are not UTF-8 and a line too long are one line, exit 2,
+    never a traceback or a password cut short."""
+    (tmp_path / "config.yaml").write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in ("LANG", "LC_ALL", "LC_CTYPE")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "user", "add", "bob", "--password-stdin"],
+        input=stdin, capture_output=True, cwd=tmp_path, env={**env, "LC_ALL": "C"}, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.decode().splitlines() == [complaint]
