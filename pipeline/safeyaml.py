@@ -62,6 +62,21 @@ class _CappedLoader(yaml.SafeLoader):
         self._weight[id(node)] = self._nodes - before
         return node
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        # PyYAML keeps the last of a key given twice: a second `storage:` block would silently
+        # drop the first. Merge keys (<<) may still bring keys the mapping then overrides.
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            if (key_node.tag, key_node.value) in seen:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"the key '{key_node.value}' is given twice in one mapping",
+                    problem_mark=key_node.start_mark,
+                )
+            seen.add((key_node.tag, key_node.value))
+        return super().construct_mapping(node, deep=deep)
+
     def construct_yaml_timestamp(self, node: Any) -> Any:
         # PyYAML raises a bare ValueError for a date-shaped scalar that is no date
         # (2030-02-30, an offset of +25:00): keep the text, so the caller's check names it.

@@ -109,6 +109,8 @@ def test_relative_paths_are_relative_to_the_config_folder(tmp_path, monkeypatch)
         ("categories: [Funny Stuff]", "categories[0]: expected lowercase letters"),
         ("background: white", "background: expected a colour like '#ffffff'"),
         ("[1, 2", "invalid YAML (line"),
+        ("storage: {url: 'file://a'}\nsite: {}\nstorage: {url: 'file://b'}",
+         "invalid YAML (line 3, column 1): the key 'storage' is given twice in one mapping"),
         ("- a\n- b", "expected a mapping"),
     ],
 )  # fmt: skip

@@ -46,3 +46,18 @@ def test_a_timestamp_that_is_no_date_is_read_as_the_text_typed_not_a_value_error
     that is no date; read as text, the caller's own check names it."""
     assert safeyaml.load(f"- {{publish_at: {text}}}") == [{"publish_at": text}]
     assert safeyaml.load("when: 2030-01-01") == {"when": yaml.safe_load("when: 2030-01-01")["when"]}
+
+
+@pytest.mark.parametrize("text", ["storage: {url: 'file://a'}\nsite: {}\nstorage: {url: 'file://b'}\n",
+                                  "- {file: a.png, caption: One, caption: Two}\n"])  # fmt: skip
+def test_a_key_given_twice_in_one_mapping_is_refused_not_silently_the_last(text):
+    """A second `storage:` block in config.yaml (or a row with `caption` twice) would silently
+    throw the first away; it is refused, naming the key (and, as the mark, its line)."""
+    with pytest.raises(yaml.YAMLError) as caught:
+        safeyaml.load(text)
+    assert caught.value.problem.startswith("the key '") and "given twice" in caught.value.problem
+
+
+def test_merge_keys_may_still_override_what_they_bring():
+    merged = safeyaml.load("base: &b {x: 1, y: 2}\nmine: {<<: *b, x: 3}\n")["mine"]
+    assert merged == {"x": 3, "y": 2}
