@@ -534,6 +534,9 @@ def check_edit(library: Library, config: Config, slug: str, **changes: Any) -> d
             values[key] = check(values[key])
     if "tags" in values:
         values["tags"] = textcheck.tags(values["tags"])
+    if "publish_at" in values and meme.status == "published":  # nothing would read it
+        raise UsageError(f"--publish-at: meme '{slug}' is published already; "
+                         "a publish time schedules a queued meme")  # fmt: skip
     if "category" in values:
         try:
             values["category"] = find_category(values["category"], config)

@@ -597,6 +597,23 @@ def test_a_csv_row_with_more_values_than_the_header_is_refused_not_cut(workdir):
     assert [(m.caption, m.top_text) for m in records(workdir)] == [("Hello, world", "B")]
 
 
+def test_a_publish_time_for_a_published_meme_is_refused_not_silently_kept(workdir):
+    """`memes edit --publish-at` only schedules a queued meme: on a published one it changed a
+    stored value nothing reads, and said the edit worked."""
+    memes("add", str(png(workdir / "a.png")), "--caption", "Out already")
+    with Library(workdir / "memes") as library:
+        library.mark_published(["out-already"])
+    result = memes("edit", "out-already", "--publish-at", "2035-01-01T00:00")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        "memes: --publish-at: meme 'out-already' is published already; "
+        "a publish time schedules a queued meme\n"
+    )
+    [meme] = records(workdir)
+    assert meme.publish_at.year != 2035
+    assert memes("edit", "out-already", "--caption", "Still editable").exit_code == 0
+
+
 def test_a_schema_2_catalog_is_migrated(workdir):
     """A catalog made before templates: one meme per image (sha256 UNIQUE); it opens, keeps
     its memes, and takes a second meme of the same image."""
