@@ -69,6 +69,7 @@ from pipeline.storage import (
 WRITTEN_GENERATION = "written_generation"
 DOCUMENT_SETTINGS = "document_settings"  # site and gallery settings, document code: rewrite them
 STORAGE_TARGET = "storage_target"  # url + endpoint: a new target gets everything it lacks
+CARRY_FROM = "carry_from"  # previous targets out of reach at the switch: copy from them later
 HEADER_SETTINGS = "header_settings"  # acl, document max-age: applied to existing objects
 
 Progress = Callable[[int], None]  # advance a progress bar by n
@@ -320,29 +321,73 @@ def sent_images(library: Library) -> set[str]:
     return {k for k in newsletter.emailed_keys(library) if k.split("/")[1] not in purged}
 
 
-def _carry_over(library: Library, config: Config, storage: Storage, manifest: Manifest,
-                report: PublishReport, keys: Iterable[str]) -> None:  # fmt: skip
-    """On a new target, copy from the previous one those of ``keys`` it lacks: the images
-    sent editions show (an image renamed by a later re-render cannot be made again, and mail
-    keeps its URL), and the live renditions of a published meme that could not be rendered
-    again. The previous target out of reach is a warning (verify names what is missing)."""
-    previous = library.get_meta(STORAGE_TARGET)
+def carry_sources(library: Library, config: Config) -> list[str]:
+    """The previous targets (newest first) the images that cannot be made again are copied
+    from: the one the live documents were last written to, if it is not the configured one,
+    and those that were out of reach when a switch was published."""
+    current = storage_target(config)
+    sources = [library.get_meta(STORAGE_TARGET), *json.loads(library.get_meta(CARRY_FROM, "[]"))]
+    return [t for t in dict.fromkeys(sources) if t is not None and t != current]
+
+
+def _carry_over(config: Config, sources: Sequence[str], storage: Storage, manifest: Manifest,
+                report: PublishReport, keys: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """Copy from the previous targets ``sources`` those of ``keys`` the new target lacks: the
+    images sent editions show (an image renamed by a later re-render cannot be made again,
+    and mail keeps its URL), and the live renditions of a published meme that could not be
+    rendered again. Returns what is still missing (key -> why) and the sources that were out
+    of reach (the next publish tries them again)."""
+    missing: dict[str, str] = {}
+    unreachable: list[str] = []
+    documents: list[Document] = []
     wanted = sorted(k for k in set(keys) if k not in manifest)
-    if previous is None or previous == storage_target(config) or not wanted:
-        return
-    url, endpoint = json.loads(previous)
-    documents = []
-    try:
-        old = open_storage(replace(config.storage, url=url, endpoint_url=endpoint))
-        known = old.load_manifest()
-        for key in wanted:
-            data, info = old.get(key), known.get(key)
-            if data is not None:
+    for source in sources:
+        if not wanted:
+            break
+        url, endpoint = json.loads(source)
+        try:
+            old = open_storage(replace(config.storage, url=url, endpoint_url=endpoint))
+            known = old.load_manifest()
+            copied = []
+            for key in wanted:
+                data, info = old.get(key), known.get(key)
+                if data is None:
+                    missing.setdefault(key, f"not on {url} either")
+                    continue
                 kind = info.content_type if info else "application/octet-stream"
                 documents.append(Document(key, data, kind, immutable=True))
-    except StorageError as exc:
-        report.warnings.append(f"cannot copy what sent editions show from {url}: {exc}")
+                copied.append(key)
+        except StorageError as exc:
+            unreachable.append(source)
+            for key in wanted:
+                missing.setdefault(key, f"cannot copy from {url}: {exc}; the next publish tries "
+                                        "again")  # fmt: skip
+            continue
+        wanted = [k for k in wanted if k not in copied]
     upload_documents(storage, manifest, documents, report)
+    return {k: why for k, why in missing.items() if k not in manifest}, unreachable
+
+
+def stored(meme: Meme, manifest: Manifest) -> bool:
+    """Whether the target holds every rendition of a published meme (a document may name it)."""
+    return all(a.key in manifest for a in meme.renditions)
+
+
+def _not_carried(library: Library, manifest: Manifest, missing: dict[str, str],
+                 report: PublishReport) -> None:  # fmt: skip
+    """One error line per meme left out of the documents and per edition whose images the
+    target lacks, with the reason."""
+    for meme in library.published():
+        lacking = [a.key for a in meme.renditions if a.key not in manifest]
+        if lacking:
+            why = missing.get(lacking[0], "not in storage")
+            report.errors.append(f"{meme.slug}: left out of the gallery and the newsletter "
+                                 f"archive, its live images are not on this target: {why}")
+    for edition in library.editions():
+        lacking = [k for k in edition.images if k in missing]
+        if lacking:
+            report.errors.append(f"{_edition_label(edition)}: {len(lacking)} of the images it "
+                                 f"shows are not on this target: {missing[lacking[0]]}")
 
 
 def render_memes(
@@ -366,8 +411,13 @@ def site_documents(library: Library, config: Config, extra: Sequence[Meme] = (),
                    manifest: Manifest | None = None) -> list[Document]:  # fmt: skip
     """The gallery documents and the newsletter archive (upload_documents orders them). With
     the target's ``manifest``, share pages whose inputs have not changed since they went up
-    are left out (a publish builds only what changed); without it, every document."""
+    are left out (a publish builds only what changed), and so is a published meme (but those
+    in ``extra``) whose renditions the target lacks; without it, every document."""
     memes = gallery_memes(library, extra)
+    if manifest is not None:  # never name what the target lacks (an image not carried over)
+        fresh = {m.slug for m in extra}
+        memes = [m if m.slug in fresh or m.status != "published" or stored(m, manifest)
+                 else replace(m, status="removed") for m in memes]  # fmt: skip
     published = [m for m in memes if m.status == "published"]  # as this run leaves them
     made = manifest.source_of if manifest is not None else None
     return gallery.build_documents(memes, config, made) + newsletter.archive_documents(
@@ -430,7 +480,7 @@ def publish(
         documents_stale = (
             library.generation != int(library.get_meta(WRITTEN_GENERATION, "-1"))
             or library.get_meta(DOCUMENT_SETTINGS) != document_settings(config)
-            or library.get_meta(STORAGE_TARGET) != storage_target(config)
+            or bool(carry_sources(library, config))
             or library.get_meta(HEADER_SETTINGS) != header_settings(config)
             or bool(refresh)
         ) and not (never_written and not library.ever_published())  # a new, empty library
@@ -513,7 +563,6 @@ def _publish_run(
     # The journal's start time is the publish time: a resumed run rebuilds the very same
     # documents, so finishing it uploads nothing that is already there.
     when = run.started_at if run is not None else utcnow()
-    _carry_over(library, config, storage, manifest, report, sent_images(library))
     again = {m.slug for m in refresh}
     refresh = [*refresh, *(
         m for m in library.published()
@@ -525,10 +574,6 @@ def _publish_run(
     keys = {job.slug: render_key(job, fingerprint) for job in render_jobs(library, to_render)}
     library.mark_failed(report.failed)
     library.mark_render_failed([(slug, why, keys[slug]) for slug, why in report.not_updated])
-    # Not rendered again, so what stays live is what it had: a new target gets it copied.
-    kept = library.by_slugs(slug for slug, _ in report.not_updated)
-    _carry_over(library, config, storage, manifest, report,
-                (a.key for m in kept for a in m.renditions))  # fmt: skip
     asset_documents: list[Document] = []
     rendered: dict[str, tuple[list[RenditionAsset], Placeholder]] = {}
     for result in results:
@@ -537,6 +582,14 @@ def _publish_run(
         rendered[result.slug] = (assets, result.placeholder)
     step = progress("Uploading", len(asset_documents)) if progress and asset_documents else None
     upload_documents(storage, manifest, asset_documents, report, step)
+    # What cannot be made again comes from the previous target: what sent editions show, and
+    # the live images of a meme not rendered again. A meme whose images are still missing is
+    # left out of the documents below, and the next publish tries the copy again.
+    kept = library.by_slugs(slug for slug, _ in report.not_updated)
+    missing, unreachable = _carry_over(
+        config, carry_sources(library, config), storage, manifest, report,
+        sent_images(library) | {a.key for m in kept for a in m.renditions},
+    )
     if run is not None:
         library.run_step(run.id, "assets")
 
@@ -559,7 +612,9 @@ def _publish_run(
     if library.get_meta(HEADER_SETTINGS) != header_settings(config):
         report.uploaded += storage.restamp(manifest)  # documents above went up with them
         library.set_meta(HEADER_SETTINGS, header_settings(config))
+    library.set_meta(CARRY_FROM, json.dumps(unreachable))
     library.set_meta(STORAGE_TARGET, storage_target(config))
+    _not_carried(library, manifest, missing, report)
     report.published = [m.slug for m in ready]
     _newsletter(library, config, report)
     _upload_archive(library, config, storage, manifest, report)
@@ -601,7 +656,8 @@ def _upload_archive(library: Library, config: Config, storage: Storage, manifest
     if not waiting:
         return
     try:
-        archive = newsletter.archive_documents(library.editions(), library.published(), config)
+        shown = [m for m in library.published() if stored(m, manifest)]
+        archive = newsletter.archive_documents(library.editions(), shown, config)
         upload_documents(storage, manifest, archive, report)
     except MemesError as exc:
         report.errors.append(_archive_failed(waiting, exc))

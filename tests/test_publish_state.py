@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import yaml
 from factories import noise_image, png, save
+from seaweed import Relay
 from test_publish import add_memes, make_site, run, s3_storage_config
 
 from pipeline import config as config_module
@@ -557,3 +559,137 @@ def test_no_edition_goes_out_while_a_new_storage_lacks_its_images(tmp_path):
     assert run(cfg, "publish").exit_code == 0
     assert run(cfg, *special).exit_code == 0
     assert len(list((tmp_path / "memes" / "outbox").glob("*.eml"))) == 1
+
+
+# --- a storage switch while the previous target is out of reach ------------------------------
+
+
+TEXT_TYPES = (".json", ".html", ".xml", ".txt", ".js", ".css")
+
+
+def dangling(objects: dict[str, bytes]) -> set[str]:
+    """Keys the stored documents (index, pages, feeds, share pages, archive) name under the
+    site's base URL that are not among ``objects``."""
+    named: set[str] = set()
+    for key, data in objects.items():
+        if key.endswith(TEXT_TYPES):
+            found = re.findall(re.escape(BASE) + r"""([^\s"'<>)?#\\]+)""", data.decode())
+            named.update(found)
+    return {key for key in named if key not in objects and not key.endswith("/")}
+
+
+def folder_objects(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in folder.rglob("*") if p.is_file()}  # fmt: skip
+
+
+def bucket_objects(server, bucket: str, prefix: str = "site/") -> dict[str, bytes]:
+    client = server.client()
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    return {key[len(prefix) :]: client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            for key in keys}  # fmt: skip
+
+
+def behind_relay(cfg: Path, server, bucket: str, relay: Relay) -> None:
+    """Publish to ``bucket`` through ``relay``: shutting the relay takes the target out of
+    reach (connections refused on its 127.0.0.1 port) while SeaweedFS keeps the objects."""
+    set_config(cfg, storage={**s3_storage_config(server, bucket), "endpoint_url": relay.endpoint,
+                             "timeout": 2})  # fmt: skip
+
+
+def seaweed_port(server) -> int:
+    return int(server.endpoint.rsplit(":", 1)[1])
+
+
+def test_a_meme_neither_rendered_again_nor_copied_stays_out_of_the_new_targets_indexes(
+    tmp_path, s3_server, s3_bucket
+):
+    """The previous target out of reach: the live images of a meme whose new render fails
+    cannot be copied, so no document of the new target names them, the run says so (exit 1),
+    and the next run, with the previous target back, copies them and shows the meme."""
+    cfg = make_site(tmp_path)
+    with Relay(seaweed_port(s3_server)) as relay:
+        behind_relay(cfg, s3_server, s3_bucket, relay)
+        kept, broken = add_memes(cfg, 2)
+        assert run(cfg, "publish").exit_code == 0
+        live = {e["slug"]: rendition_keys(e) for e in index_entries_s3(s3_server, s3_bucket)}
+        with Library(tmp_path / "memes") as library:
+            original = library.original_path(library.get(broken))
+        original.write_bytes(original.read_bytes()[:200])
+        assert run(cfg, "edit", broken, "--top", "NEW WORDS").exit_code == 0
+        relay.shut()
+        set_config(cfg, storage={"url": "file://public2", "endpoint_url": None})
+        moved = run(cfg, "publish", "--json")
+        assert moved.exit_code == 1, moved.output
+        public2 = tmp_path / "public2"
+        assert [e["slug"] for e in index_entries(public2)] == [kept]
+        assert not dangling(folder_objects(public2))
+        lines = [line for line in moved.stderr.splitlines() if "cannot copy" in line]
+        assert len(lines) == 1, moved.stderr
+        assert broken in lines[0] and f"s3://{s3_bucket}/site" in lines[0]
+        assert lines[0] in {"memes: " + e for e in json.loads(moved.stdout)["errors"]}
+        assert run(cfg, "verify").exit_code == 1  # says what the new target still lacks
+
+        relay.open()
+        again = run(cfg, "publish", "--json")
+        assert again.exit_code == 1  # the original is still broken: not rendered again
+        assert "cannot copy" not in again.stderr
+        entries = {e["slug"]: rendition_keys(e) for e in index_entries(public2)}
+        assert set(entries) == {kept, broken}
+        assert entries[broken] == live[broken]
+        assert not dangling(folder_objects(public2))
+        checked = run(cfg, "verify")
+        assert checked.exit_code == 0, checked.output
+    quiet = json.loads(run(cfg, "publish", "--json").stdout)  # the switch is done
+    assert quiet["requests"] == 0 and quiet["errors"] == []
+
+
+def test_the_images_a_sent_edition_shows_are_copied_once_the_previous_target_is_back(
+    tmp_path, s3_server, s3_bucket
+):
+    """An edition's images, renamed since by a settings change, live only on the previous
+    target; out of reach, the switch is not done: exit 1 naming the edition and the target,
+    and the next run copies them."""
+    cfg = make_site(tmp_path, newsletter={"every": 2})
+    new_bucket = s3_server.new_bucket()
+    with Relay(seaweed_port(s3_server)) as relay:
+        behind_relay(cfg, s3_server, s3_bucket, relay)
+        add_memes(cfg, 2)
+        assert run(cfg, "publish").exit_code == 0  # edition 1 shows their renditions
+        with Library(tmp_path / "memes") as library:
+            [edition] = library.editions()
+        renditions = yaml.safe_load(cfg.read_text())["renditions"]
+        set_config(cfg, renditions={n: {**r, "quality": 61} for n, r in renditions.items()})
+        assert run(cfg, "publish").exit_code == 0  # renamed: the mail keeps the old names
+        relay.shut()
+        set_config(cfg, storage=s3_storage_config(s3_server, new_bucket))
+        moved = run(cfg, "publish", "--json")
+        assert moved.exit_code == 1, moved.output
+        stored = bucket_objects(s3_server, new_bucket)
+        assert not dangling(stored) and "index.json" in stored
+        assert not set(edition.images) & set(stored)
+        lines = [line for line in moved.stderr.splitlines() if "cannot copy" in line]
+        assert len(lines) == 1, moved.stderr
+        assert "edition 1" in lines[0] and f"s3://{s3_bucket}/site" in lines[0]
+
+        relay.open()
+        again = run(cfg, "publish", "--json")
+        assert again.exit_code == 0, again.output
+        stored = bucket_objects(s3_server, new_bucket)
+        assert set(edition.images) <= set(stored)
+        assert not dangling(stored)
+        checked = run(cfg, "verify")
+        assert checked.exit_code == 0, checked.output
+    quiet = json.loads(run(cfg, "publish", "--json").stdout)
+    assert quiet["requests"] == 0 and quiet["errors"] == []
+
+
+def index_entries_s3(server, bucket: str) -> list[dict]:
+    objects = bucket_objects(server, bucket)
+    entries, key = [], "index.json"
+    while key:
+        doc = json.loads(objects[key])
+        entries += doc["memes"]
+        key = doc["next"][len(BASE) :] if doc["next"] else None
+    return entries
