@@ -47,6 +47,9 @@ STATUSES = ("queued", "published", "removed", "failed")
 PURGED = "purged-"  # a purged meme's sha256 gets this prefix: its bytes may be added anew
 ROLES = ("editor", "admin")
 SESSION_KEY_FILE = "studio.key"  # the studio's session signing key, mode 0600
+# A meme needs its template while it is not removed and has no copy of the boxes of its own
+# (`memes template remove --keep-copies`): the one rule for "in use" and for refusing a removal.
+NEEDS_TEMPLATE = "status != 'removed' AND own_boxes = ''"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -952,12 +955,12 @@ class Library:
         """The names of the templates that memes (other than removed ones) are drawn with;
         a meme with its own copy of the boxes needs its template no more."""
         return {r["template"] for r in self._db.execute(
-            "SELECT DISTINCT template FROM memes "
-            "WHERE template IS NOT NULL AND status != 'removed' AND own_boxes = ''"
+            f"SELECT DISTINCT template FROM memes WHERE template IS NOT NULL AND {NEEDS_TEMPLATE}"
         )}  # fmt: skip
 
     def remove_template(self, name: str, *, keep_copies: bool = False) -> list[str]:
-        """Forget a template; refused while memes (other than removed ones) use it, unless
+        """Forget a template; refused while memes (other than removed ones and those with their
+        own copy of the boxes) use it, unless
         ``keep_copies``: then every meme made from it keeps its own copy of its boxes (its
         image is already its own original) and renders as before. Removed memes always keep
         a copy, so a restore still renders. Returns the slugs that took a copy."""
@@ -970,8 +973,7 @@ class Library:
             if row is None:
                 raise NotFoundError(f"template '{name}': no such template")
             users = [r["slug"] for r in db.execute(
-                "SELECT slug FROM memes WHERE template=? AND status != 'removed' ORDER BY id",
-                (name,),
+                f"SELECT slug FROM memes WHERE template=? AND {NEEDS_TEMPLATE} ORDER BY id", (name,)
             )]  # fmt: skip
             if users and not keep_copies:
                 shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import LockedError, NotFoundError
+from pipeline.errors import LockedError, NotFoundError, UsageError
 from pipeline.library import SLUG_MAX, DuplicateError, Library, Meme, NewMeme, make_slug_base
 
 
@@ -264,3 +264,28 @@ def test_json_view_names_each_field_once_with_times_in_utc():
     ]  # fmt: skip
     assert data["publish_at"] == "2026-01-01T00:03:00Z" and data["tags"] == ["a"]
     assert (data["top"], data["bottom"], data["published_at"]) == ("T", "B", None)
+
+
+def test_a_meme_with_its_own_copy_of_the_boxes_no_longer_uses_the_template(library):
+    """`template remove --keep-copies` gives each meme its own copy of the boxes; a template
+    added later under the same name is not in use by them: the studio's in-use list and the
+    removal check agree."""
+    from pipeline.meme_templates import Template
+    from pipeline.overlay import CLASSIC_BOXES
+
+    def template(sha: str) -> Template:
+        return Template(name="two", sha256=sha, ext="png", width=10, height=10,
+                        boxes=CLASSIC_BOXES)  # fmt: skip
+
+    library.add_template(template("a" * 64))
+    made = library.add(new_meme(1, template="two", texts=("TOP", "BOTTOM")))
+    assert library.templates_in_use() == {"two"}
+    assert library.remove_template("two", keep_copies=True) == [made.slug]
+    library.add_template(template("b" * 64))  # another takes the name
+    assert library.templates_in_use() == set()
+    assert library.remove_template("two") == []  # not refused: nothing uses it
+    library.add_template(template("c" * 64))
+    user = library.add(new_meme(2, template="two", texts=("A", "B")))
+    assert library.templates_in_use() == {"two"}
+    with pytest.raises(UsageError, match=f"still used by {user.slug} "):
+        library.remove_template("two")
