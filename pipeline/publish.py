@@ -616,7 +616,7 @@ def _publish_run(
     library.set_meta(STORAGE_TARGET, storage_target(config))
     _not_carried(library, manifest, missing, report)
     report.published = [m.slug for m in ready]
-    _newsletter(library, config, report)
+    _newsletter(library, config, report, manifest)
     _upload_archive(library, config, storage, manifest, report)
     if report.uploaded:
         storage.save_manifest(manifest)
@@ -625,10 +625,13 @@ def _publish_run(
 # --- the newsletter --------------------------------------------------------------------------
 
 
-def _newsletter(library: Library, config: Config, report: PublishReport) -> None:
+def _newsletter(library: Library, config: Config, report: PublishReport,
+                manifest: Manifest | None = None) -> None:  # fmt: skip
     """Run the newsletter rule into the report: delivery trouble is a warning (the next
-    run sends it), an edition in doubt an error (a person must look)."""
-    outcome = newsletter.run_rule(library, config)
+    run sends it), an edition in doubt an error (a person must look). With the target's
+    ``manifest``, a due edition waits while the target lacks images of one of its memes."""
+    shown = None if manifest is None else (lambda meme: stored(meme, manifest))
+    outcome = newsletter.run_rule(library, config, stored=shown)
     report.newsletter = {
         "sent": outcome.sent.number if outcome.sent else None,
         "pending": outcome.pending,

@@ -685,6 +685,41 @@ def test_the_images_a_sent_edition_shows_are_copied_once_the_previous_target_is_
     assert quiet["requests"] == 0 and quiet["errors"] == []
 
 
+def test_a_due_edition_waits_while_a_meme_it_features_is_left_out(tmp_path, s3_server, s3_bucket):
+    """The edition would show the images of a meme the new target lacks: it waits, and goes
+    out with the run that copies them."""
+    cfg = make_site(tmp_path, newsletter={"every": 2})
+    outbox = tmp_path / "memes" / "outbox"
+    with Relay(seaweed_port(s3_server)) as relay:
+        behind_relay(cfg, s3_server, s3_bucket, relay)
+        [first] = add_memes(cfg, 1)
+        assert run(cfg, "publish").exit_code == 0  # not due yet: 1 of 2
+        with Library(tmp_path / "memes") as library:
+            original = library.original_path(library.get(first))
+        original.write_bytes(original.read_bytes()[:200])
+        assert run(cfg, "edit", first, "--top", "NEW WORDS").exit_code == 0
+        relay.shut()
+        set_config(cfg, storage={"url": "file://public2", "endpoint_url": None})
+        [second] = add_memes(cfg, 1, start=3)
+        moved = run(cfg, "publish", "--json")
+        assert moved.exit_code == 1, moved.output
+        summary = json.loads(moved.stdout)
+        assert summary["published"] == [second]
+        assert any("newsletter #1 held back" in w and first in w for w in summary["warnings"])
+        assert not list(outbox.glob("*.eml"))
+
+        relay.open()
+        assert run(cfg, "publish").exit_code == 1  # the original is still broken
+        [mail] = outbox.glob("*.eml")
+        public2 = tmp_path / "public2"
+        assert not dangling(folder_objects(public2))
+        with Library(tmp_path / "memes") as library:
+            [edition] = library.editions()
+        assert set(edition.slugs) == {first, second}
+        assert all((public2 / key).is_file() for key in edition.images)
+        assert run(cfg, "verify").exit_code == 0
+
+
 def index_entries_s3(server, bucket: str) -> list[dict]:
     objects = bucket_objects(server, bucket)
     entries, key = [], "index.json"

@@ -10,13 +10,13 @@ numbered per kind ('regular', 'special'); a special edition does not reset the c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.config import Config
 from pipeline.errors import DeliveryError, LockedError, NotFoundError, UsageError
-from pipeline.library import Edition, Library, iso
+from pipeline.library import Edition, Library, Meme, iso
 from pipeline.newsletter.compose import (
     REGULAR,
     SPECIAL,
@@ -40,11 +40,13 @@ class RuleOutcome:
     failed: bool = False  # an edition was due and did not go out
 
 
-def run_rule(library: Library, config: Config, *, extra: str | None = None) -> RuleOutcome:
+def run_rule(library: Library, config: Config, *, extra: str | None = None,
+             stored: Callable[[Meme], bool] | None = None) -> RuleOutcome:  # fmt: skip
     """Send the next regular edition if at least ``newsletter.every`` memes are waiting.
 
     Never raises for delivery trouble: a failed delivery leaves the edition due (or in doubt
-    if the server may have taken it) and comes back as ``warning``.
+    if the server may have taken it) and comes back as ``warning``. ``stored(meme)``: whether
+    storage holds the meme's images; a due edition waits while one of its memes' does not.
     """
     settle(library, config)
     every = config.newsletter.every
@@ -52,7 +54,12 @@ def run_rule(library: Library, config: Config, *, extra: str | None = None) -> R
     pending = library.unfeatured_published()
     sent: Edition | None = None
     failed = False
-    if len(pending) >= every:
+    lacking = [m.slug for m in pending if stored is not None and not stored(m)]
+    if len(pending) >= every and lacking:
+        failed = True
+        problems.append(f"newsletter #{next_number(library, REGULAR)} held back: the images of "
+                        f"{', '.join(lacking)} are not in storage yet; the next run sends it")
+    elif len(pending) >= every:
         number = next_number(library, REGULAR)
         try:
             edition = draft(pending, config, kind=REGULAR, number=number,
