@@ -357,11 +357,10 @@ def _carry_over(config: Config, sources: Sequence[str], storage: Storage, manife
                 kind = info.content_type if info else "application/octet-stream"
                 documents.append(Document(key, data, kind, immutable=True))
                 copied.append(key)
-        except StorageError as exc:
+        except StorageError as exc:  # the reason that matters: the next publish tries again
             unreachable.append(source)
-            for key in wanted:
-                missing.setdefault(key, f"cannot copy from {url}: {exc}; the next publish tries "
-                                        "again")  # fmt: skip
+            missing.update(dict.fromkeys(wanted, f"cannot copy from {url}: {exc}; the next "
+                                                 "publish tries again"))  # fmt: skip
             continue
         wanted = [k for k in wanted if k not in copied]
     upload_documents(storage, manifest, documents, report)
