@@ -598,6 +598,17 @@ def behind_relay(cfg: Path, server, bucket: str, relay: Relay) -> None:
                              "timeout": 2})  # fmt: skip
 
 
+def break_then_move_away(cfg: Path, slug: str, relay: Relay) -> None:
+    """The meme's original breaks and its words change (it cannot be rendered again), its
+    target goes out of reach, and the storage moves to file://public2."""
+    with Library(cfg.parent / "memes") as library:
+        original = library.original_path(library.get(slug))
+    original.write_bytes(original.read_bytes()[:200])
+    assert run(cfg, "edit", slug, "--top", "NEW WORDS").exit_code == 0
+    relay.shut()
+    set_config(cfg, storage={"url": "file://public2", "endpoint_url": None})
+
+
 def seaweed_port(server) -> int:
     return int(server.endpoint.rsplit(":", 1)[1])
 
@@ -614,12 +625,7 @@ def test_a_meme_neither_rendered_again_nor_copied_stays_out_of_the_new_targets_i
         kept, broken = add_memes(cfg, 2)
         assert run(cfg, "publish").exit_code == 0
         live = {e["slug"]: rendition_keys(e) for e in index_entries_s3(s3_server, s3_bucket)}
-        with Library(tmp_path / "memes") as library:
-            original = library.original_path(library.get(broken))
-        original.write_bytes(original.read_bytes()[:200])
-        assert run(cfg, "edit", broken, "--top", "NEW WORDS").exit_code == 0
-        relay.shut()
-        set_config(cfg, storage={"url": "file://public2", "endpoint_url": None})
+        break_then_move_away(cfg, broken, relay)
         moved = run(cfg, "publish", "--json")
         assert moved.exit_code == 1, moved.output
         public2 = tmp_path / "public2"
@@ -694,12 +700,7 @@ def test_a_due_edition_waits_while_a_meme_it_features_is_left_out(tmp_path, s3_s
         behind_relay(cfg, s3_server, s3_bucket, relay)
         [first] = add_memes(cfg, 1)
         assert run(cfg, "publish").exit_code == 0  # not due yet: 1 of 2
-        with Library(tmp_path / "memes") as library:
-            original = library.original_path(library.get(first))
-        original.write_bytes(original.read_bytes()[:200])
-        assert run(cfg, "edit", first, "--top", "NEW WORDS").exit_code == 0
-        relay.shut()
-        set_config(cfg, storage={"url": "file://public2", "endpoint_url": None})
+        break_then_move_away(cfg, first, relay)
         [second] = add_memes(cfg, 1, start=3)
         moved = run(cfg, "publish", "--json")
         assert moved.exit_code == 1, moved.output
