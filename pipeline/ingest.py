@@ -446,7 +446,7 @@ def read_manifest(
         raise UsageError(f"{path}: manifest {exc}") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
-            rows = safeyaml.load(text)
+            rows = safeyaml.load(text, as_typed=True)  # `top: NO` is the word, not false
         except yaml.YAMLError as exc:
             raise UsageError(f"{path}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
         if not isinstance(rows, list):

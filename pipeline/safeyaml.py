@@ -98,9 +98,25 @@ _CappedLoader.add_constructor(
 )
 
 
-def load(text: str, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> Any:
-    """yaml.safe_load with caps; YamlLimitError (a yaml.YAMLError) when one is passed."""
-    loader = _CappedLoader(text, max_nodes, max_depth)
+class _TextLoader(_CappedLoader):
+    """Every scalar but null is the text as typed: YAML 1.1 would read `NO` as false, `10:00`
+    as 600 and `007` as 7, and a meme would show FALSE where its editor typed NO."""
+
+
+def _as_typed(loader: _TextLoader, node: Any) -> Any:
+    return loader.construct_scalar(node)
+
+
+for _tag in ("bool", "int", "float", "timestamp"):
+    _TextLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _as_typed)
+
+
+def load(
+    text: str, *, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH, as_typed: bool = False
+) -> Any:
+    """yaml.safe_load with caps; YamlLimitError (a yaml.YAMLError) when one is passed. With
+    ``as_typed`` every scalar but null is a string, exactly as typed (words people write)."""
+    loader = (_TextLoader if as_typed else _CappedLoader)(text, max_nodes, max_depth)
     try:
         return loader.get_single_data()
     except RecursionError:  # a cap above the interpreter's limit; never a traceback

@@ -614,6 +614,23 @@ def test_a_publish_time_for_a_published_meme_is_refused_not_silently_kept(workdi
     assert memes("edit", "out-already", "--caption", "Still editable").exit_code == 0
 
 
+def test_yaml_manifest_words_are_taken_as_typed_not_as_yaml_1_1_values(workdir):
+    """YAML 1.1 reads `NO` as false, `10:00` as 600 and `007` as 7: a meme would show FALSE
+    where the editor typed NO. Every scalar of a row is the text typed (only null is empty)."""
+    png(workdir / "a.png")
+    (workdir / "m.yaml").write_text(
+        "- {file: a.png, title: 007, caption: 1.10, top: NO, bottom: 10:00,\n"
+        "   tags: [on, 1e3, ~], publish_at: 2030-01-01 10:00:00+02:00}\n", encoding="utf-8"
+    )
+    result = memes("import", "m.yaml")
+    assert result.exit_code == 0, result.output
+    [meme] = records(workdir)
+    assert (meme.title, meme.caption, meme.top_text, meme.bottom_text, meme.tags) == (
+        "007", "1.10", "NO", "10:00", ("on", "1e3")
+    )  # fmt: skip
+    assert meme.publish_at.isoformat() == "2030-01-01T08:00:00+00:00"
+
+
 def test_a_schema_2_catalog_is_migrated(workdir):
     """A catalog made before templates: one meme per image (sha256 UNIQUE); it opens, keeps
     its memes, and takes a second meme of the same image."""
