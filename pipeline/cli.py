@@ -437,7 +437,7 @@ def show(app: App, slug: str, as_json: bool) -> None:
 @click.option(
     "--publish-at",
     callback=parse_datetime_option,
-    help="ISO 8601, in site.timezone unless it has an offset.",
+    help="ISO 8601, in site.timezone unless it has an offset (a meme not yet published).",
 )
 @json_option()
 @pass_app
