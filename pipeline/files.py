@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -15,7 +16,12 @@ def write_atomic(path: Path, data: bytes, *, temp_prefix: str = ".tmp-", sync: b
     a storage manifest); a cache can skip it. Files come out 0644 (mkstemp makes 0600), so a
     web server can read a published folder. Raises OSError; the temp file never stays behind.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder should be: name it
+        blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()),
+                       path.parent)
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(blocker)) from None
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
