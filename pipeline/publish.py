@@ -871,13 +871,16 @@ def _repair(library: Library, config: Config, storage: Storage, broken: set[str]
         for key in broken:
             manifest.remove(key)  # the manifest was wrong about it: upload again
         memes = [m for m in library.published() if any(a.key in broken for a in m.renditions)]
-        fixes: list[Document] = []
+        images: list[Document] = []
         results, _ = render_memes(library, config, memes)
         for result in results:
-            fixes += [d for d in assets_of(result)[1] if d.key in broken]
-        fixes += [d for d in site_documents(library, config) if d.key in broken]
+            images += [d for d in assets_of(result)[1] if d.key in broken]
         sync = PublishReport()
-        upload_documents(storage, manifest, fixes, sync)
+        upload_documents(storage, manifest, images, sync)
+        # Then the documents, built against the manifest: a meme whose images are still
+        # missing (not made again, not carried over) is left out, as a publish leaves it.
+        documents = site_documents(library, config, manifest=manifest)
+        upload_documents(storage, manifest, [d for d in documents if d.key in broken], sync)
         storage.save_manifest(manifest)  # it forgot the broken keys: save even if none went up
         forgotten = broken - live  # nothing names it: nothing to upload, nothing lost
         report.repaired = sorted((set(sync.uploaded) & broken) | forgotten)

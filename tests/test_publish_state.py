@@ -636,6 +636,8 @@ def test_a_meme_neither_rendered_again_nor_copied_stays_out_of_the_new_targets_i
         assert broken in lines[0] and f"s3://{s3_bucket}/site" in lines[0]
         assert lines[0] in {"memes: " + e for e in json.loads(moved.stdout)["errors"]}
         assert run(cfg, "verify").exit_code == 1  # says what the new target still lacks
+        assert run(cfg, "verify", "--repair").exit_code == 1  # it cannot make them either
+        assert not dangling(folder_objects(public2))
 
         relay.open()
         again = run(cfg, "publish", "--json")
