@@ -959,11 +959,11 @@ class Library:
         )}  # fmt: skip
 
     def remove_template(self, name: str, *, keep_copies: bool = False) -> list[str]:
-        """Forget a template; refused while memes (other than removed ones and those with their
-        own copy of the boxes) use it, unless
-        ``keep_copies``: then every meme made from it keeps its own copy of its boxes (its
-        image is already its own original) and renders as before. Removed memes always keep
-        a copy, so a restore still renders. Returns the slugs that took a copy."""
+        """Forget a template; refused while memes need it (NEEDS_TEMPLATE: not removed, no
+        copy of the boxes of their own), unless ``keep_copies``: then every meme made from it
+        keeps its own copy of its boxes (its image is already its own original) and renders
+        as before. Removed memes always keep a copy, so a restore still renders. Returns the
+        slugs that took a copy."""
         from pipeline import meme_templates
 
         if meme_templates.starter(name) is not None:
