@@ -22,7 +22,7 @@ from pipeline import __version__
 from pipeline import config as config_module
 from pipeline.config import Config
 from pipeline.errors import EXIT_FAILED, MemesError, UsageError
-from pipeline.files import write_atomic
+from pipeline.files import Unreadable, read_text_capped, write_atomic
 from pipeline.library import MEME_COLUMNS, STATUSES, Library, Meme, local_text
 
 # --- plumbing --------------------------------------------------------------------------------
@@ -213,8 +213,8 @@ def progress_bar(total: int, label: str, enabled: bool) -> Iterator[Callable[[in
         yield bar.update
 
 
-class Seconds(click.FloatRange):
-    """A finite number of seconds or days, from 0 to ``max`` (nan and inf are refused too)."""
+class FiniteRange(click.FloatRange):
+    """A finite number from 0 to ``max`` (seconds, days): nan and inf are refused too."""
 
     name = "number"
 
@@ -520,7 +520,6 @@ def template_list(app: App, as_json: bool) -> None:
 def template_show(app: App, name: str, out: Path | None) -> None:
     """Show a template's boxes (and, with --out, a picture of them)."""
     from pipeline import meme_templates
-    from pipeline.files import write_atomic
 
     template = app.library.template(name)
     if out is not None:
@@ -610,7 +609,7 @@ def render(app: App, slugs: tuple[str, ...], out: Path) -> None:
 @click.option("--dry-run", is_flag=True, help="List what would be uploaded; change nothing.")
 @click.option(
     "--wait",
-    type=Seconds(max=86_400),
+    type=FiniteRange(max=86_400),
     default=0,
     show_default=True,
     help="Seconds to wait for another run's lock before giving up (exit 75).",
@@ -707,7 +706,7 @@ def verify(app: App, repair: bool, as_json: bool) -> None:
 @cli.command()
 @click.option(
     "--grace-days",
-    type=Seconds(max=36_500),
+    type=FiniteRange(max=36_500),
     default=None,
     help="Override storage.gc_grace_days.",
 )
@@ -737,8 +736,6 @@ MAX_TEXT_FILE_BYTES = 1_048_576  # an edition's words; Gmail clips a message at 
 
 def _read_text_file(path: Path | None, what: str) -> str | None:
     """The text of a --body or --extra file: read capped (never a device), UTF-8."""
-    from pipeline.files import Unreadable, read_text_capped
-
     if path is None:
         return None
     try:
