@@ -376,6 +376,10 @@ def _not_carried(library: Library, manifest: Manifest, missing: dict[str, str],
                  report: PublishReport) -> None:  # fmt: skip
     """One error line per meme left out of the documents and per edition whose images the
     target lacks, with the reason."""
+    if not missing and not report.not_updated:
+        # Every published meme that lacked an image was rendered again and uploaded (or
+        # failed: not_updated); no copy is missing: none is left out, no catalog load needed.
+        return
     for meme in library.published():
         lacking = [a.key for a in meme.renditions if a.key not in manifest]
         if lacking:
